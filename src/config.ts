@@ -1,0 +1,118 @@
+import { readFileSync } from "node:fs";
+import { parseApiKeys, type ApiKeyTable } from "./server/api-keys.js";
+
+// Configuration is read from the environment once, here, and passed down.
+// Nothing below the process entry reads process.env.
+
+export type Mode = "dev" | "production";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  mode: Mode;
+  logLevel: string;
+  grpcAddr: HostPort;
+  httpAddr: HostPort;
+  databaseUrl: string;
+  redisUrl: string;
+  kafka: {
+    brokers: string[];
+    clientId: string;
+    /** Prefixed to every topic and consumer group name (isolates test runs). */
+    topicPrefix: string;
+    partitions: number;
+    retentionMs: number;
+  };
+  apiKeys: ApiKeyTable;
+  corsOrigins: string[];
+  /** Largest request message accepted on either listener, in bytes. */
+  maxMessageBytes: number;
+  /** How far ahead Schedule may go, in ms. */
+  scheduleHorizonMs: number;
+  /** Group commit: flush when this many requests wait, or after maxDelayMs. */
+  commit: { maxBatch: number; maxDelayMs: number };
+  relay: { batchSize: number; pollMs: number };
+  scheduler: { batchSize: number; pollMs: number };
+  /** Delivery attempts in all (1 + retries), unless a channel overrides it. */
+  maxAttempts: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+function hostPort(env: Env, name: string, fallback: string): HostPort {
+  const raw = env[name] ?? fallback;
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(raw);
+  if (!m) throw new ConfigError(`${name}: expected host:port, got "${raw}"`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new ConfigError(`${name}: port ${port} out of range`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function int(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name}: expected an integer in [${min}, ${max}], got "${raw}"`);
+  }
+  return n;
+}
+
+function list(env: Env, name: string, fallback: string[] = []): string[] {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  return raw.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+/** Reads and validates the configuration; throws ConfigError naming the variable on bad input. */
+export function loadConfig(env: Env, mode: Mode): Config {
+  const keySources: string[] = [];
+  if (env.HERALD_API_KEYS) keySources.push(env.HERALD_API_KEYS);
+  if (env.HERALD_API_KEYS_FILE) {
+    try {
+      keySources.push(readFileSync(env.HERALD_API_KEYS_FILE, "utf8"));
+    } catch (err) {
+      throw new ConfigError(`HERALD_API_KEYS_FILE: cannot read ${env.HERALD_API_KEYS_FILE}: ${(err as Error).message}`);
+    }
+  }
+  const apiKeys = parseApiKeys(keySources.join("\n"), { devKey: mode === "dev" });
+  return {
+    mode,
+    logLevel: env.LOG_LEVEL ?? "info",
+    grpcAddr: hostPort(env, "HERALD_GRPC_ADDR", "127.0.0.1:50051"),
+    httpAddr: hostPort(env, "HERALD_HTTP_ADDR", "127.0.0.1:8080"),
+    databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/herald",
+    redisUrl: env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    kafka: {
+      brokers: list(env, "KAFKA_BROKERS", ["127.0.0.1:9092"]),
+      clientId: env.KAFKA_CLIENT_ID ?? "herald",
+      topicPrefix: env.HERALD_TOPIC_PREFIX ?? "",
+      partitions: int(env, "HERALD_TOPIC_PARTITIONS", 6, 1, 1000),
+      retentionMs: int(env, "HERALD_TOPIC_RETENTION_MS", 7 * 24 * 3600 * 1000, 60_000),
+    },
+    apiKeys,
+    corsOrigins: list(env, "HERALD_CORS_ORIGINS", mode === "dev" ? ["*"] : []),
+    maxMessageBytes: int(env, "HERALD_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    scheduleHorizonMs: int(env, "HERALD_SCHEDULE_HORIZON_DAYS", 366, 1, 3650) * 24 * 3600 * 1000,
+    commit: {
+      maxBatch: int(env, "HERALD_COMMIT_MAX_BATCH", 256, 1, 10_000),
+      maxDelayMs: int(env, "HERALD_COMMIT_MAX_DELAY_MS", 2, 0, 1000),
+    },
+    relay: {
+      batchSize: int(env, "HERALD_RELAY_BATCH", 500, 1, 10_000),
+      pollMs: int(env, "HERALD_RELAY_POLL_MS", 500, 10, 60_000),
+    },
+    scheduler: {
+      batchSize: int(env, "HERALD_SCHEDULER_BATCH", 1000, 1, 100_000),
+      pollMs: int(env, "HERALD_SCHEDULER_POLL_MS", 200, 10, 60_000),
+    },
+    maxAttempts: int(env, "HERALD_MAX_ATTEMPTS", 4, 1, 100),
+  };
+}
