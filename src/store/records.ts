@@ -1,0 +1,225 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type pg from "pg";
+import { DispatchSchema } from "../../gen/herald/v1/dispatch_pb.js";
+import {
+  LocalTimeSchema,
+  NotificationSchema,
+  NotificationSpecSchema,
+  Status,
+  StatusEventSchema,
+  type Channel,
+  type Notification,
+  type Priority,
+  type StatusEvent,
+} from "../../gen/herald/v1/notification_pb.js";
+import { channelTopic, STATUS_TOPIC, type RecordHeaders } from "../kafka/topics.js";
+import { OUTBOX_CHANNEL } from "./outbox-channel.js";
+
+// Rows ↔ protobuf, and what one status transition writes besides the
+// notification row: its status_events row and its outbox records. Accept,
+// Cancel and the scheduler all build those here, so every producer of a
+// status change publishes the exact same records (workers and the status
+// stream decode them).
+
+/** A notifications row as node-postgres returns it. */
+export interface NotificationRow {
+  id: string;
+  tenant: string;
+  channel: Channel;
+  user_id: string;
+  status: Status;
+  spec: Buffer;
+  priority: Priority;
+  labels: Record<string, string>;
+  idempotency_key: string | null;
+  request_hash: Buffer | null;
+  correlation_id: string;
+  local_time: { dateTime: string; timeZone: string } | null;
+  deliver_at: Date;
+  attempts: number;
+  max_attempts: number;
+  next_attempt_at: Date | null;
+  last_error: string;
+  provider_message_id: string;
+  last_sequence: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** A status_events row (without its position). */
+export interface StatusEventRow {
+  notification_id: string;
+  sequence: number;
+  tenant: string;
+  user_id: string;
+  channel: Channel;
+  status: Status;
+  attempt: number;
+  detail: string;
+  created_at: Date;
+}
+
+/** One outbox row to insert; the relay publishes it as a Kafka record. */
+export interface OutboxRecord {
+  /** Logical topic (herald.email, herald.status); the relay adds the prefix. */
+  topic: string;
+  key: string;
+  value: Uint8Array;
+  headers: RecordHeaders;
+  notificationId: string;
+}
+
+/** Everything one transition appends, next to the updated notification row. */
+export interface TransitionWrites {
+  event: StatusEventRow;
+  outbox: OutboxRecord[];
+}
+
+export function toNotification(row: NotificationRow): Notification {
+  const spec = fromBinary(NotificationSpecSchema, row.spec);
+  return create(NotificationSchema, {
+    id: row.id,
+    channel: row.channel,
+    recipient: spec.recipient,
+    status: row.status,
+    createTime: timestampFromDate(row.created_at),
+    deliverTime: timestampFromDate(row.deliver_at),
+    updateTime: timestampFromDate(row.updated_at),
+    attempts: row.attempts,
+    lastError: row.last_error,
+    labels: row.labels,
+    priority: row.priority,
+    body: spec.body,
+    idempotencyKey: row.idempotency_key ?? "",
+    nextAttemptTime: row.next_attempt_at ? timestampFromDate(row.next_attempt_at) : undefined,
+    providerMessageId: row.provider_message_id,
+    localTime: row.local_time ? create(LocalTimeSchema, row.local_time) : undefined,
+  });
+}
+
+export function toStatusEvent(row: StatusEventRow): StatusEvent {
+  return create(StatusEventSchema, {
+    notificationId: row.notification_id,
+    sequence: row.sequence,
+    status: row.status,
+    attempt: row.attempt,
+    detail: row.detail,
+    time: timestampFromDate(row.created_at),
+    channel: row.channel,
+    userId: row.user_id,
+  });
+}
+
+/**
+ * The channel-topic record asking a worker for delivery attempt `attempt`.
+ * Keyed by recipient so one person's notifications stay in order.
+ */
+export function dispatchRecord(row: NotificationRow, attempt: number): OutboxRecord {
+  const value = toBinary(
+    DispatchSchema,
+    create(DispatchSchema, {
+      notificationId: row.id,
+      tenant: row.tenant,
+      notification: fromBinary(NotificationSpecSchema, row.spec),
+      attempt,
+      createTime: timestampFromDate(row.created_at),
+      correlationId: row.correlation_id,
+    }),
+  );
+  return {
+    topic: channelTopic(row.channel),
+    key: row.user_id,
+    value,
+    headers: { tenant: row.tenant, "correlation-id": row.correlation_id, attempt: String(attempt) },
+    notificationId: row.id,
+  };
+}
+
+/** The herald.status record of one event, keyed by notification so its events stay in order. */
+export function statusRecord(event: StatusEventRow, correlationId: string): OutboxRecord {
+  return {
+    topic: STATUS_TOPIC,
+    key: event.notification_id,
+    value: toBinary(StatusEventSchema, toStatusEvent(event)),
+    headers: { tenant: event.tenant, "correlation-id": correlationId },
+    notificationId: event.notification_id,
+  };
+}
+
+/**
+ * What entering `row.status` appends, given the row as it is AFTER the
+ * transition (status, last_sequence and updated_at already set). The event's
+ * attempt is the number of attempts started so far; entering QUEUED also asks
+ * for the next one (attempts + 1) on the channel topic.
+ */
+export function transitionWrites(
+  row: NotificationRow,
+  opts: { detail: string; /** Of the request causing it; defaults to the notification's. */ correlationId?: string },
+): TransitionWrites {
+  const event: StatusEventRow = {
+    notification_id: row.id,
+    sequence: row.last_sequence,
+    tenant: row.tenant,
+    user_id: row.user_id,
+    channel: row.channel,
+    status: row.status,
+    attempt: row.attempts,
+    detail: opts.detail,
+    created_at: row.updated_at,
+  };
+  const outbox: OutboxRecord[] = [];
+  if (row.status === Status.QUEUED) outbox.push(dispatchRecord(row, row.attempts + 1));
+  outbox.push(statusRecord(event, opts.correlationId ?? row.correlation_id));
+  return { event, outbox };
+}
+
+const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+/**
+ * Appends the events and outbox rows of many transitions in two statements,
+ * in the given order (status_events.position and outbox.id follow it), and
+ * wakes the relay: PostgreSQL delivers the NOTIFY only if this transaction
+ * commits, and once per transaction however many batches share it.
+ */
+export async function writeTransitions(client: pg.ClientBase, writes: readonly TransitionWrites[]): Promise<void> {
+  if (writes.length === 0) return;
+  const events = writes.map((w) => w.event);
+  await client.query(
+    `INSERT INTO status_events (notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at)
+     SELECT notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at
+     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::smallint[], $6::smallint[], $7::int[], $8::text[],
+                 $9::timestamptz[])
+          WITH ORDINALITY AS e(notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at, ord)
+     ORDER BY ord`,
+    [
+      events.map((e) => e.notification_id),
+      events.map((e) => e.sequence),
+      events.map((e) => e.tenant),
+      events.map((e) => e.user_id),
+      events.map((e) => e.channel),
+      events.map((e) => e.status),
+      events.map((e) => e.attempt),
+      events.map((e) => e.detail),
+      events.map((e) => e.created_at),
+    ],
+  );
+  const records = writes.flatMap((w) => w.outbox);
+  await client.query(
+    `WITH inserted AS (
+       INSERT INTO outbox (topic, key, value, headers, notification_id)
+       SELECT topic, key, value, headers, notification_id
+       FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[], $5::uuid[])
+            WITH ORDINALITY AS r(topic, key, value, headers, notification_id, ord)
+       ORDER BY ord)
+     SELECT pg_notify($6, '')`,
+    [
+      records.map((r) => r.topic),
+      records.map((r) => r.key),
+      records.map((r) => asBuffer(r.value)),
+      records.map((r) => JSON.stringify(r.headers)),
+      records.map((r) => r.notificationId),
+      OUTBOX_CHANNEL,
+    ],
+  );
+}
