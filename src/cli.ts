@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+import { ConnectError } from "@connectrpc/connect";
+import { ConfigError } from "./config.js";
+import { hashApiKey } from "./server/api-keys.js";
+import { runRoles } from "./cli/run-roles.js";
+import { runClientCommand, UsageError } from "./cli/client-commands.js";
+
+const usage = `herald — a notification service
+
+Roles (long-running processes; configuration from the environment, see README):
+  herald dev                     every role in one process, dev API key accepted
+  herald server                  the API: gRPC (HERALD_GRPC_ADDR) and Connect/HTTP (HERALD_HTTP_ADDR)
+  herald relay                   publishes the outbox to Kafka
+  herald scheduler               releases scheduled and retrying notifications
+
+Client commands (over gRPC; --addr, --api-key or HERALD_GRPC_ADDR, HERALD_API_KEY):
+  herald send --channel email --to ada@example.com [--user ID] [--subject S] [--text T] [--html H]
+              [--template ID --var k=v ...] [--label k=v ...] [--priority high] [--idempotency-key K]
+  herald schedule (same as send) --at 2026-11-23T09:00:00Z | --local 2026-11-23T09:00:00 --tz Europe/Berlin
+  herald get ID
+  herald cancel ID
+
+Operator commands:
+  herald hash-key KEY            prints the sha256 form of an API key for HERALD_API_KEYS
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case "dev":
+    case "server":
+    case "relay":
+    case "scheduler":
+      return runRoles(command, process.env);
+    case "hash-key":
+      if (!args[0]) throw new UsageError("usage: herald hash-key KEY");
+      console.log(`sha256:${hashApiKey(args[0])}`);
+      return;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(usage);
+      return;
+    default:
+      return runClientCommand(command, args, process.env);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError || err instanceof ConfigError || (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    console.error(`herald: ${(err as Error).message}\n\n${usage}`);
+    process.exitCode = 2;
+  } else if (err instanceof ConnectError) {
+    console.error(`herald: ${err.code !== undefined ? err.message : String(err)}`);
+    process.exitCode = 1;
+  } else {
+    console.error(err);
+    process.exitCode = 1;
+  }
+});

@@ -1,0 +1,51 @@
+import { loadConfig, type Mode } from "../config.js";
+import { createLogger } from "../log.js";
+import { openRuntime } from "../roles/runtime.js";
+import { startServerRole } from "../roles/server.js";
+import { startRelayRole } from "../roles/relay.js";
+import { startSchedulerRole } from "../roles/scheduler.js";
+
+export type Role = "server" | "relay" | "scheduler" | "dev";
+
+/**
+ * Starts one role (or, for dev, all of them in one process) and stops it
+ * gracefully on SIGTERM/SIGINT: stop taking work, drain, flush, disconnect.
+ */
+export async function runRoles(role: Role, env: NodeJS.ProcessEnv): Promise<void> {
+  const mode: Mode = role === "dev" ? "dev" : "production";
+  const config = loadConfig(env, mode);
+  const log = createLogger({ level: config.logLevel, role });
+  const rt = await openRuntime(config, log);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    void rt.beginShutdown().then(() => {
+      log.info("stopped");
+      // Everything is drained; only library timers (kafkajs, ioredis) may keep
+      // the loop alive now. Give them a moment, then leave.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
+    });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+
+  try {
+    if (role === "server" || role === "dev") await startServerRole(rt);
+    if (role === "relay" || role === "dev") await startRelayRole(rt);
+    if (role === "scheduler" || role === "dev") startSchedulerRole(rt);
+  } catch (err) {
+    log.fatal({ err }, "failed to start");
+    process.exitCode = 1;
+    stop("startup failure");
+    return;
+  }
+  if (role === "dev") {
+    log.info(
+      { grpc: `${config.grpcAddr.host}:${config.grpcAddr.port}`, http: `http://${config.httpAddr.host}:${config.httpAddr.port}`, apiKey: "herald-dev-key" },
+      "herald dev is up: try `npx herald send --channel email --to ada@example.com --text Hello`",
+    );
+  }
+}

@@ -1,0 +1,43 @@
+import { createClient, type Client } from "@connectrpc/connect";
+import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
+import { createGrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
+
+export { createGrpcTransport } from "./grpc-transport.js";
+export type { GrpcTransport, GrpcTransportOptions } from "./grpc-transport.js";
+export { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
+export * from "../../gen/herald/v1/notification_pb.js";
+export * from "../../gen/herald/v1/notification_service_pb.js";
+export { Code, ConnectError } from "@connectrpc/connect";
+
+export interface HeraldClientOptions extends GrpcTransportOptions {
+  /** The API key; sent as `authorization: Bearer <key>` on every call. */
+  apiKey: string;
+}
+
+export type HeraldClient = Client<typeof NotificationService> & { close(): void };
+
+/**
+ * A typed client for Herald's gRPC listener:
+ *
+ *   const herald = createHeraldClient({ address: "127.0.0.1:50051", apiKey });
+ *   const { notification } = await herald.create({ notification: { ... } });
+ *
+ * Errors are ConnectErrors with the gRPC status as `code`.
+ */
+export function createHeraldClient(opts: HeraldClientOptions): HeraldClient {
+  const transport = createGrpcTransport(opts);
+  const withKey = (header: HeadersInit | undefined): Headers => {
+    const h = new Headers(header);
+    h.set("authorization", `Bearer ${opts.apiKey}`);
+    return h;
+  };
+  // createClient takes no interceptors; the key is added where calls leave.
+  const authed: typeof transport = {
+    ...transport,
+    unary: (method, signal, timeoutMs, header, input, values) =>
+      transport.unary(method, signal, timeoutMs, withKey(header), input, values),
+    stream: (method, signal, timeoutMs, header, input, values) =>
+      transport.stream(method, signal, timeoutMs, withKey(header), input, values),
+  };
+  return Object.assign(createClient(NotificationService, authed), { close: () => transport.close() });
+}

@@ -1,0 +1,13 @@
+import { createRelay } from "../relay/relay.js";
+import type { Runtime } from "./runtime.js";
+
+/** The outbox relay: publishes committed outbox rows to Kafka. One leader at a time. */
+export async function startRelayRole(rt: Runtime): Promise<void> {
+  const producer = rt.kafka.producer();
+  await producer.connect();
+  const relay = createRelay({ pool: rt.pool, producer, log: rt.log.child({ component: "relay" }), ...rt.config.relay });
+  relay.start();
+  // Flush: the in-flight batch is published and marked before the producer goes.
+  rt.shutdown.add("relay", () => relay.close());
+  rt.shutdown.add("producer", () => producer.disconnect());
+}

@@ -1,0 +1,62 @@
+import { v7 as uuidv7 } from "uuid";
+import { file_herald_v1_notification_service } from "../../gen/herald/v1/notification_service_pb.js";
+import { file_herald_v1_dispatch } from "../../gen/herald/v1/dispatch_pb.js";
+import { Health, file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
+import { createNotificationStore } from "../store/notifications.js";
+import { createHealth } from "../server/health.js";
+import { reflectionServices } from "../server/reflection.js";
+import { notificationService } from "../server/notification-service.js";
+import { createEdge } from "../server/edge.js";
+import { startGrpcListener } from "../server/grpc-listener.js";
+import { startHttpListener } from "../server/http-listener.js";
+import { probeRoutes } from "../server/probes.js";
+import { mount } from "../server/services.js";
+import type { Runtime } from "./runtime.js";
+
+/** The API server: NotificationService, health and reflection on both listeners. */
+export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number }> {
+  const { config, log, pool, kafka } = rt;
+  const store = createNotificationStore({ pool, commit: config.commit, log });
+  const health = createHealth({
+    checks: [
+      { name: "postgres", check: async () => void (await pool.query("SELECT 1")) },
+      { name: "kafka", check: (signal) => kafka.ping(signal) },
+    ],
+    services: ["herald.v1.NotificationService"],
+    log,
+  });
+  await health.start();
+
+  const services = [
+    notificationService({
+      store,
+      clock: () => new Date(),
+      newId: () => uuidv7(),
+      maxAttempts: config.maxAttempts,
+      horizonMs: config.scheduleHorizonMs,
+    }),
+    mount(Health, health.impl),
+    ...reflectionServices({
+      files: [file_herald_v1_notification_service, file_herald_v1_dispatch, file_grpc_health_v1_health],
+      services: [
+        "herald.v1.NotificationService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+      ],
+    }),
+  ];
+  const edge = createEdge({ apiKeys: config.apiKeys, log });
+  const common = { services, edge, log, maxMessageBytes: config.maxMessageBytes, shutdownSignal: rt.shutdownSignal };
+  const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
+  const http = await startHttpListener({ ...common, ...config.httpAddr, corsOrigins: config.corsOrigins, routes: [probeRoutes(health)] });
+  log.info({ grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}` }, "herald server listening");
+
+  // Order: tell load balancers first, stop taking calls and drain them, then
+  // flush the commit batch so every answered request is stored.
+  rt.shutdown.add("health", () => health.setShuttingDown());
+  rt.shutdown.add("listeners", async () => void (await Promise.all([grpc.close(), http.close()])));
+  rt.shutdown.add("store", () => store.close());
+  rt.shutdown.add("health-checks", () => health.close());
+  return { grpcPort: grpc.port, httpPort: http.port };
+}

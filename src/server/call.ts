@@ -1,0 +1,24 @@
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { ConnectError, Code } from "@connectrpc/connect";
+import type { Logger } from "../log.js";
+
+/** What the edge learned about a call before the handler runs. */
+export interface CallInfo {
+  /** The tenant the API key belongs to; every read and write is scoped by it. */
+  tenant: string;
+  /** The caller's x-request-id, or one we generated; logged and carried to Kafka as correlation-id. */
+  requestId: string;
+  /** A child logger with requestId, tenant and method on every line. */
+  log: Logger;
+}
+
+/** Set by the edge (Connect interceptor or grpc-js adapter) on authenticated calls. */
+export const callKey = createContextKey<CallInfo | undefined>(undefined, { description: "herald call" });
+
+/** The call's info; the edge guarantees it for authenticated services. */
+export function callInfo(ctx: HandlerContext): CallInfo {
+  const info = ctx.values.get(callKey);
+  // Reaching a tenant-scoped handler without it would be a wiring bug; fail closed.
+  if (!info) throw new ConnectError("missing credentials", Code.Unauthenticated);
+  return info;
+}

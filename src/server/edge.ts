@@ -1,0 +1,62 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Logger } from "../log.js";
+import { StoreUnavailableError, UnstorableInputError } from "../store/errors.js";
+import { tenantForKey, type ApiKeyTable } from "./api-keys.js";
+import { callKey } from "./call.js";
+
+// The edge is what every call passes through on either listener: authenticate,
+// attach a request id and logger, and turn whatever a handler threw into a
+// ConnectError fit for a client. The Connect interceptor and the grpc-js
+// adapter both call these two functions, so the listeners cannot drift apart.
+
+/** Services that answer without an API key (operators and load balancers use them). */
+const publicServices = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
+
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+export interface Edge {
+  /** Authenticates the call and stores its CallInfo in `values`; throws Unauthenticated. */
+  admit(method: DescMethod, header: Headers, values: ContextValues): void;
+  /** Maps any error to a ConnectError; unexpected ones are logged with their cause and become Internal. */
+  classify(err: unknown, method: DescMethod, values: ContextValues): ConnectError;
+}
+
+export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
+  return {
+    admit(method, header, values) {
+      if (publicServices.has(method.parent.typeName)) return;
+      const raw = header.get("x-request-id");
+      const requestId = raw && REQUEST_ID.test(raw) ? raw : randomUUID();
+      const auth = header.get("authorization") ?? "";
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+      if (!m) throw new ConnectError("missing API key: send 'authorization: Bearer <api key>'", Code.Unauthenticated);
+      const tenant = tenantForKey(deps.apiKeys, m[1]!);
+      if (!tenant) throw new ConnectError("unknown API key", Code.Unauthenticated);
+      values.set(callKey, {
+        tenant,
+        requestId,
+        log: deps.log.child({ requestId, tenant, rpc: method.name }),
+      });
+    },
+    classify(err, method, values) {
+      const log = values.get(callKey)?.log ?? deps.log.child({ rpc: method.name });
+      if (err instanceof ConnectError) {
+        if (err.code === Code.Internal || err.code === Code.Unknown) log.error({ err }, "rpc failed");
+        return err;
+      }
+      if (err instanceof UnstorableInputError) {
+        // Its message names the field and the rule, and echoes no input.
+        return new ConnectError(err.message, Code.InvalidArgument);
+      }
+      if (err instanceof StoreUnavailableError) {
+        log.warn({ err: err.cause ?? err }, "database unavailable");
+        return new ConnectError("database unavailable, retry later", Code.Unavailable);
+      }
+      // Never send an unexpected error's message or stack to the client.
+      log.error({ err }, "rpc failed unexpectedly");
+      return new ConnectError("internal error", Code.Internal);
+    },
+  };
+}

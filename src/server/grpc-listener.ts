@@ -1,0 +1,209 @@
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import type { Logger } from "../log.js";
+import type { Edge } from "./edge.js";
+import type { MountedService } from "./services.js";
+
+// Mounts connect-es style implementations on a @grpc/grpc-js server, using the
+// generated descriptors for (de)serialization: no second code generator. The
+// request is decoded inside the handler (not by grpc-js) so a malformed
+// message is answered INVALID_ARGUMENT rather than INTERNAL.
+
+export interface GrpcListenerOptions {
+  host: string;
+  port: number;
+  services: MountedService[];
+  edge: Edge;
+  log: Logger;
+  /** Larger requests are refused with RESOURCE_EXHAUSTED before they are buffered. */
+  maxMessageBytes: number;
+  /** Aborted on shutdown; reaches every handler as part of ctx.signal. */
+  shutdownSignal: AbortSignal;
+}
+
+export interface GrpcListener {
+  server: grpc.Server;
+  port: number;
+  /** Stops accepting, lets in-flight calls finish for up to graceMs, then cancels the rest. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+type AnyImpl = (req: unknown, ctx: HandlerContext) => unknown;
+type StreamCall = grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
+
+function headersFrom(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, value] of Object.entries(metadata.getMap())) {
+    if (typeof value === "string") headers.append(key, value);
+  }
+  return headers;
+}
+
+function toStatus(err: ConnectError): grpc.StatusObject {
+  // Connect's Code values are the gRPC status codes.
+  return { code: err.code as number, details: err.rawMessage, metadata: new grpc.Metadata() };
+}
+
+export async function startGrpcListener(opts: GrpcListenerOptions): Promise<GrpcListener> {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": opts.maxMessageBytes,
+    // Detect dead peers on long-lived WatchStatus streams.
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_timeout_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  for (const { service, impl } of opts.services) {
+    const definition: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
+    const handlers: grpc.UntypedServiceImplementation = {};
+    for (const method of service.methods) {
+      const fn = (impl as Record<string, AnyImpl | undefined>)[method.localName];
+      definition[method.name] = {
+        path: `/${service.typeName}/${method.name}`,
+        requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+        responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      };
+      // Without a handler grpc-js answers UNIMPLEMENTED by itself.
+      if (fn) handlers[method.name] = handlerFor(method, fn, opts);
+    }
+    server.addService(definition, handlers);
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    port,
+    close(graceMs = 10_000) {
+      closing ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return closing;
+    },
+  };
+}
+
+function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions): grpc.UntypedHandleCall {
+  const { edge } = opts;
+
+  // Builds the connect HandlerContext for a grpc-js call and runs the edge.
+  function prepare(call: grpc.ServerUnaryCall<Buffer, Buffer> | StreamCall): HandlerContext {
+    const abort = new AbortController();
+    (call as NodeJS.EventEmitter).on("cancelled", () => abort.abort(new ConnectError("client canceled", Code.Canceled)));
+    const deadline = call.getDeadline();
+    const timeoutMs = deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : undefined;
+    const values = createContextValues();
+    const header = headersFrom(call.metadata);
+    const ctx = createHandlerContext({
+      service: method.parent,
+      method,
+      protocolName: "grpc",
+      requestMethod: "POST",
+      url: `/${method.parent.typeName}/${method.name}`,
+      requestSignal: abort.signal,
+      shutdownSignal: opts.shutdownSignal,
+      timeoutMs: timeoutMs !== undefined && timeoutMs > 0 ? timeoutMs : undefined,
+      requestHeader: header,
+      contextValues: values,
+    });
+    edge.admit(method, header, values);
+    return ctx;
+  }
+
+  function decode(bytes: Buffer): unknown {
+    try {
+      return fromBinary(method.input, bytes);
+    } catch {
+      throw new ConnectError(`request is not a valid ${method.input.typeName}`, Code.InvalidArgument);
+    }
+  }
+
+  function encode(init: unknown): Buffer {
+    return Buffer.from(toBinary(method.output, create(method.output, init as never)));
+  }
+
+  function fail(err: unknown, values: HandlerContext["values"] | undefined): grpc.StatusObject {
+    return toStatus(edge.classify(err, method, values ?? createContextValues()));
+  }
+
+  switch (method.methodKind) {
+    case "unary":
+      return ((call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        let ctx: HandlerContext | undefined;
+        Promise.resolve()
+          .then(async () => {
+            ctx = prepare(call);
+            return encode(await fn(decode(call.request), ctx));
+          })
+          .then(
+            (out) => cb(null, out),
+            (err: unknown) => cb(fail(err, ctx?.values)),
+          );
+      }) as grpc.UntypedHandleCall;
+    case "server_streaming":
+      return ((call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        let ctx: HandlerContext | undefined;
+        void (async () => {
+          try {
+            ctx = prepare(call);
+            const out = fn(decode(call.request), ctx) as AsyncIterable<unknown>;
+            await writeAll(call, out, encode);
+            call.end();
+          } catch (err) {
+            if (!call.cancelled) call.emit("error", fail(err, ctx?.values));
+          }
+        })();
+      }) as grpc.UntypedHandleCall;
+    case "bidi_streaming":
+      return ((call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+        let ctx: HandlerContext | undefined;
+        void (async () => {
+          try {
+            ctx = prepare(call);
+            async function* requests(): AsyncIterable<unknown> {
+              for await (const chunk of call as AsyncIterable<Buffer>) yield decode(chunk);
+            }
+            const out = fn(requests(), ctx) as AsyncIterable<unknown>;
+            await writeAll(call, out, encode);
+            call.end();
+          } catch (err) {
+            if (!call.cancelled) call.emit("error", fail(err, ctx?.values));
+          }
+        })();
+      }) as grpc.UntypedHandleCall;
+    default:
+      throw new Error(`${method.methodKind} methods are not supported by the grpc-js adapter`);
+  }
+}
+
+/** Writes every message, waiting for 'drain' so a slow reader applies back-pressure. */
+async function writeAll(call: StreamCall, out: AsyncIterable<unknown>, encode: (m: unknown) => Buffer): Promise<void> {
+  for await (const message of out) {
+    if (call.cancelled) return;
+    if (!call.write(encode(message))) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          call.off("drain", done);
+          call.off("cancelled", done);
+          resolve();
+        };
+        call.on("drain", done);
+        call.on("cancelled", done);
+      });
+    }
+  }
+}

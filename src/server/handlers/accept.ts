@@ -1,0 +1,31 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Notification } from "../../../gen/herald/v1/notification_pb.js";
+import type { AcceptInput, AcceptOutcome, NotificationStore } from "../../store/notifications.js";
+
+/** What Create and Schedule need from the process. */
+export interface AcceptDeps {
+  store: Pick<NotificationStore, "accept">;
+  clock: () => Date;
+  /** New notification ids (UUIDv7: time-ordered). */
+  newId: () => string;
+  /** Delivery attempts in all, stored with each notification. */
+  maxAttempts: number;
+  /** How far ahead Schedule may go, in ms. */
+  horizonMs: number;
+}
+
+/** Stores a validated notification and turns the store's outcome into the RPC's answer. */
+export async function accept(deps: AcceptDeps, input: Omit<AcceptInput, "id" | "maxAttempts">): Promise<Notification> {
+  const outcome: AcceptOutcome = await deps.store.accept({ ...input, id: deps.newId(), maxAttempts: deps.maxAttempts });
+  switch (outcome.kind) {
+    case "created":
+    case "duplicate":
+      // A repeat of the same request returns the first result, whatever its status now.
+      return outcome.notification;
+    case "key_conflict":
+      throw new ConnectError(
+        "idempotency_key: already used for a different request; use a new key for a new notification",
+        Code.AlreadyExists,
+      );
+  }
+}

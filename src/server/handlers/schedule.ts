@@ -1,0 +1,33 @@
+import type { HandlerContext } from "@connectrpc/connect";
+import type { ScheduleRequest, ScheduleResponse } from "../../../gen/herald/v1/notification_service_pb.js";
+import { Status } from "../../../gen/herald/v1/notification_pb.js";
+import { validateIdempotencyKey, validateSpec } from "../../domain/validate.js";
+import { resolveDeliverAt } from "../../domain/when.js";
+import { requestHash } from "../../domain/request-hash.js";
+import { callInfo } from "../call.js";
+import { accept, type AcceptDeps } from "./accept.js";
+
+/** Schedule: validate, resolve the delivery time, store with status SCHEDULED for the scheduler to release. */
+export function scheduleHandler(deps: AcceptDeps) {
+  return async (req: ScheduleRequest, ctx: HandlerContext): Promise<Pick<ScheduleResponse, "notification">> => {
+    const call = callInfo(ctx);
+    validateSpec(req.notification);
+    validateIdempotencyKey(req.idempotencyKey);
+    const spec = req.notification!;
+    const now = deps.clock();
+    const { deliverAt, localTime } = resolveDeliverAt(req.when, { now, horizonMs: deps.horizonMs });
+    const notification = await accept(deps, {
+      tenant: call.tenant,
+      spec,
+      idempotencyKey: req.idempotencyKey,
+      requestHash: requestHash({ method: "schedule", spec, when: req.when }),
+      correlationId: call.requestId,
+      status: Status.SCHEDULED,
+      deliverAt,
+      localTime,
+      now,
+    });
+    call.log.debug({ notificationId: notification.id, deliverAt }, "notification scheduled");
+    return { notification };
+  };
+}

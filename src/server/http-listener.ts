@@ -1,0 +1,169 @@
+import http2 from "node:http2";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import net, { type Socket } from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { cors as connectCors, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import corsMiddleware from "cors";
+import type { Logger } from "../log.js";
+import type { Edge } from "./edge.js";
+import type { MountedService } from "./services.js";
+
+// The HTTP listener serves Connect, gRPC-Web and gRPC over HTTP/1.1 and h2c on
+// one port: browsers' fetch speaks HTTP/1.1, tools speak h2c. Node's cleartext
+// http2.createServer refuses HTTP/1.1 (allowHTTP1 works only with TLS), so a
+// plain TCP listener looks at the first bytes of each connection and hands it
+// to an HTTP/2 or an HTTP/1.1 server; both share one request handler.
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** Enough bytes to tell "PRI " from any HTTP/1.x method. */
+const SNIFF_BYTES = 4;
+
+export type NodeRequest = IncomingMessage | http2.Http2ServerRequest;
+export type NodeResponse = ServerResponse | http2.Http2ServerResponse;
+
+/** Extra plain-HTTP routes (health probes, the dashboard). Return true when handled. */
+export type HttpRoute = (req: NodeRequest, res: NodeResponse) => boolean;
+
+export interface HttpListenerOptions {
+  host: string;
+  port: number;
+  services: MountedService[];
+  edge: Edge;
+  log: Logger;
+  maxMessageBytes: number;
+  /** Origins allowed by CORS; "*" allows any. */
+  corsOrigins: string[];
+  shutdownSignal: AbortSignal;
+  routes: HttpRoute[];
+}
+
+export interface HttpListener {
+  server: net.Server;
+  port: number;
+  /** Stops accepting, lets in-flight requests finish for up to graceMs, then closes every connection. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Runs the edge for Connect-served calls, including errors thrown mid-stream. */
+function edgeInterceptor(edge: Edge): Interceptor {
+  return (next) => async (req) => {
+    try {
+      edge.admit(req.method, req.header, req.contextValues);
+      const res = await next(req);
+      if (!res.stream) return res;
+      const message = res.message;
+      return {
+        ...res,
+        message: (async function* () {
+          try {
+            yield* message;
+          } catch (err) {
+            throw edge.classify(err, req.method, req.contextValues);
+          }
+        })(),
+      };
+    } catch (err) {
+      throw edge.classify(err, req.method, req.contextValues);
+    }
+  };
+}
+
+export async function startHttpListener(opts: HttpListenerOptions): Promise<HttpListener> {
+  const connect = connectNodeAdapter({
+    routes(router: ConnectRouter) {
+      for (const { service, impl } of opts.services) router.service(service, impl);
+    },
+    interceptors: [edgeInterceptor(opts.edge)],
+    readMaxBytes: opts.maxMessageBytes,
+    shutdownSignal: opts.shutdownSignal,
+    fallback(_req, res) {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found\n");
+    },
+  });
+  const allowAll = opts.corsOrigins.includes("*");
+  const cors = corsMiddleware({
+    origin: allowAll ? true : opts.corsOrigins,
+    methods: [...connectCors.allowedMethods],
+    allowedHeaders: [...connectCors.allowedHeaders, "authorization", "x-request-id"],
+    exposedHeaders: [...connectCors.exposedHeaders],
+    maxAge: 7200,
+  });
+
+  const handle = (req: NodeRequest, res: NodeResponse) => {
+    // The cors middleware answers preflights itself and otherwise calls next.
+    cors(req, res, () => {
+      try {
+        for (const route of opts.routes) if (route(req, res)) return;
+        connect(req, res);
+      } catch (err) {
+        opts.log.error({ err }, "http handler failed");
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      }
+    });
+  };
+  const h2 = http2.createServer({}, handle);
+  // requestTimeout 0: WatchStatus streams over HTTP/1.1 live as long as the client wants.
+  const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, handle);
+  h1.on("clientError", (_err, socket) => socket.destroy());
+
+  // Tracked so shutdown can say GOAWAY to h2 sessions and end idle HTTP/1.1 sockets.
+  const sockets = new Set<Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+  });
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    let seen = Buffer.alloc(0);
+    const sniff = () => {
+      let chunk: Buffer | null;
+      while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
+      if (seen.length < SNIFF_BYTES) return;
+      socket.off("readable", sniff);
+      socket.unshift(seen);
+      const isH2 = seen.subarray(0, SNIFF_BYTES).equals(H2_PREFACE.subarray(0, SNIFF_BYTES));
+      (isH2 ? h2 : h1).emit("connection", socket);
+    };
+    socket.on("readable", sniff);
+  });
+  server.on("error", (err) => opts.log.error({ err }, "http listener error"));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : opts.port;
+
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    port,
+    close(graceMs = 10_000) {
+      closing ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, graceMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        for (const session of sessions) session.close();
+        // Idle HTTP/1.1 keep-alive sockets would hold close() open; busy ones finish first.
+        h1.close();
+        h1.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}

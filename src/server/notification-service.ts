@@ -1,0 +1,26 @@
+import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
+import type { NotificationStore } from "../store/notifications.js";
+import { createHandler } from "./handlers/create.js";
+import { scheduleHandler } from "./handlers/schedule.js";
+import { getHandler } from "./handlers/get.js";
+import { cancelHandler } from "./handlers/cancel.js";
+import { mount, type MountedService } from "./services.js";
+import type { AcceptDeps } from "./handlers/accept.js";
+
+export interface NotificationServiceDeps extends Omit<AcceptDeps, "store"> {
+  store: NotificationStore;
+}
+
+/**
+ * herald.v1.NotificationService, wired from one handler per RPC. WatchStatus
+ * is left out until the status feed lands, so both listeners answer it
+ * UNIMPLEMENTED.
+ */
+export function notificationService(deps: NotificationServiceDeps): MountedService {
+  return mount(NotificationService, {
+    create: createHandler(deps),
+    schedule: scheduleHandler(deps),
+    get: getHandler(deps),
+    cancel: cancelHandler(deps),
+  });
+}

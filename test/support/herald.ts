@@ -1,0 +1,80 @@
+import { randomBytes } from "node:crypto";
+import { loadConfig, type Config } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+import { openRuntime, type Runtime } from "../../src/roles/runtime.js";
+import { startServerRole } from "../../src/roles/server.js";
+import { startRelayRole } from "../../src/roles/relay.js";
+import { startSchedulerRole } from "../../src/roles/scheduler.js";
+import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
+import { createTestDatabase, type TestDatabase } from "./db.js";
+
+export const KEY_A = "key-tenant-a-" + randomBytes(8).toString("hex");
+export const KEY_B = "key-tenant-b-" + randomBytes(8).toString("hex");
+
+/** A whole Herald in this process (server, relay, scheduler) on its own database, topics and ports. */
+export interface TestHerald {
+  config: Config;
+  rt: Runtime;
+  db: TestDatabase;
+  grpcAddress: string;
+  httpUrl: string;
+  /** `${prefix}herald.email` etc. */
+  topic(logical: string): string;
+  client(apiKey?: string): HeraldClient;
+  stop(): Promise<void>;
+}
+
+export async function startTestHerald(opts: {
+  roles?: Array<"server" | "relay" | "scheduler">;
+  env?: Record<string, string>;
+  db?: TestDatabase;
+  databaseUrl?: string;
+} = {}): Promise<TestHerald> {
+  const db = opts.db ?? (await createTestDatabase());
+  const prefix = `t${randomBytes(5).toString("hex")}.`;
+  const config = loadConfig(
+    {
+      HERALD_GRPC_ADDR: "127.0.0.1:0",
+      HERALD_HTTP_ADDR: "127.0.0.1:0",
+      DATABASE_URL: opts.databaseUrl ?? db.url,
+      HERALD_TOPIC_PREFIX: prefix,
+      HERALD_TOPIC_PARTITIONS: "3",
+      HERALD_API_KEYS: `tenant-a:${KEY_A},tenant-b:${KEY_B}`,
+      HERALD_SCHEDULER_POLL_MS: "100",
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+      ...opts.env,
+    },
+    "production",
+  );
+  const log = createLogger({ level: config.logLevel, role: "test" });
+  const rt = await openRuntime(config, log);
+  const roles = opts.roles ?? ["server", "relay", "scheduler"];
+  let grpcAddress = "";
+  let httpUrl = "";
+  if (roles.includes("server")) {
+    const ports = await startServerRole(rt);
+    grpcAddress = `127.0.0.1:${ports.grpcPort}`;
+    httpUrl = `http://127.0.0.1:${ports.httpPort}`;
+  }
+  if (roles.includes("relay")) await startRelayRole(rt);
+  if (roles.includes("scheduler")) startSchedulerRole(rt);
+  const clients: HeraldClient[] = [];
+  return {
+    config,
+    rt,
+    db,
+    grpcAddress,
+    httpUrl,
+    topic: (logical) => prefix + logical,
+    client(apiKey = KEY_A) {
+      const c = createHeraldClient({ address: grpcAddress, apiKey });
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      for (const c of clients) c.close();
+      await rt.beginShutdown();
+      if (!opts.db) await db.drop();
+    },
+  };
+}
