@@ -8,6 +8,8 @@ export interface ReadRecord {
   key: string;
   value: Buffer;
   headers: Record<string, string>;
+  /** The record's timestamp (producer create time), ms since epoch. */
+  timestamp: number;
 }
 
 const BROKERS = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
@@ -32,7 +34,7 @@ export async function readTopic(
       eachMessage: async ({ topic: t, partition, message }) => {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-        records.push({ topic: t, partition, offset: message.offset, key: message.key?.toString() ?? "", value: message.value ?? Buffer.alloc(0), headers });
+        records.push({ topic: t, partition, offset: message.offset, key: message.key?.toString() ?? "", value: message.value ?? Buffer.alloc(0), headers, timestamp: Number(message.timestamp) });
       },
     });
     const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
