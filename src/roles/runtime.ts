@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type pg from "pg";
 import type { Redis } from "ioredis";
 import type { Config } from "../config.js";
@@ -49,6 +50,9 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
 
   const roles = createShutdown(log);
   const abort = new AbortController();
+  // Every call in flight links its own signal to this one (and unlinks when it
+  // ends); thousands at once is normal load, not a leak.
+  setMaxListeners(0, abort.signal);
   const resources = createShutdown(log);
   resources.add("kafka", () => kafka.close());
   resources.add("redis", () => void redis.disconnect());

@@ -30,6 +30,8 @@ export interface GrpcListener {
 }
 
 type AnyImpl = (req: unknown, ctx: HandlerContext) => unknown;
+/** A handler context we can abort when the call ends, which unlinks it from the shutdown signal. */
+type CallContext = ReturnType<typeof createHandlerContext>;
 type StreamCall = grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
 
 function headersFrom(metadata: grpc.Metadata): Headers {
@@ -101,7 +103,7 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
   const { edge } = opts;
 
   // Builds the connect HandlerContext for a grpc-js call and runs the edge.
-  function prepare(call: grpc.ServerUnaryCall<Buffer, Buffer> | StreamCall): HandlerContext {
+  function prepare(call: grpc.ServerUnaryCall<Buffer, Buffer> | StreamCall): CallContext {
     const abort = new AbortController();
     (call as NodeJS.EventEmitter).on("cancelled", () => abort.abort(new ConnectError("client canceled", Code.Canceled)));
     const deadline = call.getDeadline();
@@ -143,7 +145,7 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
   switch (method.methodKind) {
     case "unary":
       return ((call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-        let ctx: HandlerContext | undefined;
+        let ctx: CallContext | undefined;
         Promise.resolve()
           .then(async () => {
             ctx = prepare(call);
@@ -152,11 +154,12 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
           .then(
             (out) => cb(null, out),
             (err: unknown) => cb(fail(err, ctx?.values)),
-          );
+          )
+          .finally(() => ctx?.abort());
       }) as grpc.UntypedHandleCall;
     case "server_streaming":
       return ((call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-        let ctx: HandlerContext | undefined;
+        let ctx: CallContext | undefined;
         void (async () => {
           try {
             ctx = prepare(call);
@@ -165,12 +168,14 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
             call.end();
           } catch (err) {
             if (!call.cancelled) call.emit("error", fail(err, ctx?.values));
+          } finally {
+            ctx?.abort();
           }
         })();
       }) as grpc.UntypedHandleCall;
     case "bidi_streaming":
       return ((call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        let ctx: HandlerContext | undefined;
+        let ctx: CallContext | undefined;
         void (async () => {
           try {
             ctx = prepare(call);
@@ -182,6 +187,8 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
             call.end();
           } catch (err) {
             if (!call.cancelled) call.emit("error", fail(err, ctx?.values));
+          } finally {
+            ctx?.abort();
           }
         })();
       }) as grpc.UntypedHandleCall;

@@ -61,15 +61,23 @@ export async function ensureDatabase(url: string): Promise<void> {
 /** Runs `fn` in a transaction on one client, committing on success. */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // A checked-out client has no 'error' listener (pg-pool removes its own), and
+  // a connection lost mid-transaction emits one besides failing the query:
+  // unheard, it would crash the process. The failed query still rejects.
+  let lost: Error | undefined;
+  const onError = (err: Error) => void (lost ??= err);
+  client.on("error", onError);
   try {
     await client.query("BEGIN");
     const result = await fn(client);
     await client.query("COMMIT");
     return result;
   } catch (err) {
-    await client.query("ROLLBACK").catch(() => {});
+    if (!lost) await client.query("ROLLBACK").catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.off("error", onError);
+    // A broken connection is destroyed, not returned to the pool.
+    client.release(lost);
   }
 }

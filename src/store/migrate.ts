@@ -1,6 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
+import { inTransaction } from "./db.js";
 
 // Migrations are the .sql files in src/store/migrations, applied in name
 // order, each once. dist/ holds no .sql files, so compiled code reads src/.
@@ -18,10 +19,7 @@ const MIGRATION_LOCK = 0x68657261; // "hera"
 /** Applies every migration not yet applied. Safe to run from several processes at once. */
 export async function migrate(pool: pg.Pool, dir = resolveMigrationsDir()): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort();
-  const applied: string[] = [];
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
+  return inTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
     await client.query(
       "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
@@ -29,18 +27,13 @@ export async function migrate(pool: pg.Pool, dir = resolveMigrationsDir()): Prom
     const done = new Set(
       (await client.query<{ name: string }>("SELECT name FROM schema_migrations")).rows.map((r) => r.name),
     );
+    const applied: string[] = [];
     for (const file of files) {
       if (done.has(file)) continue;
       await client.query(await readFile(`${dir}/${file}`, "utf8"));
       await client.query("INSERT INTO schema_migrations (name) VALUES ($1)", [file]);
       applied.push(file);
     }
-    await client.query("COMMIT");
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
-  return applied;
+    return applied;
+  });
 }
