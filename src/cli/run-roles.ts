@@ -42,6 +42,7 @@ export async function runRoles(role: Role, env: NodeJS.ProcessEnv): Promise<void
     stop("startup failure");
     return;
   }
+  log.info({ role }, `herald ${role} started`);
   if (role === "dev") {
     log.info(
       { grpc: `${config.grpcAddr.host}:${config.grpcAddr.port}`, http: `http://${config.httpAddr.host}:${config.httpAddr.port}`, apiKey: "herald-dev-key" },

@@ -180,7 +180,9 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
           try {
             ctx = prepare(call);
             async function* requests(): AsyncIterable<unknown> {
-              for await (const chunk of call as AsyncIterable<Buffer>) yield decode(chunk);
+              // destroyOnReturn: false — leaving the loop at the client's half-close
+              // must not destroy the call, or the status trailer is never sent.
+              for await (const chunk of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) yield decode(chunk);
             }
             const out = fn(requests(), ctx) as AsyncIterable<unknown>;
             await writeAll(call, out, encode);
