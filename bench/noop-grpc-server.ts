@@ -1,0 +1,28 @@
+import * as grpc from "@grpc/grpc-js";
+
+// The ceiling: a bare @grpc/grpc-js server whose one unary method does
+// nothing. Herald's Create is measured against it in the same run.
+// Usage: node dist/bench/noop-grpc-server.js PORT
+
+const port = Number(process.argv[2] ?? 0);
+const server = new grpc.Server();
+const empty = Buffer.alloc(0);
+server.addService(
+  {
+    Noop: {
+      path: "/bench.Noop/Noop",
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (b: Buffer) => b,
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    },
+  },
+  { Noop: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, empty) },
+);
+server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+  if (err) throw err;
+  console.log(JSON.stringify({ listening: bound }));
+});
+process.on("SIGTERM", () => server.forceShutdown());
