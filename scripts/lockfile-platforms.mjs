@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global URL, console */
 // The npm registry reachable from our build machines does not serve every
 // platform build of packages that ship native binaries as optional
 // dependencies (e.g. @bufbuild/buf-darwin-arm64). `npm install` then leaves
