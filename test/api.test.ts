@@ -253,6 +253,6 @@ describe("HTTP probes and CORS", () => {
     expect((await fetch(`${herald.httpUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${herald.httpUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: "ready", checks: { postgres: { ok: true }, kafka: { ok: true } } });
+    expect(await ready.json()).toMatchObject({ status: "ready", checks: { postgres: { ok: true }, kafka: { ok: true }, redis: { ok: true } } });
   });
 });

@@ -11,6 +11,11 @@ export interface DependencyCheck {
   name: string;
   /** Resolves when healthy. Should give up when `signal` aborts (timeout or close). */
   check(signal: AbortSignal): Promise<void>;
+  /**
+   * Reported (in /readyz) but not part of SERVING: a dependency the API can do
+   * without, like Redis, which only the delivery path needs. @defaultValue false
+   */
+  optional?: boolean;
 }
 
 export interface HealthOptions {
@@ -70,7 +75,7 @@ export function createHealth(opts: HealthOptions): HealthServer {
   let timer: NodeJS.Timeout | undefined;
 
   // Not serving until the first round has passed: a fresh pod is not ready yet.
-  const serving = () => ranOnce && !shuttingDown && entries.every(({ state }) => state.ok === true);
+  const serving = () => ranOnce && !shuttingDown && entries.every(({ check, state }) => check.optional === true || state.ok === true);
   const statusOf = (service: string) =>
     !known.has(service) ? ServingStatus.SERVICE_UNKNOWN : serving() ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
   const wakeAll = () => wakers.forEach((wake) => wake());

@@ -77,6 +77,15 @@ describe("Check", () => {
     health.close();
   });
 
+  it("an optional check that fails is reported but keeps SERVING", async () => {
+    const redis = switchable("redis", false);
+    const { health, client } = setup({ checks: [switchable("db").check, { ...redis.check, optional: true }] });
+    await health.refresh();
+    expect((await client.check({ service: SERVICE })).status).toBe(ServingStatus.SERVING);
+    expect(health.report()).toMatchObject({ serving: true, checks: { db: { ok: true }, redis: { ok: false } } });
+    health.close();
+  });
+
   it("treats a synchronous throw like a rejection", async () => {
     const check: DependencyCheck = {
       name: "db",
