@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseApiKeys, type ApiKeyTable } from "./server/api-keys.js";
+import { loadDeliveryConfig, type DeliveryConfig } from "./config-delivery.js";
 
 // Configuration is read from the environment once, here, and passed down.
 // Nothing below the process entry reads process.env.
@@ -36,8 +37,8 @@ export interface Config {
   commit: { maxBatch: number; maxDelayMs: number };
   relay: { batchSize: number; pollMs: number };
   scheduler: { batchSize: number; pollMs: number };
-  /** Delivery attempts in all (1 + retries), unless a channel overrides it. */
-  maxAttempts: number;
+  /** Workers, providers, retries and rate limits. */
+  delivery: DeliveryConfig;
 }
 
 export class ConfigError extends Error {
@@ -82,7 +83,12 @@ export function loadConfig(env: Env, mode: Mode): Config {
       throw new ConfigError(`HERALD_API_KEYS_FILE: cannot read ${env.HERALD_API_KEYS_FILE}: ${(err as Error).message}`);
     }
   }
-  const apiKeys = parseApiKeys(keySources.join("\n"), { devKey: mode === "dev" });
+  let apiKeys: ApiKeyTable;
+  try {
+    apiKeys = parseApiKeys(keySources.join("\n"), { devKey: mode === "dev" });
+  } catch (err) {
+    throw new ConfigError(`HERALD_API_KEYS: ${(err as Error).message}`);
+  }
   return {
     mode,
     logLevel: env.LOG_LEVEL ?? "info",
@@ -113,6 +119,6 @@ export function loadConfig(env: Env, mode: Mode): Config {
       batchSize: int(env, "HERALD_SCHEDULER_BATCH", 1000, 1, 100_000),
       pollMs: int(env, "HERALD_SCHEDULER_POLL_MS", 200, 10, 60_000),
     },
-    maxAttempts: int(env, "HERALD_MAX_ATTEMPTS", 4, 1, 100),
+    delivery: loadDeliveryConfig(env, mode),
   };
 }

@@ -11,6 +11,8 @@ import { startGrpcListener } from "../server/grpc-listener.js";
 import { startHttpListener } from "../server/http-listener.js";
 import { probeRoutes } from "../server/probes.js";
 import { mount } from "../server/services.js";
+import { channelName } from "../kafka/topics.js";
+import type { ChannelName } from "../config-delivery.js";
 import type { Runtime } from "./runtime.js";
 
 /** The API server: NotificationService, health and reflection on both listeners. */
@@ -21,6 +23,8 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     checks: [
       { name: "postgres", check: async () => void (await pool.query("SELECT 1")) },
       { name: "kafka", check: (signal) => kafka.ping(signal) },
+      // Not on the accept path: reported, but an outage does not stop the API.
+      { name: "redis", optional: true, check: async () => void (await rt.redis.ping()) },
     ],
     services: ["herald.v1.NotificationService"],
     log,
@@ -32,7 +36,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       store,
       clock: () => new Date(),
       newId: () => uuidv7(),
-      maxAttempts: config.maxAttempts,
+      maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName],
       horizonMs: config.scheduleHorizonMs,
     }),
     mount(Health, health.impl),

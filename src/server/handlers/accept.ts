@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Notification } from "../../../gen/herald/v1/notification_pb.js";
+import type { Channel, Notification } from "../../../gen/herald/v1/notification_pb.js";
 import type { AcceptInput, AcceptOutcome, NotificationStore } from "../../store/notifications.js";
 
 /** What Create and Schedule need from the process. */
@@ -8,15 +8,15 @@ export interface AcceptDeps {
   clock: () => Date;
   /** New notification ids (UUIDv7: time-ordered). */
   newId: () => string;
-  /** Delivery attempts in all, stored with each notification. */
-  maxAttempts: number;
+  /** Delivery attempts in all for a channel, stored with each notification. */
+  maxAttempts: (channel: Channel) => number;
   /** How far ahead Schedule may go, in ms. */
   horizonMs: number;
 }
 
 /** Stores a validated notification and turns the store's outcome into the RPC's answer. */
 export async function accept(deps: AcceptDeps, input: Omit<AcceptInput, "id" | "maxAttempts">): Promise<Notification> {
-  const outcome: AcceptOutcome = await deps.store.accept({ ...input, id: deps.newId(), maxAttempts: deps.maxAttempts });
+  const outcome: AcceptOutcome = await deps.store.accept({ ...input, id: deps.newId(), maxAttempts: deps.maxAttempts(input.spec.channel) });
   switch (outcome.kind) {
     case "created":
     case "duplicate":

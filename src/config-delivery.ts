@@ -1,0 +1,187 @@
+import { readFileSync } from "node:fs";
+import type { Mode } from "./config.js";
+
+// Delivery configuration (workers and providers), parsed once at the entry
+// point with the rest of the config. Secrets come from VAR or VAR_FILE, never
+// from anywhere else, and are never logged.
+
+export type ChannelName = "email" | "sms" | "push" | "webhook";
+export const channelNames: readonly ChannelName[] = ["email", "sms", "push", "webhook"];
+
+export type EmailProviderConfig =
+  | { kind: "sink" }
+  | { kind: "smtp"; host: string; port: number; secure: boolean; user?: string; password?: string; from: string; timeoutMs: number };
+export type SmsProviderConfig =
+  | { kind: "sink" }
+  | { kind: "twilio"; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number };
+export type PushProviderConfig =
+  | { kind: "sink" }
+  | { kind: "fcm"; baseUrl: string; projectId: string; accessToken: string; timeoutMs: number };
+export type WebhookProviderConfig =
+  | { kind: "sink" }
+  | { kind: "http"; secrets: ReadonlyMap<string, string>; timeoutMs: number };
+
+export interface ProvidersConfig {
+  email?: EmailProviderConfig;
+  sms?: SmsProviderConfig;
+  push?: PushProviderConfig;
+  webhook?: WebhookProviderConfig;
+}
+
+export interface DeliveryConfig {
+  /** Recipients in flight per worker process and channel. */
+  concurrency: number;
+  /** Attempts in all (1 + retries), per channel. */
+  maxAttempts: Record<ChannelName, number>;
+  /** Exponential backoff with full jitter: random(0, min(cap, base * 2^(attempt-1))). */
+  backoff: { baseMs: number; capMs: number };
+  /** How long a claim (SENDING) holds before another worker may take the notification over. */
+  leaseMs: number;
+  /** Sends per second per channel's provider, shared by all workers through Redis; 0 = no limit. */
+  rateLimits: Record<ChannelName, number>;
+  /** Per-process limit used while Redis is unreachable, as a fraction of the shared one. */
+  rateLimitFallbackFraction: number;
+  /** Where the local sink writes deliveries. */
+  sinkDir: string;
+  /** Undefined: not configured (a worker for that channel refuses to start). */
+  providers: ProvidersConfig;
+}
+
+export class DeliveryConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new DeliveryConfigError(`${name}: expected an integer in [${min}, ${max}], got "${raw}"`);
+  return n;
+}
+
+function fraction(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!(n > 0 && n <= 1)) throw new DeliveryConfigError(`${name}: expected a number in (0, 1], got "${raw}"`);
+  return n;
+}
+
+/** VAR, or the contents of the file named by VAR_FILE (trailing newline trimmed). */
+function secret(env: Env, name: string): string | undefined {
+  const file = env[`${name}_FILE`];
+  if (file) {
+    try {
+      return readFileSync(file, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new DeliveryConfigError(`${name}_FILE: cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  return env[name] || undefined;
+}
+
+function required(env: Env, name: string, why: string): string {
+  const v = secret(env, name);
+  if (!v) throw new DeliveryConfigError(`${name} is required ${why}`);
+  return v;
+}
+
+function url(env: Env, name: string, fallback: string): string {
+  const raw = env[name] ?? fallback;
+  try {
+    const u = new URL(raw);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http(s)");
+    return raw.replace(/\/+$/, "");
+  } catch {
+    throw new DeliveryConfigError(`${name}: expected an http(s) URL, got "${raw}"`);
+  }
+}
+
+function kind<K extends string>(env: Env, name: string, kinds: readonly K[], mode: Mode): K | "sink" | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return mode === "dev" ? "sink" : undefined;
+  if (raw === "sink" || (kinds as readonly string[]).includes(raw)) return raw as K | "sink";
+  throw new DeliveryConfigError(`${name}: expected one of sink, ${kinds.join(", ")}; got "${raw}"`);
+}
+
+/** Webhook signing secrets: `tenant:whsec_<base64>` entries, comma or newline separated. */
+function webhookSecrets(text: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const raw of text.split(/[\n,]/)) {
+    const entry = raw.trim();
+    if (!entry || entry.startsWith("#")) continue;
+    const i = entry.indexOf(":");
+    if (i <= 0 || !entry.slice(i + 1).startsWith("whsec_")) {
+      throw new DeliveryConfigError("HERALD_WEBHOOK_SECRETS: expected tenant:whsec_<base64> entries");
+    }
+    map.set(entry.slice(0, i), entry.slice(i + 1));
+  }
+  return map;
+}
+
+export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
+  const attempts = int(env, "HERALD_MAX_ATTEMPTS", 4, 1, 100);
+  const perChannel = <T>(f: (c: ChannelName, upper: string) => T) =>
+    Object.fromEntries(channelNames.map((c) => [c, f(c, c.toUpperCase())])) as Record<ChannelName, T>;
+  const timeoutMs = int(env, "HERALD_SEND_TIMEOUT_MS", 10_000, 100, 300_000);
+
+  const providers: ProvidersConfig = {};
+  const email = kind(env, "HERALD_EMAIL_PROVIDER", ["smtp"] as const, mode);
+  if (email === "sink") providers.email = { kind: "sink" };
+  if (email === "smtp") {
+    providers.email = {
+      kind: "smtp",
+      host: env.SMTP_HOST ?? "127.0.0.1",
+      port: int(env, "SMTP_PORT", 587, 1, 65535),
+      secure: env.SMTP_SECURE === "true",
+      user: env.SMTP_USER || undefined,
+      password: secret(env, "SMTP_PASSWORD"),
+      from: required(env, "HERALD_EMAIL_FROM", "with HERALD_EMAIL_PROVIDER=smtp"),
+      timeoutMs,
+    };
+  }
+  const sms = kind(env, "HERALD_SMS_PROVIDER", ["twilio"] as const, mode);
+  if (sms === "sink") providers.sms = { kind: "sink" };
+  if (sms === "twilio") {
+    providers.sms = {
+      kind: "twilio",
+      baseUrl: url(env, "TWILIO_BASE_URL", "https://api.twilio.com"),
+      accountSid: required(env, "TWILIO_ACCOUNT_SID", "with HERALD_SMS_PROVIDER=twilio"),
+      authToken: required(env, "TWILIO_AUTH_TOKEN", "with HERALD_SMS_PROVIDER=twilio"),
+      from: required(env, "HERALD_SMS_FROM", "with HERALD_SMS_PROVIDER=twilio"),
+      timeoutMs,
+    };
+  }
+  const push = kind(env, "HERALD_PUSH_PROVIDER", ["fcm"] as const, mode);
+  if (push === "sink") providers.push = { kind: "sink" };
+  if (push === "fcm") {
+    providers.push = {
+      kind: "fcm",
+      baseUrl: url(env, "FCM_BASE_URL", "https://fcm.googleapis.com"),
+      projectId: required(env, "FCM_PROJECT_ID", "with HERALD_PUSH_PROVIDER=fcm"),
+      accessToken: required(env, "FCM_ACCESS_TOKEN", "with HERALD_PUSH_PROVIDER=fcm"),
+      timeoutMs,
+    };
+  }
+  const webhook = kind(env, "HERALD_WEBHOOK_PROVIDER", ["http"] as const, mode);
+  if (webhook === "sink") providers.webhook = { kind: "sink" };
+  if (webhook === "http") {
+    providers.webhook = { kind: "http", secrets: webhookSecrets(secret(env, "HERALD_WEBHOOK_SECRETS") ?? ""), timeoutMs };
+  }
+
+  return {
+    concurrency: int(env, "HERALD_WORKER_CONCURRENCY", 32, 1, 10_000),
+    maxAttempts: perChannel((_, up) => int(env, `HERALD_MAX_ATTEMPTS_${up}`, attempts, 1, 100)),
+    backoff: {
+      baseMs: int(env, "HERALD_BACKOFF_BASE_MS", 1000, 1, 3_600_000),
+      capMs: int(env, "HERALD_BACKOFF_CAP_MS", 300_000, 1, 86_400_000),
+    },
+    leaseMs: int(env, "HERALD_SEND_LEASE_MS", Math.max(30_000, 3 * timeoutMs), 1000, 3_600_000),
+    rateLimits: perChannel((_, up) => int(env, `HERALD_RATE_LIMIT_${up}`, 0, 0, 1_000_000)),
+    rateLimitFallbackFraction: fraction(env, "HERALD_RATE_LIMIT_FALLBACK_FRACTION", 0.5),
+    sinkDir: env.HERALD_SINK_DIR ?? "var/deliveries",
+    providers,
+  };
+}

@@ -1,0 +1,66 @@
+import type { Channel, Recipient } from "../../../gen/herald/v1/notification_pb.js";
+
+// One small interface for every channel adapter: send a rendered message,
+// return the provider's id for it, or throw an error that says whether trying
+// again can help. The classification happens here, where the provider answered
+// (STYLE: errors decide retries), never in the worker.
+
+/** A message ready to hand to a provider. */
+export interface RenderedMessage {
+  notificationId: string;
+  tenant: string;
+  channel: Channel;
+  recipient: Recipient;
+  subject: string;
+  text: string;
+  html: string;
+  /** Structured payload (push data, webhook fields). */
+  data: Record<string, string>;
+  labels: Record<string, string>;
+  /**
+   * Stable for the notification across every attempt and every worker: the
+   * provider (or receiver) drops a repeat carrying the same key. It becomes the
+   * SMTP Message-ID, the webhook-id, and the providers' idempotency headers.
+   */
+  idempotencyKey: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+}
+
+/** What the provider said when it accepted the message. */
+export interface SendResult {
+  /** The provider's id for the message (SMTP Message-ID, Twilio SID, FCM name, ...). */
+  providerMessageId: string;
+}
+
+export interface Provider {
+  /** Name for logs, metrics and the rate limiter key, e.g. "smtp", "twilio". */
+  readonly name: string;
+  /**
+   * Sends one message. Resolves when the provider accepted it; rejects with
+   * TransientError or PermanentError (anything else counts as transient).
+   * Must give up by itself within its configured timeout, and when `signal` aborts.
+   */
+  send(message: RenderedMessage, signal: AbortSignal): Promise<SendResult>;
+  /** Releases connections (SMTP pool, HTTP agents). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Trying again later may succeed: timeouts, 429, 5xx, connection failures. */
+export class TransientError extends Error {
+  override name = "TransientError";
+  /** The provider asked to wait at least this long (Retry-After), in ms. */
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, opts: { retryAfterMs?: number; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+/** Trying again cannot succeed: invalid address, rejected content, 4xx other than 408/429. */
+export class PermanentError extends Error {
+  override name = "PermanentError";
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+  }
+}
