@@ -1,14 +1,18 @@
 import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
 import type { NotificationStore } from "../store/notifications.js";
+import type { TemplateStore } from "../store/templates.js";
 import { createHandler } from "./handlers/create.js";
 import { scheduleHandler } from "./handlers/schedule.js";
 import { getHandler } from "./handlers/get.js";
 import { cancelHandler } from "./handlers/cancel.js";
 import { mount, type MountedService } from "./services.js";
 import type { AcceptDeps } from "./handlers/accept.js";
+import { createTemplatePin } from "./handlers/template-ref.js";
 
 export interface NotificationServiceDeps extends Omit<AcceptDeps, "store"> {
   store: NotificationStore;
+  /** Where a TemplateRef is checked and its version pinned at accept time. */
+  templates: Pick<TemplateStore, "get">;
 }
 
 /**
@@ -17,9 +21,10 @@ export interface NotificationServiceDeps extends Omit<AcceptDeps, "store"> {
  * UNIMPLEMENTED.
  */
 export function notificationService(deps: NotificationServiceDeps): MountedService {
+  const accepting = { ...deps, pinTemplate: createTemplatePin({ templates: deps.templates }) };
   return mount(NotificationService, {
-    create: createHandler(deps),
-    schedule: scheduleHandler(deps),
+    create: createHandler(accepting),
+    schedule: scheduleHandler(accepting),
     get: getHandler(deps),
     cancel: cancelHandler(deps),
   });

@@ -5,20 +5,25 @@ import { validateIdempotencyKey, validateSpec } from "../../domain/validate.js";
 import { requestHash } from "../../domain/request-hash.js";
 import { callInfo } from "../call.js";
 import { accept, type AcceptDeps } from "./accept.js";
+import type { PinTemplate } from "./template-ref.js";
 
 /** Create: validate, store with status QUEUED (the outbox carries it to Kafka), answer. */
-export function createHandler(deps: AcceptDeps) {
+export function createHandler(deps: AcceptDeps & { pinTemplate: PinTemplate }) {
   return async (req: CreateRequest, ctx: HandlerContext): Promise<Pick<CreateResponse, "notification">> => {
     const call = callInfo(ctx);
     validateSpec(req.notification);
     validateIdempotencyKey(req.idempotencyKey);
     const spec = req.notification!;
+    // The hash is of what the caller sent, so a retry with version 0 after a new
+    // PutTemplate is still the same request; the pinned spec is what is stored.
+    const hash = requestHash({ method: "create", spec });
+    const pinned = await deps.pinTemplate(call.tenant, spec);
     const now = deps.clock();
     const notification = await accept(deps, {
       tenant: call.tenant,
-      spec,
+      spec: pinned,
       idempotencyKey: req.idempotencyKey,
-      requestHash: requestHash({ method: "create", spec }),
+      requestHash: hash,
       correlationId: call.requestId,
       status: Status.QUEUED,
       deliverAt: now,

@@ -6,21 +6,26 @@ import { resolveDeliverAt } from "../../domain/when.js";
 import { requestHash } from "../../domain/request-hash.js";
 import { callInfo } from "../call.js";
 import { accept, type AcceptDeps } from "./accept.js";
+import type { PinTemplate } from "./template-ref.js";
 
 /** Schedule: validate, resolve the delivery time, store with status SCHEDULED for the scheduler to release. */
-export function scheduleHandler(deps: AcceptDeps) {
+export function scheduleHandler(deps: AcceptDeps & { pinTemplate: PinTemplate }) {
   return async (req: ScheduleRequest, ctx: HandlerContext): Promise<Pick<ScheduleResponse, "notification">> => {
     const call = callInfo(ctx);
     validateSpec(req.notification);
     validateIdempotencyKey(req.idempotencyKey);
     const spec = req.notification!;
+    // The hash is of what the caller sent, so a retry with version 0 after a new
+    // PutTemplate is still the same request; the pinned spec is what is stored.
+    const hash = requestHash({ method: "schedule", spec, when: req.when });
     const now = deps.clock();
     const { deliverAt, localTime } = resolveDeliverAt(req.when, { now, horizonMs: deps.horizonMs });
+    const pinned = await deps.pinTemplate(call.tenant, spec);
     const notification = await accept(deps, {
       tenant: call.tenant,
-      spec,
+      spec: pinned,
       idempotencyKey: req.idempotencyKey,
-      requestHash: requestHash({ method: "schedule", spec, when: req.when }),
+      requestHash: hash,
       correlationId: call.requestId,
       status: Status.SCHEDULED,
       deliverAt,
