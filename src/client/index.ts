@@ -1,5 +1,6 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
+import { DeadLetterService } from "../../gen/herald/v1/dead_letter_pb.js";
 import { createGrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 
 export { createGrpcTransport } from "./grpc-transport.js";
@@ -40,4 +41,32 @@ export function createHeraldClient(opts: HeraldClientOptions): HeraldClient {
       transport.stream(method, signal, timeoutMs, withKey(header), input, values),
   };
   return Object.assign(createClient(NotificationService, authed), { close: () => transport.close() });
+}
+
+export * from "../../gen/herald/v1/dead_letter_pb.js";
+
+export type DeadLetterClient = Client<typeof DeadLetterService> & { close(): void };
+
+/**
+ * A typed client for Herald's DeadLetterService (list, inspect, redrive), with
+ * the same options as createHeraldClient:
+ *
+ *   const dlq = createDeadLetterClient({ address: "127.0.0.1:50051", apiKey });
+ *   const { deadLetters } = await dlq.listDeadLetters({ filter: { channel: Channel.EMAIL } });
+ */
+export function createDeadLetterClient(opts: HeraldClientOptions): DeadLetterClient {
+  const transport = createGrpcTransport(opts);
+  const withKey = (header: HeadersInit | undefined): Headers => {
+    const h = new Headers(header);
+    h.set("authorization", `Bearer ${opts.apiKey}`);
+    return h;
+  };
+  const authed: typeof transport = {
+    ...transport,
+    unary: (method, signal, timeoutMs, header, input, values) =>
+      transport.unary(method, signal, timeoutMs, withKey(header), input, values),
+    stream: (method, signal, timeoutMs, header, input, values) =>
+      transport.stream(method, signal, timeoutMs, withKey(header), input, values),
+  };
+  return Object.assign(createClient(DeadLetterService, authed), { close: () => transport.close() });
 }
