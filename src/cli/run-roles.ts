@@ -4,17 +4,28 @@ import { openRuntime } from "../roles/runtime.js";
 import { startServerRole } from "../roles/server.js";
 import { startRelayRole } from "../roles/relay.js";
 import { startSchedulerRole } from "../roles/scheduler.js";
+import { createWorkerProviders, startWorkerRole } from "../roles/worker.js";
+import { channelNames, type ChannelName } from "../config-delivery.js";
 
-export type Role = "server" | "relay" | "scheduler" | "dev";
+export type Role = "server" | "relay" | "scheduler" | "worker" | "dev";
+
+export interface RoleOptions {
+  /** Channels the worker role delivers (dev: all of them). */
+  channels?: readonly ChannelName[];
+}
 
 /**
  * Starts one role (or, for dev, all of them in one process) and stops it
  * gracefully on SIGTERM/SIGINT: stop taking work, drain, flush, disconnect.
  */
-export async function runRoles(role: Role, env: NodeJS.ProcessEnv): Promise<void> {
+export async function runRoles(role: Role, env: NodeJS.ProcessEnv, opts: RoleOptions = {}): Promise<void> {
   const mode: Mode = role === "dev" ? "dev" : "production";
   const config = loadConfig(env, mode);
   const log = createLogger({ level: config.logLevel, role });
+  const channels = role === "dev" ? channelNames : role === "worker" ? (opts.channels ?? channelNames) : [];
+  // Before connecting to anything: a channel without a provider is a
+  // configuration error (naming the variable to set), not a runtime failure.
+  const providers = Object.fromEntries(createWorkerProviders(config, channels, log));
   const rt = await openRuntime(config, log);
 
   let stopping = false;
@@ -36,13 +47,14 @@ export async function runRoles(role: Role, env: NodeJS.ProcessEnv): Promise<void
     if (role === "server" || role === "dev") await startServerRole(rt);
     if (role === "relay" || role === "dev") await startRelayRole(rt);
     if (role === "scheduler" || role === "dev") startSchedulerRole(rt);
+    if (channels.length > 0) await startWorkerRole(rt, { channels, providers });
   } catch (err) {
     log.fatal({ err }, "failed to start");
     process.exitCode = 1;
     stop("startup failure");
     return;
   }
-  log.info({ role }, `herald ${role} started`);
+  log.info({ role, ...(role === "worker" ? { channels } : {}) }, `herald ${role} started`);
   if (role === "dev") {
     log.info(
       { grpc: `${config.grpcAddr.host}:${config.grpcAddr.port}`, http: `http://${config.httpAddr.host}:${config.httpAddr.port}`, apiKey: "herald-dev-key" },

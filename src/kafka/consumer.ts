@@ -1,4 +1,4 @@
-import type { Consumer, IHeaders, Kafka, KafkaMessage } from "kafkajs";
+import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "../log.js";
 
 /** A record as handed to a consumer's handler. `topic` is the logical name. */
@@ -16,6 +16,32 @@ export interface ConsumedMessage {
 
 export type MessageHandler = (message: ConsumedMessage) => Promise<void>;
 
+/**
+ * One fetched batch of one partition, for handlers that finish records out of order (the
+ * channel workers). Nothing is committed or resolved unless the handler says so: records
+ * after the last `commit` are fetched again, by this member or the partition's next owner.
+ */
+export interface ConsumedBatch {
+  /** Logical topic name. */
+  topic: string;
+  partition: number;
+  /** In offset order. */
+  messages: readonly ConsumedMessage[];
+  /** False once close() began or the partition was sought: start nothing new, finish what runs. */
+  isActive(): boolean;
+  /**
+   * Keeps this member in the group while a batch runs long (kafkajs heartbeats only when asked;
+   * calls are throttled to the heartbeat interval). Rejects while the group rebalances: the
+   * partition may be taken away, so finish what runs, commit, and rethrow to let it rejoin.
+   */
+  heartbeat(): Promise<void>;
+  /** Commits `nextOffset` (the first record not yet done) for this partition; later fetches start there. */
+  commit(nextOffset: string): Promise<void>;
+}
+
+/** Handles a whole batch; resolves when it is done with it (a rejection: kafkajs retries from the last commit). */
+export type BatchHandler = (batch: ConsumedBatch) => Promise<void>;
+
 export interface ConsumerOptions {
   /** Logical group name; the topic prefix is added. */
   groupId: string;
@@ -25,6 +51,10 @@ export interface ConsumerOptions {
   fromBeginning: boolean;
   /** Partitions handled at once; order holds within a partition either way. @defaultValue 1 */
   partitionsConcurrently?: number;
+  /** The group drops a member it has not heard from for this long. @defaultValue 30000 (kafkajs) */
+  sessionTimeoutMs?: number;
+  /** Shortest time between two heartbeats. @defaultValue 3000 (kafkajs) */
+  heartbeatIntervalMs?: number;
 }
 
 export interface KafkaConsumer {
@@ -34,8 +64,11 @@ export interface KafkaConsumer {
    * crash redelivers work that was not finished: handlers must treat repeats as no-ops. When
    * `handle` throws, kafkajs redelivers from that record after a backoff.
    * Resolves once consumption has started, not when the group is joined.
+   *
+   * With `{ eachBatch }` instead, the handler gets each partition batch whole and decides itself
+   * what is done and when to commit (see ConsumedBatch).
    */
-  run(handle: MessageHandler): Promise<void>;
+  run(handle: MessageHandler | { eachBatch: BatchHandler }): Promise<void>;
   /** Stops fetching, waits for the handler in flight, leaves the group. Idempotent. */
   close(): Promise<void>;
 }
@@ -47,6 +80,8 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
     // How long an idle fetch waits on the broker. close() waits for the fetch in flight, so
     // kafkajs' 5 s default would make every shutdown take 5 s; 500 ms is the Java default.
     maxWaitTimeInMs: 500,
+    ...(opts.sessionTimeoutMs === undefined ? {} : { sessionTimeout: opts.sessionTimeoutMs }),
+    ...(opts.heartbeatIntervalMs === undefined ? {} : { heartbeatInterval: opts.heartbeatIntervalMs }),
   });
   consumer.on(consumer.events.CRASH, (e) => {
     log.error({ err: e.payload.error, group: opts.groupId, restart: e.payload.restart }, "kafka consumer crashed");
@@ -63,6 +98,7 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
         partitionsConsumedConcurrently: opts.partitionsConcurrently ?? 1,
         eachBatch: async (ctx) => {
           const { batch } = ctx;
+          if (typeof handle !== "function") return handle.eachBatch(toBatch(ctx, topicPrefix));
           const topic = batch.topic.slice(topicPrefix.length);
           let done: string | undefined;
           const commit = async () => {
@@ -89,6 +125,25 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
     close() {
       closing ??= consumer.disconnect();
       return closing;
+    },
+  };
+}
+
+function toBatch(ctx: EachBatchPayload, topicPrefix: string): ConsumedBatch {
+  const { batch } = ctx;
+  const topic = batch.topic.slice(topicPrefix.length);
+  return {
+    topic,
+    partition: batch.partition,
+    messages: batch.messages.map((m) => toConsumed(topic, batch.partition, m)),
+    isActive: () => ctx.isRunning() && !ctx.isStale(),
+    heartbeat: () => ctx.heartbeat(),
+    async commit(nextOffset) {
+      // Resolving moves this member's fetch position; committing records it for the group.
+      ctx.resolveOffset((BigInt(nextOffset) - 1n).toString());
+      await ctx.commitOffsetsIfNecessary({
+        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: nextOffset }] }],
+      });
     },
   };
 }

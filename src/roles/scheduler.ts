@@ -3,7 +3,13 @@ import type { Runtime } from "./runtime.js";
 
 /** The scheduler: releases due SCHEDULED and RETRYING notifications. Safe with several running. */
 export function startSchedulerRole(rt: Runtime): void {
-  const scheduler = createScheduler({ pool: rt.pool, log: rt.log.child({ component: "scheduler" }), ...rt.config.scheduler });
+  const scheduler = createScheduler({
+    pool: rt.pool,
+    log: rt.log.child({ component: "scheduler" }),
+    ...rt.config.scheduler,
+    // A claim is presumed lost one lease length after it expired.
+    claimGraceMs: rt.config.delivery.leaseMs,
+  });
   scheduler.start();
   rt.shutdown.add("scheduler", () => scheduler.close());
 }

@@ -1,11 +1,17 @@
 import { v7 as uuidv7 } from "uuid";
 import { file_herald_v1_notification_service } from "../../gen/herald/v1/notification_service_pb.js";
 import { file_herald_v1_dispatch } from "../../gen/herald/v1/dispatch_pb.js";
+import { file_herald_v1_template } from "../../gen/herald/v1/template_pb.js";
+import { file_herald_v1_dead_letter } from "../../gen/herald/v1/dead_letter_pb.js";
 import { Health, file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createNotificationStore } from "../store/notifications.js";
 import { createHealth } from "../server/health.js";
 import { reflectionServices } from "../server/reflection.js";
 import { notificationService } from "../server/notification-service.js";
+import { templateService } from "../server/template-service.js";
+import { createTemplateStore } from "../store/templates.js";
+import { deadLetterService } from "../server/dead-letter-service.js";
+import { createDeadLetterStore } from "../store/dead-letters.js";
 import { createEdge } from "../server/edge.js";
 import { startGrpcListener } from "../server/grpc-listener.js";
 import { startHttpListener } from "../server/http-listener.js";
@@ -19,6 +25,7 @@ import type { Runtime } from "./runtime.js";
 export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number }> {
   const { config, log, pool, kafka } = rt;
   const store = createNotificationStore({ pool, commit: config.commit, log });
+  const templates = createTemplateStore({ pool });
   const health = createHealth({
     checks: [
       { name: "postgres", check: async () => void (await pool.query("SELECT 1")) },
@@ -26,7 +33,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       // Not on the accept path: reported, but an outage does not stop the API.
       { name: "redis", optional: true, check: async () => void (await rt.redis.ping()) },
     ],
-    services: ["herald.v1.NotificationService"],
+    services: ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService"],
     log,
   });
   await health.start();
@@ -34,16 +41,30 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   const services = [
     notificationService({
       store,
+      templates,
       clock: () => new Date(),
       newId: () => uuidv7(),
       maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName],
       horizonMs: config.scheduleHorizonMs,
     }),
+    templateService({ templates, clock: () => new Date() }),
+    deadLetterService({
+      store: createDeadLetterStore({ pool, maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName] }),
+      clock: () => new Date(),
+    }),
     mount(Health, health.impl),
     ...reflectionServices({
-      files: [file_herald_v1_notification_service, file_herald_v1_dispatch, file_grpc_health_v1_health],
+      files: [
+        file_herald_v1_notification_service,
+        file_herald_v1_template,
+        file_herald_v1_dead_letter,
+        file_herald_v1_dispatch,
+        file_grpc_health_v1_health,
+      ],
       services: [
         "herald.v1.NotificationService",
+        "herald.v1.TemplateService",
+        "herald.v1.DeadLetterService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

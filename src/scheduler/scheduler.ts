@@ -4,12 +4,19 @@ import type { Logger } from "../log.js";
 import { inTransaction } from "../store/db.js";
 import { withStoreErrors } from "../store/errors.js";
 import { transitionWrites, writeTransitions, type NotificationRow } from "../store/records.js";
+import { writeDeadLetter } from "../store/dead-letters.js";
 
 // The scheduler moves due SCHEDULED (deliver_at) and due RETRYING
 // (next_attempt_at) notifications to QUEUED, with the same event and outbox
 // records accept writes. Several instances may run: each tick locks its rows
 // with FOR UPDATE SKIP LOCKED, so instances split the due rows instead of
 // releasing one twice, and the UPDATE re-checks the status it selected.
+//
+// It also ends claims whose worker is gone: a SENDING row whose lease ran out
+// more than a grace period ago goes to RETRYING, due at once, and is released
+// in the same tick. Normally the redelivered Kafka record re-claims such a row
+// long before; this catches the case where that record was committed anyway,
+// so every notification still reaches a terminal status.
 
 export interface SchedulerDeps {
   pool: pg.Pool;
@@ -20,6 +27,12 @@ export interface SchedulerDeps {
   pollMs: number;
   /** @defaultValue () => new Date() */
   clock?: () => Date;
+  /**
+   * A claim (SENDING) is presumed lost this long after its lease ended. Leases are already
+   * several send timeouts long; the grace gives a live worker's outcome, and the redelivered
+   * record's re-claim, time to land first. @defaultValue 60000
+   */
+  claimGraceMs?: number;
 }
 
 export interface Scheduler {
@@ -42,9 +55,12 @@ const detailFor: Partial<Record<Status, string>> = {
 
 type ReleasedRow = NotificationRow & { from_status: Status };
 
+const STALE_CLAIM = "claim expired: worker lost";
+
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   const { pool, log, batchSize, pollMs } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const claimGraceMs = deps.claimGraceMs ?? 60_000;
   let closed = false;
   let running: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
@@ -53,8 +69,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   /** One transaction: lock due rows, move them to QUEUED, append events and outbox records. */
   async function release(): Promise<{ released: number; full: boolean }> {
     const now = clock();
+    let swept: string[] = [];
     const rows = await withStoreErrors(() =>
       inTransaction(pool, async (client) => {
+        swept = await sweepStaleClaims(client, now);
         // One CTE per partial index, each ordered by its due time, so both
         // scans stay index scans and neither kind can starve the other.
         const result = await client.query<ReleasedRow>(
@@ -78,8 +96,38 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         return result.rows;
       }),
     );
+    if (swept.length > 0) log.warn({ count: swept.length, ids: swept.slice(0, 10) }, "stale claims returned to retry");
     const scheduled = rows.filter((r) => r.from_status === Status.SCHEDULED).length;
     return { released: rows.length, full: scheduled >= batchSize || rows.length - scheduled >= batchSize };
+  }
+
+  /**
+   * SENDING rows whose lease ended more than claimGraceMs ago (database clock, as leases are
+   * set) → RETRYING due `now`, in this transaction, so the release below queues them at once;
+   * a lost claim on the last attempt is DEAD_LETTERED instead (the budget is spent).
+   * Rows a worker is finishing are locked by it and skipped; the UPDATE re-checks status and
+   * lease under the lock, so an outcome that committed first always wins.
+   */
+  async function sweepStaleClaims(client: pg.PoolClient, now: Date): Promise<string[]> {
+    const swept = await client.query<NotificationRow>(
+      `WITH stale AS MATERIALIZED (
+         SELECT id FROM notifications
+         WHERE status = $3 AND lease_until < now() - $4 * interval '1 millisecond'
+         ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
+       )
+       UPDATE notifications n
+       SET status = CASE WHEN n.attempts >= n.max_attempts THEN $7::smallint ELSE $5::smallint END,
+           next_attempt_at = CASE WHEN n.attempts >= n.max_attempts THEN NULL ELSE $1::timestamptz END,
+           last_sequence = n.last_sequence + 1, updated_at = $1, lease_until = NULL, last_error = $6
+       FROM stale WHERE n.id = stale.id AND n.status = $3 AND n.lease_until < now() - $4 * interval '1 millisecond'
+       RETURNING n.*`,
+      [now, batchSize, Status.SENDING, claimGraceMs, Status.RETRYING, STALE_CLAIM, Status.DEAD_LETTERED],
+    );
+    await writeTransitions(client, swept.rows.map((row) => transitionWrites(row, { detail: STALE_CLAIM })));
+    for (const row of swept.rows) {
+      if (row.status === Status.DEAD_LETTERED) await writeDeadLetter(client, row, { now });
+    }
+    return swept.rows.map((r) => r.id);
   }
 
   /** How long to sleep: until the next due row, within [minSleepMs, pollMs]. */

@@ -5,17 +5,22 @@ import { openRuntime, type Runtime } from "../../src/roles/runtime.js";
 import { startServerRole } from "../../src/roles/server.js";
 import { startRelayRole } from "../../src/roles/relay.js";
 import { startSchedulerRole } from "../../src/roles/scheduler.js";
+import { startWorkerRole, type WorkerRole } from "../../src/roles/worker.js";
+import { channelNames, type ChannelName } from "../../src/config-delivery.js";
+import type { Provider } from "../../src/workers/providers/provider.js";
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";
 
 export const KEY_A = "key-tenant-a-" + randomBytes(8).toString("hex");
 export const KEY_B = "key-tenant-b-" + randomBytes(8).toString("hex");
 
-/** A whole Herald in this process (server, relay, scheduler) on its own database, topics and ports. */
+/** A whole Herald in this process (server, relay, scheduler, workers) on its own database, topics and ports. */
 export interface TestHerald {
   config: Config;
   rt: Runtime;
   db: TestDatabase;
+  /** Set when the "worker" role runs. */
+  workers?: WorkerRole;
   grpcAddress: string;
   httpUrl: string;
   /** `${prefix}herald.email` etc. */
@@ -25,7 +30,12 @@ export interface TestHerald {
 }
 
 export async function startTestHerald(opts: {
-  roles?: Array<"server" | "relay" | "scheduler">;
+  /** @defaultValue ["server", "relay", "scheduler"] */
+  roles?: Array<"server" | "relay" | "scheduler" | "worker">;
+  /** Providers for the worker role, e.g. in-process fakes; other channels use the env's (HERALD_EMAIL_PROVIDER...). */
+  providers?: Partial<Record<ChannelName, Provider>>;
+  /** Channels the worker role delivers. @defaultValue those in `providers`, or all */
+  channels?: ChannelName[];
   env?: Record<string, string>;
   db?: TestDatabase;
   databaseUrl?: string;
@@ -58,11 +68,18 @@ export async function startTestHerald(opts: {
   }
   if (roles.includes("relay")) await startRelayRole(rt);
   if (roles.includes("scheduler")) startSchedulerRole(rt);
+  let workers: WorkerRole | undefined;
+  if (roles.includes("worker")) {
+    const given = Object.keys(opts.providers ?? {}) as ChannelName[];
+    const channels = opts.channels ?? (given.length > 0 ? given : [...channelNames]);
+    workers = await startWorkerRole(rt, { channels, providers: opts.providers });
+  }
   const clients: HeraldClient[] = [];
   return {
     config,
     rt,
     db,
+    workers,
     grpcAddress,
     httpUrl,
     topic: (logical) => prefix + logical,

@@ -1,0 +1,94 @@
+import type { Config } from "../config.js";
+import type { ChannelName } from "../config-delivery.js";
+import { channelFromName } from "../kafka/topics.js";
+import type { Logger } from "../log.js";
+import { createDeliveryStore } from "../store/deliveries.js";
+import { createTemplateStore } from "../store/templates.js";
+import { createRenderer } from "../templates/renderer.js";
+import { createDeliveryHandler, type DeliveryCounters } from "../workers/delivery.js";
+import { createProvider, type Provider } from "../workers/providers/index.js";
+import { createRateLimiter } from "../workers/rate-limit.js";
+import { createChannelWorker, type ChannelWorker } from "../workers/worker.js";
+import type { Runtime } from "./runtime.js";
+
+/** Builds the configured provider of each channel. Throws a ConfigError naming the variable to set when one has none. */
+export function createWorkerProviders(
+  config: Config,
+  channels: readonly ChannelName[],
+  log: Logger,
+  given: Partial<Record<ChannelName, Provider>> = {},
+): Map<ChannelName, Provider> {
+  const providers = new Map<ChannelName, Provider>();
+  try {
+    for (const name of channels) {
+      const provider =
+        given[name] ??
+        createProvider(channelOf(name), config.delivery.providers, { sinkDir: config.delivery.sinkDir, log: log.child({ component: "provider" }) });
+      providers.set(name, provider);
+    }
+  } catch (err) {
+    for (const [name, p] of providers) if (!given[name]) void p.close().catch(() => {});
+    throw err;
+  }
+  return providers;
+}
+
+export interface WorkerRoleOptions {
+  channels: readonly ChannelName[];
+  /** Providers to use (taken over: closed on shutdown); channels without one get the configured provider. */
+  providers?: Partial<Record<ChannelName, Provider>>;
+}
+
+export interface WorkerRole {
+  workers: ReadonlyMap<ChannelName, ChannelWorker>;
+  counters(channel: ChannelName): DeliveryCounters;
+}
+
+/**
+ * Channel workers: per channel, the provider, its shared rate limiter, the
+ * renderer and a consumer of herald.<channel>. On shutdown the workers drain
+ * first (their sends still need the providers), then the providers close.
+ */
+export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Promise<WorkerRole> {
+  const { config, pool, kafka, redis } = rt;
+  const { delivery } = config;
+  const log = rt.log.child({ component: "worker" });
+  const providers = createWorkerProviders(config, opts.channels, log, opts.providers);
+
+  const renderer = createRenderer({ templates: createTemplateStore({ pool }) });
+  const store = createDeliveryStore({ pool, leaseMs: delivery.leaseMs });
+  const workers = new Map<ChannelName, ChannelWorker>();
+  for (const [name, provider] of providers) {
+    const perSecond = delivery.rateLimits[name];
+    const limiter = createRateLimiter({
+      redis,
+      // Per channel and provider: the dev sink serves every channel with its own limit.
+      name: `${name}:${provider.name}`,
+      perSecond,
+      // While Redis is unreachable each process keeps a share of the limit to itself.
+      fallbackPerSecond: Math.ceil(perSecond * delivery.rateLimitFallbackFraction),
+      log: log.child({ channel: name }),
+    });
+    const handler = createDeliveryHandler({ store, renderer, provider, limiter, backoff: delivery.backoff, log });
+    workers.set(name, createChannelWorker({ channel: channelOf(name), kafka, handler, concurrency: delivery.concurrency, log }));
+  }
+
+  rt.shutdown.add("workers", async () => void (await Promise.all([...workers.values()].map((w) => w.close()))));
+  rt.shutdown.add("providers", async () => void (await Promise.allSettled([...providers.values()].map((p) => p.close()))));
+  await Promise.all([...workers.values()].map((w) => w.start()));
+  log.info({ channels: [...workers.keys()] }, "workers started");
+  return {
+    workers,
+    counters(channel) {
+      const worker = workers.get(channel);
+      if (!worker) throw new Error(`no worker for channel ${channel}`);
+      return worker.counters;
+    },
+  };
+}
+
+function channelOf(name: ChannelName) {
+  const channel = channelFromName(name);
+  if (channel === undefined) throw new Error(`unknown channel ${name}`);
+  return channel;
+}

@@ -1,0 +1,271 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import type { Dispatch } from "../../gen/herald/v1/dispatch_pb.js";
+import { NotificationSpecSchema } from "../../gen/herald/v1/notification_pb.js";
+import { channelName } from "../kafka/topics.js";
+import type { Logger } from "../log.js";
+import type { DeliveryStore, Outcome } from "../store/deliveries.js";
+import { StoreUnavailableError } from "../store/errors.js";
+import type { NotificationRow } from "../store/records.js";
+import { RenderError, type Renderer } from "../templates/renderer.js";
+import { backoffCeilingMs, backoffMs, type BackoffOptions } from "./backoff.js";
+import { PermanentError, TransientError, type Provider, type RenderedMessage } from "./providers/provider.js";
+import type { RateLimiter } from "./rate-limit.js";
+
+// One Dispatch, one attempt: claim it, render, take a rate-limit token, send,
+// store the outcome. The handler resolves only once the outcome (or the fact
+// that there was nothing to do) is stored, so the worker may commit the Kafka
+// offset; it rejects only when the worker stops before that, and then the
+// record is redelivered. Provider failures are outcomes, never rejections.
+// Our own database failing is neither: the handler waits and tries again.
+
+export interface DeliveryCounters {
+  /** Attempts claimed (including re-claims). */
+  claimed: number;
+  /** Re-claims of an attempt whose previous holder's lease expired: it may have sent already. */
+  resentAfterLostOutcome: number;
+  sent: number;
+  retried: number;
+  failed: number;
+  deadLettered: number;
+  /** Records with nothing to do: duplicates, past attempts, canceled or finished notifications. */
+  skipped: number;
+  /** Times a record waited for another worker's live claim. */
+  leaseWaits: number;
+  /** Outcomes not stored because the claim had been taken over meanwhile. */
+  outcomesLost: number;
+  /** Database operations retried after a failure. */
+  storeRetries: number;
+  /** Records that are not a usable Dispatch (undecodable, no id, attempt 0): logged and skipped. */
+  malformed: number;
+}
+
+export const newCounters = (): DeliveryCounters => ({
+  claimed: 0,
+  resentAfterLostOutcome: 0,
+  sent: 0,
+  retried: 0,
+  failed: 0,
+  deadLettered: 0,
+  skipped: 0,
+  leaseWaits: 0,
+  outcomesLost: 0,
+  storeRetries: 0,
+  malformed: 0,
+});
+
+export interface DeliverySignals {
+  /** Aborted when the worker stops taking work: nothing new is claimed, waits end. */
+  stop: AbortSignal;
+  /** Aborted when the drain period ends: sends in flight are cancelled, storing stops retrying. */
+  abort: AbortSignal;
+}
+
+/** The worker stopped before this record was finished; its offset must not be committed. */
+export class DeliveryAbandonedError extends Error {
+  override name = "DeliveryAbandonedError";
+}
+
+export interface DeliveryHandlerDeps {
+  store: DeliveryStore;
+  renderer: Renderer;
+  provider: Provider;
+  limiter: RateLimiter;
+  backoff: BackoffOptions;
+  log: Logger;
+  /** @defaultValue () => new Date() */
+  clock?: () => Date;
+  /** @defaultValue Math.random */
+  random?: () => number;
+  /** Longest single wait for another worker's claim; the claim is tried again after it. @defaultValue 30000 */
+  maxLeaseWaitMs?: number;
+  /** Cap of the pause between retries while the database fails. @defaultValue 5000 */
+  maxStoreBackoffMs?: number;
+  /** Shared by every handler of a worker. @defaultValue fresh counters */
+  counters?: DeliveryCounters;
+}
+
+export interface DeliveryHandler {
+  handle(dispatch: Dispatch, signals: DeliverySignals): Promise<void>;
+  readonly counters: DeliveryCounters;
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Errors and details are stored and published; a provider's message can be long. */
+const MAX_DETAIL = 1000;
+const bounded = (s: string): string => (s.length > MAX_DETAIL ? `${s.slice(0, MAX_DETAIL - 1)}…` : s);
+
+export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandler {
+  const { store, renderer, provider, limiter, backoff } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const random = deps.random ?? Math.random;
+  const { maxLeaseWaitMs = 30_000, maxStoreBackoffMs = 5_000 } = deps;
+  const counters = deps.counters ?? newCounters();
+  // Shared by all messages in flight: an outage is logged once when it starts
+  // and once when it ends, not once per message or per retry.
+  let storeDown = false;
+
+  /** Runs `op` until it succeeds; retries the failures `retry` accepts, pausing longer each time. */
+  async function persist<T>(op: () => Promise<T>, signal: AbortSignal, log: Logger, retry = (_: unknown) => true): Promise<T> {
+    for (let failures = 0; ; ) {
+      try {
+        const result = await op();
+        if (storeDown) log.info("database answers again; deliveries resume");
+        storeDown = false;
+        return result;
+      } catch (err) {
+        if (!retry(err)) throw err;
+        if (!storeDown) {
+          if (err instanceof StoreUnavailableError) log.warn({ err }, "database unavailable; deliveries wait and retry");
+          else log.error({ err }, "storing a delivery step failed; retrying");
+        }
+        storeDown = true;
+        failures++;
+        counters.storeRetries++;
+        // Half fixed, half random: never a hot loop, and workers spread out when it returns.
+        const ceiling = backoffCeilingMs(failures, { baseMs: 100, capMs: maxStoreBackoffMs });
+        await sleep(ceiling / 2 + (random() * ceiling) / 2, signal);
+      }
+    }
+  }
+
+  async function claim(dispatch: Dispatch, signals: DeliverySignals, log: Logger) {
+    const { notificationId: id, attempt } = dispatch;
+    for (;;) {
+      const result = await persist(() => store.claim({ id, attempt, now: clock() }), signals.stop, log);
+      if (result.kind !== "leased") return result;
+      // The holder is alive or its lease has not run out yet: either it stores
+      // an outcome (our next claim finds the row moved on) or the lease ends
+      // and the attempt is ours. Leases are never extended, so this ends.
+      counters.leaseWaits++;
+      const waitMs = Math.min(result.leaseLeftMs + 50, maxLeaseWaitMs);
+      log.info({ waitMs }, "another worker holds this attempt; waiting for its lease");
+      await sleep(waitMs, signals.stop);
+    }
+  }
+
+  function decide(err: unknown, row: NotificationRow, log: Logger): Outcome {
+    const error = bounded(err instanceof Error ? err.message || err.name : String(err));
+    if (err instanceof PermanentError || err instanceof RenderError) return { kind: "failed", error };
+    if (!(err instanceof TransientError)) log.warn({ err }, "unclassified send failure; treating it as transient");
+    if (row.attempts >= row.max_attempts) return { kind: "dead", error };
+    const retryAfterMs = err instanceof TransientError ? (err.retryAfterMs ?? 0) : 0;
+    const delayMs = Math.max(retryAfterMs, backoffMs(row.attempts, backoff, random));
+    return { kind: "retry", error, nextAttemptAt: new Date(clock().getTime() + delayMs) };
+  }
+
+  async function attempt(row: NotificationRow, dispatch: Dispatch, signals: DeliverySignals, log: Logger): Promise<Outcome> {
+    const spec = fromBinary(NotificationSpecSchema, row.spec);
+    if (!spec.recipient) throw new PermanentError("notification has no recipient");
+    // Templates live in the database too: a store outage is waited out, not a failed attempt.
+    const rendered = await persist(() => renderer.render(row.tenant, spec), signals.abort, log, (e) => e instanceof StoreUnavailableError);
+    await limiter.take(signals.abort);
+    const message: RenderedMessage = {
+      notificationId: row.id,
+      tenant: row.tenant,
+      channel: row.channel,
+      recipient: spec.recipient,
+      ...rendered,
+      labels: row.labels,
+      // The same for every attempt and every worker, so a repeat can be dropped by the provider.
+      idempotencyKey: row.id,
+      attempt: dispatch.attempt,
+    };
+    const { providerMessageId } = await provider.send(message, signals.abort);
+    return { kind: "sent", providerMessageId, detail: `sent via ${provider.name}` };
+  }
+
+  return {
+    counters,
+    async handle(dispatch, signals) {
+      const channel = dispatch.notification ? safeChannelName(dispatch.notification.channel) : undefined;
+      const log = deps.log.child({ notificationId: dispatch.notificationId, tenant: dispatch.tenant, channel, attempt: dispatch.attempt });
+      if (!uuidPattern.test(dispatch.notificationId) || dispatch.attempt < 1) {
+        // It can never match a row; retrying would only block the recipient's lane.
+        counters.malformed++;
+        log.error("dispatch record without a notification id or attempt; skipping");
+        return;
+      }
+      const claimed = await claim(dispatch, signals, log);
+      if (claimed.kind === "stale") {
+        counters.skipped++;
+        log.debug({ status: claimed.status, attempts: claimed.attempts }, "nothing to do for this record; skipping");
+        return;
+      }
+      const { row } = claimed;
+      counters.claimed++;
+      if (claimed.reclaimed) {
+        counters.resentAfterLostOutcome++;
+        log.warn("re-sending after a lost outcome");
+      }
+
+      let outcome: Outcome;
+      try {
+        outcome = await attempt(row, dispatch, signals, log);
+      } catch (err) {
+        if (signals.abort.aborted) {
+          // Shutting down mid-attempt: whether it went out is unknown, so no
+          // outcome is invented. Ending the lease lets the redelivered record
+          // be claimed (and re-sent under the same idempotency key) at once.
+          await store.release({ id: row.id, attempt: dispatch.attempt }).catch(() => false);
+          log.warn("worker stopped before the attempt finished; it will be redelivered");
+          throw new DeliveryAbandonedError("worker stopped during the attempt", { cause: err });
+        }
+        outcome = decide(err, row, log);
+      }
+
+      const stored = await persist(
+        () => store.finish({ id: row.id, attempt: dispatch.attempt, now: clock(), outcome }),
+        signals.abort,
+        log,
+      );
+      if (!stored) {
+        counters.outcomesLost++;
+        log.warn({ outcome: outcome.kind }, "outcome not stored: the claim was taken over meanwhile");
+        return;
+      }
+      switch (outcome.kind) {
+        case "sent":
+          counters.sent++;
+          log.info({ provider: provider.name, providerMessageId: outcome.providerMessageId }, "sent");
+          break;
+        case "retry":
+          counters.retried++;
+          log.info({ error: outcome.error, nextAttemptAt: outcome.nextAttemptAt }, "send failed; will retry");
+          break;
+        case "failed":
+          counters.failed++;
+          log.warn({ error: outcome.error }, "send failed permanently; dead-lettered");
+          break;
+        case "dead":
+          counters.deadLettered++;
+          log.warn({ error: outcome.error }, "last attempt failed; dead-lettered");
+          break;
+      }
+    },
+  };
+}
+
+function safeChannelName(channel: number): string | undefined {
+  try {
+    return channelName(channel);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves after `ms`; rejects with DeliveryAbandonedError as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(new DeliveryAbandonedError("worker stopped while waiting"));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new DeliveryAbandonedError("worker stopped while waiting"));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
