@@ -195,6 +195,9 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     while (queue.length > 0) {
       const slot = Math.floor(clock.now() / SLOT_MS);
       if (await consume(slot)) {
+        // A grant counted against a slot that ended during the round trip would
+        // land in the next slot on top of that slot's own quota: let it lapse.
+        if (Math.floor(clock.now() / SLOT_MS) !== slot) continue;
         // None left when every waiter gave up meanwhile: the point goes unused.
         const next = queue.shift();
         if (next) {

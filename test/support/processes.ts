@@ -14,7 +14,7 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const CLI = join(REPO, "dist/src/cli.js");
 export const BUF = join(REPO, "node_modules/.bin/buf");
 
-export type Role = "server" | "relay" | "scheduler" | "dev";
+export type Role = "server" | "relay" | "scheduler" | "worker" | "dev";
 
 export interface Exit {
   code: number | null;
@@ -146,9 +146,12 @@ export function outputTail(child: ChildHandle, n = 3000): string {
   return `--- stdout ---\n${child.stdout().slice(-n)}\n--- stderr ---\n${child.stderr().slice(-n)}`;
 }
 
-/** Starts `herald <role>` with exactly `env` (see heraldEnv) on top of a scrubbed process environment. */
-export function spawnHerald(role: Role, env: Record<string, string>, name: string = role): HeraldProcess {
-  const base = track(name, process.execPath, [CLI, role], { ...inheritedEnv(), ...env });
+/**
+ * Starts `herald <role> [...args]` (e.g. "worker", ["--channel", "sms"]) with exactly `env` (see
+ * HeraldSite.env) on top of a scrubbed process environment.
+ */
+export function spawnHerald(role: Role, env: Record<string, string>, name: string = role, args: readonly string[] = []): HeraldProcess {
+  const base = track(name, process.execPath, [CLI, role, ...args], { ...inheritedEnv(), ...env });
   const { onStdout, ...handle } = base;
   return {
     ...handle,
