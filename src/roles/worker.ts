@@ -63,7 +63,8 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
     const limiter = createRateLimiter({
       redis,
       // Per channel and provider: the dev sink serves every channel with its own limit.
-      name: `${name}:${provider.name}`,
+      // Namespaced like topics, so deployments sharing a Redis keep separate budgets.
+      name: `${config.kafka.topicPrefix}${name}:${provider.name}`,
       perSecond,
       // While Redis is unreachable each process keeps a share of the limit to itself.
       fallbackPerSecond: Math.ceil(perSecond * delivery.rateLimitFallbackFraction),
