@@ -1,6 +1,8 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
+import type { DescService } from "@bufbuild/protobuf";
 import { DeadLetterService } from "../../gen/herald/v1/dead_letter_pb.js";
+import { TemplateService } from "../../gen/herald/v1/template_pb.js";
 import { createGrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 
 export { createGrpcTransport } from "./grpc-transport.js";
@@ -8,6 +10,8 @@ export type { GrpcTransport, GrpcTransportOptions } from "./grpc-transport.js";
 export { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
 export * from "../../gen/herald/v1/notification_pb.js";
 export * from "../../gen/herald/v1/notification_service_pb.js";
+export * from "../../gen/herald/v1/dead_letter_pb.js";
+export * from "../../gen/herald/v1/template_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 
 export interface HeraldClientOptions extends GrpcTransportOptions {
@@ -16,16 +20,11 @@ export interface HeraldClientOptions extends GrpcTransportOptions {
 }
 
 export type HeraldClient = Client<typeof NotificationService> & { close(): void };
+export type DeadLetterClient = Client<typeof DeadLetterService> & { close(): void };
+export type TemplateClient = Client<typeof TemplateService> & { close(): void };
 
-/**
- * A typed client for Herald's gRPC listener:
- *
- *   const herald = createHeraldClient({ address: "127.0.0.1:50051", apiKey });
- *   const { notification } = await herald.create({ notification: { ... } });
- *
- * Errors are ConnectErrors with the gRPC status as `code`.
- */
-export function createHeraldClient(opts: HeraldClientOptions): HeraldClient {
+/** A typed client of one Herald service over grpc-js, sending the API key on every call. */
+function serviceClient<S extends DescService>(service: S, opts: HeraldClientOptions): Client<S> & { close(): void } {
   const transport = createGrpcTransport(opts);
   const withKey = (header: HeadersInit | undefined): Headers => {
     const h = new Headers(header);
@@ -40,12 +39,20 @@ export function createHeraldClient(opts: HeraldClientOptions): HeraldClient {
     stream: (method, signal, timeoutMs, header, input, values) =>
       transport.stream(method, signal, timeoutMs, withKey(header), input, values),
   };
-  return Object.assign(createClient(NotificationService, authed), { close: () => transport.close() });
+  return Object.assign(createClient(service, authed), { close: () => transport.close() });
 }
 
-export * from "../../gen/herald/v1/dead_letter_pb.js";
-
-export type DeadLetterClient = Client<typeof DeadLetterService> & { close(): void };
+/**
+ * A typed client for Herald's gRPC listener:
+ *
+ *   const herald = createHeraldClient({ address: "127.0.0.1:50051", apiKey });
+ *   const { notification } = await herald.create({ notification: { ... } });
+ *
+ * Errors are ConnectErrors with the gRPC status as `code`.
+ */
+export function createHeraldClient(opts: HeraldClientOptions): HeraldClient {
+  return serviceClient(NotificationService, opts);
+}
 
 /**
  * A typed client for Herald's DeadLetterService (list, inspect, redrive), with
@@ -55,18 +62,10 @@ export type DeadLetterClient = Client<typeof DeadLetterService> & { close(): voi
  *   const { deadLetters } = await dlq.listDeadLetters({ filter: { channel: Channel.EMAIL } });
  */
 export function createDeadLetterClient(opts: HeraldClientOptions): DeadLetterClient {
-  const transport = createGrpcTransport(opts);
-  const withKey = (header: HeadersInit | undefined): Headers => {
-    const h = new Headers(header);
-    h.set("authorization", `Bearer ${opts.apiKey}`);
-    return h;
-  };
-  const authed: typeof transport = {
-    ...transport,
-    unary: (method, signal, timeoutMs, header, input, values) =>
-      transport.unary(method, signal, timeoutMs, withKey(header), input, values),
-    stream: (method, signal, timeoutMs, header, input, values) =>
-      transport.stream(method, signal, timeoutMs, withKey(header), input, values),
-  };
-  return Object.assign(createClient(DeadLetterService, authed), { close: () => transport.close() });
+  return serviceClient(DeadLetterService, opts);
+}
+
+/** A typed client for Herald's TemplateService (put, get, list), with the same options. */
+export function createTemplateClient(opts: HeraldClientOptions): TemplateClient {
+  return serviceClient(TemplateService, opts);
 }
