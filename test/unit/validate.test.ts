@@ -1,8 +1,8 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { Channel, NotificationSpecSchema, Priority, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
 import { limits, validateId, validateIdempotencyKey, validateSpec } from "../../src/domain/validate.js";
+import { expectInvalid } from "../support/expect-invalid.js";
 
 // The plain-object form of create()'s init (not an existing message), so Partial<> applies.
 type SpecInit = Exclude<MessageInitShape<typeof NotificationSpecSchema>, NotificationSpec>;
@@ -31,19 +31,6 @@ const withAddress = (channel: Channel, address: Address, over: Partial<SpecInit>
 const entries = (n: number, value = "v") => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, value]));
 
 /** Asserts fn throws InvalidArgument with exactly `${path}: ${rule}`. */
-function expectInvalid(fn: () => void, path: string, rule: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(ConnectError);
-  const err = caught as ConnectError;
-  expect(err.code).toBe(Code.InvalidArgument);
-  expect(err.rawMessage.startsWith(`${path}: `)).toBe(true);
-  expect(err.rawMessage).toBe(`${path}: ${rule}`);
-}
 
 describe("limits", () => {
   it("are the numbers the proto documents", () => {

@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, TimestampSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { LocalTimeSchema } from "../../gen/herald/v1/notification_pb.js";
 import type { ScheduleRequest } from "../../gen/herald/v1/notification_service_pb.js";
 import { resolveDeliverAt, type WhenOptions } from "../../src/domain/when.js";
+import { expectInvalid } from "../support/expect-invalid.js";
 
 const day = 86_400_000;
 const now = new Date("2026-01-15T12:00:00.000Z");
@@ -19,19 +19,6 @@ const local = (dateTime: string, timeZone: string): ScheduleRequest["when"] => (
 const resolve = (when: ScheduleRequest["when"], o: WhenOptions = opts): string => resolveDeliverAt(when, o).deliverAt.toISOString();
 
 /** Asserts fn throws InvalidArgument with exactly `${path}: ${rule}`. */
-function expectInvalid(fn: () => unknown, path: string, rule: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(ConnectError);
-  const err = caught as ConnectError;
-  expect(err.code).toBe(Code.InvalidArgument);
-  expect(err.rawMessage.startsWith(`${path}: `)).toBe(true);
-  expect(err.rawMessage).toBe(`${path}: ${rule}`);
-}
 
 describe("resolveDeliverAt: when", () => {
   it("is required", () => {

@@ -178,25 +178,7 @@ export async function startHttpStandIn(handle: (req: RecordedRequest) => HttpAns
     port,
     requests,
     behave: (list, fallback) => queue.set(list, fallback),
-    waitForRequests(n, timeoutMs = 5000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (requests.length < n) return;
-          cleanup();
-          resolve(requests.slice(0, n));
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`stand-in received ${requests.length} of ${n} requests within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
+    waitForRequests: (n, timeoutMs = 5000) => waitForCount(requests, waiters, n, timeoutMs, "stand-in received", "requests"),
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -205,6 +187,37 @@ export async function startHttpStandIn(handle: (req: RecordedRequest) => HttpAns
       return closing;
     },
   };
+}
+
+/**
+ * Resolves with the first `n` items of `list` once it holds that many; `waiters` is the set the
+ * stand-in calls after each arrival. Rejects after `timeoutMs`, saying how many arrived.
+ */
+export function waitForCount<T>(
+  list: readonly T[],
+  waiters: Set<() => void>,
+  n: number,
+  timeoutMs: number,
+  what: string,
+  noun: string,
+): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (list.length < n) return;
+      cleanup();
+      resolve(list.slice(0, n));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`${what} ${list.length} of ${n} ${noun} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      waiters.delete(check);
+    };
+    waiters.add(check);
+    check();
+  });
 }
 
 /** A port on 127.0.0.1 that nothing listens on (bound, then released): connecting is refused. */

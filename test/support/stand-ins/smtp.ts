@@ -1,7 +1,7 @@
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SMTPServer, type SMTPServerSession } from "smtp-server";
-import { BehaviourQueue, type Behaviour, type SmtpStage } from "./behaviour.js";
+import { BehaviourQueue, waitForCount, type Behaviour, type SmtpStage } from "./behaviour.js";
 
 // A local SMTP server (smtp-server) that records every message it accepts, parsed, and answers
 // each message (each MAIL FROM) from the behaviour queue: ok; fail(code, text) at RCPT TO by
@@ -234,25 +234,7 @@ export async function startSmtpStandIn(opts: SmtpStandInOptions = {}): Promise<S
     messages,
     transactions,
     behave: (list, fallback) => queue.set(list, fallback),
-    waitForMessages(n, timeoutMs = 5000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (messages.length < n) return;
-          cleanup();
-          resolve(messages.slice(0, n));
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`smtp stand-in accepted ${messages.length} of ${n} messages within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
+    waitForMessages: (n, timeoutMs = 5000) => waitForCount(messages, waiters, n, timeoutMs, "smtp stand-in accepted", "messages"),
     close() {
       // smtp-server waits up to 30 s for open connections (a pooled client keeps one); drop them.
       closing ??= new Promise<void>((resolve) => {
