@@ -27,7 +27,7 @@ export interface Watcher {
   stop(): void;
 }
 
-export function watch(client: HeraldClient, req: WatchRequest): Watcher {
+export function watch(client: Pick<HeraldClient, "watchStatus">, req: WatchRequest): Watcher {
   const abort = new AbortController();
   const messages: WatchStatusResponse[] = [];
   const waiters = new Set<() => void>();
