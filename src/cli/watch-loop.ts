@@ -60,11 +60,13 @@ export async function watchLoop(deps: WatchDeps, request: WatchStatusRequest): P
   const { signal } = deps;
   let cursor = request.after;
   let failures = 0;
+  let interrupted = false;
   while (!signal.aborted) {
     // Until a message arrives the original request is repeated as is (snapshot included):
     // nothing of it has been printed yet.
     const attempt = cursor === request.after ? request : resumeAfter(request, cursor);
     let interruption: string;
+    let connected = false;
     // A signal per attempt: the transport hangs a listener on the signal of every call and
     // never takes it off, so calls on the long-lived one would pile up listeners by reconnect.
     const call = new AbortController();
@@ -76,6 +78,12 @@ export async function watchLoop(deps: WatchDeps, request: WatchStatusRequest): P
         // Ctrl-C while messages were already buffered: what is printed stops here, and the
         // cursor printed on exit is that of the last line.
         if (signal.aborted) break;
+        if (!connected) {
+          // A live-only watch prints nothing until something happens; say on stderr that the
+          // stream is up (the server's first message, often a heartbeat, proves it).
+          connected = true;
+          deps.err.write(interrupted ? `herald: resumed${cursor !== "" ? ` after ${cursor}` : ""}\n` : "herald: watching (Ctrl-C to stop)\n");
+        }
         const text = deps.format(msg);
         if (text !== undefined) await write(deps.out, text, signal);
         // Heartbeats move the cursor too, so a resume skips what the server has already
@@ -98,6 +106,7 @@ export async function watchLoop(deps: WatchDeps, request: WatchStatusRequest): P
       client.close();
     }
     if (signal.aborted) break;
+    interrupted = true;
     const delay = reconnectDelayMs(++failures);
     const from = cursor !== "" ? `resuming after ${cursor}` : "reconnecting";
     deps.err.write(`herald: stream interrupted (${interruption}); ${from} in ${(delay / 1000).toFixed(1)}s\n`);

@@ -138,7 +138,9 @@ describe("watchLoop", () => {
       ].join("\n"),
     );
     expect(h.err()).toBe(
-      "herald: stream interrupted (unavailable: server shutting down); resuming after c3 in 0.5s\n" +
+      "herald: watching (Ctrl-C to stop)\n" +
+        "herald: stream interrupted (unavailable: server shutting down); resuming after c3 in 0.5s\n" +
+        "herald: resumed after c3\n" +
         "herald: stopped; resume with --after c4\n",
     );
     expect(h.sleeps).toEqual([500]);
@@ -164,8 +166,9 @@ describe("watchLoop", () => {
     expect(await h.run(create(WatchStatusRequestSchema))).toBe(0);
 
     expect(h.sleeps).toEqual([500, 1000, 2000, 4000, 5000, 5000, 500, 1000]);
-    expect(h.err().split("\n").slice(5, 8)).toEqual([
+    expect(h.err().split("\n").slice(5, 9)).toEqual([
       "herald: stream interrupted (unavailable: No connection established); reconnecting in 5.0s",
+      "herald: resumed",
       "herald: stream interrupted (resource_exhausted: slow consumer); resuming after c1 in 0.5s",
       "herald: stream interrupted (unavailable: No connection established); resuming after c1 in 1.0s",
     ]);
@@ -202,7 +205,11 @@ describe("watchLoop", () => {
       CTRL_C,
     ]);
     expect(await h.run(byId())).toBe(0);
-    expect(h.err()).toBe("herald: stream interrupted (ended by the server); resuming after c1 in 0.5s\nherald: stopped; resume with --after c1\n");
+    expect(h.err()).toBe(
+      "herald: watching (Ctrl-C to stop)\n" +
+        "herald: stream interrupted (ended by the server); resuming after c1 in 0.5s\n" +
+        "herald: stopped; resume with --after c1\n",
+    );
     expect(h.requests[1]?.after).toBe("c1");
   });
 
@@ -221,7 +228,7 @@ describe("watchLoop", () => {
       },
     ]);
     expect(await h.run(byId())).toBe(1);
-    expect(h.err()).toBe(printed);
+    expect(h.err()).toBe("herald: watching (Ctrl-C to stop)\n" + printed);
     expect(h.out().split("\n")).toHaveLength(2);
     expect(h.sleeps).toEqual([]);
     expect(h.counts()).toEqual({ opened: 1, closed: 1 });
@@ -279,7 +286,7 @@ describe("watchLoop", () => {
         event: { notificationId: ID, sequence: 2, status: "STATUS_SENDING", attempt: 1, time: "2026-11-30T09:00:02Z" },
       },
     ]);
-    expect(h.err()).toBe("herald: stopped; resume with --after c2\n");
+    expect(h.err()).toBe("herald: watching (Ctrl-C to stop)\nherald: stopped; resume with --after c2\n");
   });
 
   it("waits for a full output pipe to drain before reading on", async () => {
