@@ -7,6 +7,7 @@ import { hashApiKey } from "./server/api-keys.js";
 import { runRoles } from "./cli/run-roles.js";
 import { runClientCommand, UsageError } from "./cli/client-commands.js";
 import { dlqUsage, runDlqCommand } from "./cli/dlq-commands.js";
+import { runWatchCommand, watchUsage } from "./cli/watch-command.js";
 
 const usage = () => `herald — a notification service
 
@@ -23,7 +24,7 @@ Client commands (over gRPC; --addr, --api-key or HERALD_GRPC_ADDR, HERALD_API_KE
   herald schedule (same as send) --at 2026-11-23T09:00:00Z | --local 2026-11-23T09:00:00 --tz Europe/Berlin
   herald get ID
   herald cancel ID
-
+${watchUsage}
 Operator commands:
   herald hash-key KEY            prints the sha256 form of an API key for HERALD_API_KEYS
 ${dlqUsage}
@@ -41,6 +42,9 @@ async function main(argv: string[]): Promise<void> {
       return runRoles("worker", process.env, { channels: workerChannels(args) });
     case "dlq":
       return runDlqCommand(args, process.env);
+    case "watch":
+      process.exitCode = await runWatchCommand(args, process.env);
+      return;
     case "hash-key":
       if (!args[0]) throw new UsageError("usage: herald hash-key KEY");
       console.log(`sha256:${hashApiKey(args[0])}`);

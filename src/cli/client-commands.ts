@@ -10,7 +10,7 @@ import { DEV_API_KEY } from "../server/api-keys.js";
 
 // `herald send|schedule|get|cancel`: the CLI as a grpc-js client of a running server.
 
-const common = {
+export const common = {
   addr: { type: "string" },
   "api-key": { type: "string" },
   "request-id": { type: "string" },
@@ -68,14 +68,14 @@ function specFrom(v: SpecValues): NotificationSpec {
   });
 }
 
-function clientFrom(v: { addr?: string | undefined; "api-key"?: string | undefined }, env: NodeJS.ProcessEnv) {
+export function clientFrom(v: { addr?: string | undefined; "api-key"?: string | undefined }, env: NodeJS.ProcessEnv) {
   return createHeraldClient({
     address: v.addr ?? env.HERALD_GRPC_ADDR ?? "127.0.0.1:50051",
     apiKey: v["api-key"] ?? env.HERALD_API_KEY ?? DEV_API_KEY,
   });
 }
 
-function headers(v: { "request-id"?: string | undefined }): HeadersInit | undefined {
+export function headers(v: { "request-id"?: string | undefined }): HeadersInit | undefined {
   return v["request-id"] ? { "x-request-id": v["request-id"] } : undefined;
 }
 

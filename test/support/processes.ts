@@ -218,6 +218,12 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
   return runCommand(process.execPath, [CLI, ...args], { ...opts, name: `herald ${args[0] ?? ""}` });
 }
 
+/** `herald <args>` left running (e.g. `watch`), for a test to read its output and signal it. */
+export function spawnCli(args: string[], opts: { env?: Record<string, string> } = {}): ChildHandle {
+  const { onStdout: _onStdout, ...handle } = track(`herald ${args[0] ?? ""}`, process.execPath, [CLI, ...args], { ...inheritedEnv(), ...opts.env });
+  return handle;
+}
+
 /** Stops every child still running: `signal` first, SIGKILL for those still there after `timeoutMs`. For afterAll. */
 export async function stopAll(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 20_000): Promise<void> {
   await Promise.all([...live].map((child) => child.stop(signal, timeoutMs)));
