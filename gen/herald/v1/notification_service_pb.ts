@@ -290,7 +290,8 @@ export type WatchStatusRequest = Message<"herald.v1.WatchStatusRequest"> & {
 
   /**
    * Resume after this cursor (from a previous WatchStatusResponse): the stream
-   * continues with the next event, without gap or repeat.
+   * continues with the next event, without gap or repeat. With `after`,
+   * `snapshot` is ignored.
    *
    * @generated from field: string after = 7;
    */
@@ -432,7 +433,12 @@ export const NotificationService: GenService<{
     output: typeof CancelResponseSchema;
   },
   /**
-   * WatchStatus streams status events live.
+   * WatchStatus streams status events live. A stream sends its catch-up (after
+   * `after`) or snapshot, then one heartbeat meaning "caught up", then live
+   * events and idle heartbeats. Every message carries a cursor; `after` resumes
+   * on any instance with neither gap nor repeat. Streams the server ends carry
+   * the trailer `herald-resume-cursor`: RESOURCE_EXHAUSTED when the client fell
+   * too far behind (or, at open, too many streams), UNAVAILABLE on shutdown.
    *
    * @generated from rpc herald.v1.NotificationService.WatchStatus
    */
