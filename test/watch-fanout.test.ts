@@ -168,12 +168,14 @@ function pausedStream(address: string) {
   return {
     opened,
     async drain(): Promise<{ messages: WatchStatusResponse[]; error: grpc.StatusObject }> {
-      const error = await new Promise<grpc.StatusObject>((resolve) => {
+      // grpc-js reports the status as soon as the trailers arrive, which can be before the
+      // messages buffered ahead of them are read: read to the end, then take the status.
+      await new Promise<void>((resolve) => {
         call.on("data", (m: WatchStatusResponse) => messages.push(m));
-        if (status) resolve(status);
-        call.on("status", resolve);
+        call.once("end", resolve);
         call.resume();
       });
+      const error = status ?? (await new Promise<grpc.StatusObject>((resolve) => call.once("status", resolve)));
       client.close();
       return { messages, error };
     },

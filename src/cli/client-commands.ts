@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
+import type { ChannelOptions } from "@grpc/grpc-js";
 import { createHeraldClient } from "../client/index.js";
 import { Channel, Priority, NotificationSpecSchema, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
 import { CreateResponseSchema, GetResponseSchema, CancelResponseSchema, ScheduleResponseSchema } from "../../gen/herald/v1/notification_service_pb.js";
@@ -68,10 +69,15 @@ function specFrom(v: SpecValues): NotificationSpec {
   });
 }
 
-export function clientFrom(v: { addr?: string | undefined; "api-key"?: string | undefined }, env: NodeJS.ProcessEnv) {
+export function clientFrom(
+  v: { addr?: string | undefined; "api-key"?: string | undefined },
+  env: NodeJS.ProcessEnv,
+  channelOptions?: ChannelOptions,
+) {
   return createHeraldClient({
     address: v.addr ?? env.HERALD_GRPC_ADDR ?? "127.0.0.1:50051",
     apiKey: v["api-key"] ?? env.HERALD_API_KEY ?? DEV_API_KEY,
+    ...(channelOptions ? { channelOptions } : {}),
   });
 }
 

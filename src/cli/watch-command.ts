@@ -16,6 +16,12 @@ export const watchUsage = `  herald watch [--id ID | --user ID | --all] [--statu
                [--snapshot [--since ISO]] [--after CURSOR] [--json]
 `;
 
+const WATCH_KEEPALIVE = {
+  "grpc.keepalive_time_ms": 20_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+};
+
 const options = {
   ...common,
   id: { type: "string" },
@@ -110,7 +116,9 @@ export async function runWatchCommand(args: string[], env: NodeJS.ProcessEnv): P
   try {
     return await watchLoop(
       {
-        connect: () => clientFrom(values, env),
+        // HTTP/2 pings: a connection that dies without a reset (a partition, a sleeping
+        // laptop) fails the stream within ~30 s, and the loop resumes elsewhere.
+        connect: () => clientFrom(values, env, WATCH_KEEPALIVE),
         format: json ? formatJson : formatLine,
         out: process.stdout,
         err: process.stderr,
