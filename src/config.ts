@@ -39,6 +39,25 @@ export interface Config {
   scheduler: { batchSize: number; pollMs: number };
   /** Workers, providers, retries and rate limits. */
   delivery: DeliveryConfig;
+  /** WatchStatus streams and the status feed behind them. */
+  watch: WatchConfig;
+}
+
+export interface WatchConfig {
+  /** Idle time before a stream gets a heartbeat. */
+  heartbeatMs: number;
+  /** Events a subscriber may fall behind before its stream ends RESOURCE_EXHAUSTED. */
+  bufferLimit: number;
+  /** Concurrent streams per API key, and per server instance. */
+  maxStreamsPerKey: number;
+  maxStreams: number;
+  /** Newest feed events kept in memory for resumes (older cursors read PostgreSQL). */
+  ringSize: number;
+  /** How often the feed looks in PostgreSQL for positions Kafka has not brought. */
+  pollMs: number;
+  /** Notifications in a recipient or tenant snapshot, at most, and the default look-back. */
+  snapshotLimit: number;
+  snapshotWindowMs: number;
 }
 
 export class ConfigError extends Error {
@@ -120,5 +139,15 @@ export function loadConfig(env: Env, mode: Mode): Config {
       pollMs: int(env, "HERALD_SCHEDULER_POLL_MS", 200, 10, 60_000),
     },
     delivery: loadDeliveryConfig(env, mode),
+    watch: {
+      heartbeatMs: int(env, "HERALD_WATCH_HEARTBEAT_MS", 15_000, 100, 300_000),
+      bufferLimit: int(env, "HERALD_WATCH_BUFFER", 1000, 1, 1_000_000),
+      maxStreamsPerKey: int(env, "HERALD_WATCH_MAX_STREAMS_PER_KEY", 2000, 1, 1_000_000),
+      maxStreams: int(env, "HERALD_WATCH_MAX_STREAMS", 20_000, 1, 1_000_000),
+      ringSize: int(env, "HERALD_WATCH_RING", 10_000, 0, 10_000_000),
+      pollMs: int(env, "HERALD_WATCH_POLL_MS", 1000, 10, 60_000),
+      snapshotLimit: int(env, "HERALD_WATCH_SNAPSHOT_LIMIT", 1000, 1, 100_000),
+      snapshotWindowMs: int(env, "HERALD_WATCH_SNAPSHOT_HOURS", 24, 1, 24 * 366) * 3600 * 1000,
+    },
   };
 }

@@ -238,14 +238,6 @@ describe("Get and Cancel", () => {
     const e2 = await client.get({ id: "0190b6a4-0000-7000-8000-000000000000" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
     expect(e2?.code).toBe(Code.NotFound);
   });
-
-  it("WatchStatus answers UNIMPLEMENTED until the status feed lands", async () => {
-    const stream = herald.client().watchStatus({});
-    const err = await (async () => {
-      for await (const _ of stream) void _;
-    })().then(() => undefined, (e: unknown) => ConnectError.from(e));
-    expect(err?.code).toBe(Code.Unimplemented);
-  });
 });
 
 describe("HTTP probes and CORS", () => {

@@ -1,7 +1,12 @@
 import type pg from "pg";
+import { fromBinary } from "@bufbuild/protobuf";
+import { StatusEventSchema } from "../../gen/herald/v1/notification_pb.js";
 import { KafkaUnavailableError, type KafkaRecord } from "../kafka/kafka.js";
+import { STATUS_TOPIC } from "../kafka/topics.js";
+import { FEED_POSITION_HEADER } from "../feed/feed-event.js";
 import type { Logger } from "../log.js";
 import { OUTBOX_CHANNEL } from "../store/outbox-channel.js";
+import { assignFeedPositions } from "../store/status-feed.js";
 
 // The outbox relay: publishes committed outbox rows to Kafka, oldest first, then marks them.
 //
@@ -14,6 +19,10 @@ import { OUTBOX_CHANNEL } from "../store/outbox-channel.js";
 // One publisher at a time, so records leave in outbox id order: the leader holds a session
 // advisory lock and publishes over that same connection. If the connection dies, the lock is
 // gone and so is this relay's ability to read the next batch; another relay takes over.
+//
+// herald.status records get their status-feed position here, on the leader's session, just
+// before they are published (see migration 003): so positions reach Kafka in increasing order,
+// and a republished record carries the position of its first copy.
 
 export { OUTBOX_CHANNEL };
 
@@ -176,8 +185,9 @@ export function createRelay(deps: RelayDeps): Relay {
       [batchSize],
     );
     if (rows.length === 0) return 0;
+    const records = await withFeedPositions(client, rows);
     try {
-      await producer.sendBatch(rows.map(toRecord));
+      await producer.sendBatch(records);
     } catch (err) {
       throw new PublishError("publish failed", { cause: err });
     }
@@ -281,6 +291,30 @@ export function createRelay(deps: RelayDeps): Relay {
       return closed;
     },
   };
+}
+
+/**
+ * The batch as Kafka records, herald.status ones with their feed position header and in
+ * position order (a row assigned by an earlier, unmarked batch can have a lower position
+ * than a row with a lower outbox id). Other topics keep outbox id order.
+ */
+async function withFeedPositions(client: pg.ClientBase, rows: readonly OutboxRow[]): Promise<KafkaRecord[]> {
+  const records = rows.map(toRecord);
+  const status = records.filter((r) => r.topic === STATUS_TOPIC);
+  if (status.length === 0) return records;
+  const positions = await assignFeedPositions(
+    client,
+    status.map((r) => {
+      const event = fromBinary(StatusEventSchema, r.value);
+      return { notificationId: event.notificationId, sequence: event.sequence };
+    }),
+  );
+  const positioned = status.map((record, i) => ({ record, position: positions[i] ?? Number.MAX_SAFE_INTEGER }));
+  for (const { record, position } of positioned) {
+    if (position !== Number.MAX_SAFE_INTEGER) record.headers = { ...record.headers, [FEED_POSITION_HEADER]: String(position) };
+  }
+  positioned.sort((a, b) => a.position - b.position); // stable: unpositioned keep id order, last
+  return [...records.filter((r) => r.topic !== STATUS_TOPIC), ...positioned.map((p) => p.record)];
 }
 
 function toRecord(row: OutboxRow): KafkaRecord {

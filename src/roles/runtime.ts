@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import { createPool, ensureDatabase } from "../store/db.js";
 import { migrate } from "../store/migrate.js";
 import { createKafka, type Kafka } from "../kafka/kafka.js";
-import { allTopics } from "../kafka/topics.js";
+import { allTopics, STATUS_TOPIC } from "../kafka/topics.js";
 import { createRedis } from "../redis.js";
 import { createShutdown, type Shutdown } from "./shutdown.js";
 
@@ -42,7 +42,12 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     topicPrefix: config.kafka.topicPrefix,
     log,
   });
-  await kafka.ensureTopics(allTopics(), { partitions: config.kafka.partitions, retentionMs: config.kafka.retentionMs });
+  const { partitions, retentionMs } = config.kafka;
+  await kafka.ensureTopics(allTopics().filter((t) => t !== STATUS_TOPIC), { partitions, retentionMs });
+  // One partition: the status feed is read whole, in position order, by every API instance
+  // (an older topic with more partitions still works: out-of-order records are filled from
+  // PostgreSQL, at the cost of a query per gap).
+  await kafka.ensureTopics([STATUS_TOPIC], { partitions: 1, retentionMs });
 
   const redis = createRedis(config.redisUrl, log);
   // Redis is not on the accept path; a Redis outage at start must not stop the API.

@@ -20,10 +20,15 @@ import { dashboardRoute } from "../server/dashboard.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
 import type { ChannelName } from "../config-delivery.js";
+import { createStatusFeedStore } from "../store/status-feed.js";
+import { createWatchSnapshotStore } from "../store/watch-snapshot.js";
+import { createStatusFeed, type StatusFeed } from "../feed/feed.js";
+import { kafkaFeedSource } from "../feed/kafka-source.js";
+import { createStreamLimiter } from "../server/stream-limiter.js";
 import type { Runtime } from "./runtime.js";
 
 /** The API server: NotificationService, health and reflection on both listeners. */
-export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number }> {
+export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
   const { config, log, pool, kafka } = rt;
   const store = createNotificationStore({ pool, commit: config.commit, log });
   const templates = createTemplateStore({ pool });
@@ -39,6 +44,17 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   });
   await health.start();
 
+  // The status feed this instance's WatchStatus streams read: one herald.status consumer.
+  const feedStore = createStatusFeedStore({ pool });
+  const feed = createStatusFeed({
+    source: kafkaFeedSource(kafka, log),
+    store: feedStore,
+    log: log.child({ component: "status-feed" }),
+    ringSize: config.watch.ringSize,
+    pollMs: config.watch.pollMs,
+  });
+  await feed.start();
+
   const services = [
     notificationService({
       store,
@@ -47,6 +63,14 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       newId: () => uuidv7(),
       maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName],
       horizonMs: config.scheduleHorizonMs,
+      watch: {
+        feed,
+        feedStore,
+        snapshots: createWatchSnapshotStore({ pool }),
+        streams: createStreamLimiter({ perKey: config.watch.maxStreamsPerKey, total: config.watch.maxStreams }),
+        limits: config.watch,
+        shutdownSignal: rt.shutdownSignal,
+      },
     }),
     templateService({ templates, clock: () => new Date() }),
     deadLetterService({
@@ -83,6 +107,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   rt.shutdown.add("health", () => health.setShuttingDown());
   rt.shutdown.add("listeners", async () => void (await Promise.all([grpc.close(), http.close()])));
   rt.shutdown.add("store", () => store.close());
+  rt.shutdown.add("status-feed", () => feed.close());
   rt.shutdown.add("health-checks", () => health.close());
-  return { grpcPort: grpc.port, httpPort: http.port };
+  return { grpcPort: grpc.port, httpPort: http.port, feed };
 }

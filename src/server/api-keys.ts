@@ -39,8 +39,3 @@ export function parseApiKeys(text: string, opts: { devKey: boolean }): ApiKeyTab
   if (opts.devKey) table.set(hashApiKey(DEV_API_KEY), DEV_TENANT);
   return table;
 }
-
-/** The tenant for a presented key, or undefined. */
-export function tenantForKey(table: ApiKeyTable, key: string): string | undefined {
-  return table.get(hashApiKey(key));
-}

@@ -6,6 +6,8 @@ import type { Logger } from "../log.js";
 export interface CallInfo {
   /** The tenant the API key belongs to; every read and write is scoped by it. */
   tenant: string;
+  /** A short, stable, non-secret id of the API key (a prefix of its hash), for per-key limits. */
+  keyId: string;
   /** The caller's x-request-id, or one we generated; logged and carried to Kafka as correlation-id. */
   requestId: string;
   /** A child logger with requestId, tenant and method on every line. */

@@ -3,7 +3,7 @@ import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../log.js";
 import { StoreUnavailableError, UnstorableInputError } from "../store/errors.js";
-import { tenantForKey, type ApiKeyTable } from "./api-keys.js";
+import { hashApiKey, type ApiKeyTable } from "./api-keys.js";
 import { callKey } from "./call.js";
 
 // The edge is what every call passes through on either listener: authenticate,
@@ -32,10 +32,12 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
       const auth = header.get("authorization") ?? "";
       const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
       if (!m) throw new ConnectError("missing API key: send 'authorization: Bearer <api key>'", Code.Unauthenticated);
-      const tenant = tenantForKey(deps.apiKeys, m[1]!);
+      const hash = hashApiKey(m[1]!);
+      const tenant = deps.apiKeys.get(hash);
       if (!tenant) throw new ConnectError("unknown API key", Code.Unauthenticated);
       values.set(callKey, {
         tenant,
+        keyId: hash.slice(0, 16),
         requestId,
         log: deps.log.child({ requestId, tenant, rpc: method.name }),
       });

@@ -43,8 +43,11 @@ function headersFrom(metadata: grpc.Metadata): Headers {
 }
 
 function toStatus(err: ConnectError): grpc.StatusObject {
-  // Connect's Code values are the gRPC status codes.
-  return { code: err.code as number, details: err.rawMessage, metadata: new grpc.Metadata() };
+  // Connect's Code values are the gRPC status codes; the error's metadata goes out as trailers
+  // (e.g. herald-resume-cursor on an interrupted WatchStatus stream).
+  const metadata = new grpc.Metadata();
+  err.metadata.forEach((value, key) => metadata.set(key, value));
+  return { code: err.code as number, details: err.rawMessage, metadata };
 }
 
 export async function startGrpcListener(opts: GrpcListenerOptions): Promise<GrpcListener> {

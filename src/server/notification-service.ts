@@ -8,18 +8,16 @@ import { cancelHandler } from "./handlers/cancel.js";
 import { mount, type MountedService } from "./services.js";
 import type { AcceptDeps } from "./handlers/accept.js";
 import { createTemplatePin } from "./handlers/template-ref.js";
+import { watchStatusHandler, type WatchStatusDeps } from "./handlers/watch-status.js";
 
 export interface NotificationServiceDeps extends Omit<AcceptDeps, "store"> {
   store: NotificationStore;
   /** Where a TemplateRef is checked and its version pinned at accept time. */
   templates: Pick<TemplateStore, "get">;
+  watch: Omit<WatchStatusDeps, "clock">;
 }
 
-/**
- * herald.v1.NotificationService, wired from one handler per RPC. WatchStatus
- * is left out until the status feed lands, so both listeners answer it
- * UNIMPLEMENTED.
- */
+/** herald.v1.NotificationService, wired from one handler per RPC. */
 export function notificationService(deps: NotificationServiceDeps): MountedService {
   const accepting = { ...deps, pinTemplate: createTemplatePin({ templates: deps.templates }) };
   return mount(NotificationService, {
@@ -27,5 +25,6 @@ export function notificationService(deps: NotificationServiceDeps): MountedServi
     schedule: scheduleHandler(accepting),
     get: getHandler(deps),
     cancel: cancelHandler(deps),
+    watchStatus: watchStatusHandler({ ...deps.watch, clock: deps.clock }),
   });
 }

@@ -10,6 +10,7 @@ import { channelNames, type ChannelName } from "../../src/config-delivery.js";
 import type { Provider } from "../../src/workers/providers/provider.js";
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";
+import type { StatusFeed } from "../../src/feed/feed.js";
 
 export const KEY_A = "key-tenant-a-" + randomBytes(8).toString("hex");
 export const KEY_B = "key-tenant-b-" + randomBytes(8).toString("hex");
@@ -21,6 +22,10 @@ export interface TestHerald {
   db: TestDatabase;
   /** Set when the "worker" role runs. */
   workers?: WorkerRole;
+  /** Set when the "server" role runs: this instance's status feed. */
+  feed?: StatusFeed;
+  /** The topic prefix (HERALD_TOPIC_PREFIX) of this deployment. */
+  topicPrefix: string;
   grpcAddress: string;
   httpUrl: string;
   /** `${prefix}herald.email` etc. */
@@ -39,9 +44,11 @@ export async function startTestHerald(opts: {
   env?: Record<string, string>;
   db?: TestDatabase;
   databaseUrl?: string;
+  /** Share another Herald's topics (a second instance of the same deployment). */
+  topicPrefix?: string;
 } = {}): Promise<TestHerald> {
   const db = opts.db ?? (await createTestDatabase());
-  const prefix = `t${randomBytes(5).toString("hex")}.`;
+  const prefix = opts.topicPrefix ?? `t${randomBytes(5).toString("hex")}.`;
   const config = loadConfig(
     {
       HERALD_GRPC_ADDR: "127.0.0.1:0",
@@ -61,8 +68,10 @@ export async function startTestHerald(opts: {
   const roles = opts.roles ?? ["server", "relay", "scheduler"];
   let grpcAddress = "";
   let httpUrl = "";
+  let feed: StatusFeed | undefined;
   if (roles.includes("server")) {
     const ports = await startServerRole(rt);
+    feed = ports.feed;
     grpcAddress = `127.0.0.1:${ports.grpcPort}`;
     httpUrl = `http://127.0.0.1:${ports.httpPort}`;
   }
@@ -80,6 +89,8 @@ export async function startTestHerald(opts: {
     rt,
     db,
     workers,
+    feed,
+    topicPrefix: prefix,
     grpcAddress,
     httpUrl,
     topic: (logical) => prefix + logical,

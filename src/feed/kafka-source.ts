@@ -1,0 +1,37 @@
+import { randomUUID } from "node:crypto";
+import type { Kafka } from "../kafka/kafka.js";
+import { STATUS_TOPIC } from "../kafka/topics.js";
+import type { Logger } from "../log.js";
+import type { FeedSource } from "./feed.js";
+
+/**
+ * herald.status as a feed source: a consumer group of its own per API instance (every instance
+ * reads every record), starting at the newest record. Offsets are committed only so kafkajs
+ * moves on; the feed's order comes from positions, and a restarted instance starts afresh
+ * (its group id is new), filling from PostgreSQL whatever it needs.
+ */
+export function kafkaFeedSource(kafka: Kafka, log: Logger): FeedSource {
+  const consumer = kafka.consumer({
+    groupId: `herald-watch-${randomUUID()}`,
+    topics: [STATUS_TOPIC],
+    fromBeginning: false,
+    // Short, so a vanished instance's throwaway group frees its partition quickly.
+    sessionTimeoutMs: 10_000,
+    heartbeatIntervalMs: 1000,
+  });
+  return {
+    async start(onBatch) {
+      await consumer.run({
+        eachBatch: async (batch) => {
+          if (batch.messages.length === 0) return;
+          await onBatch(batch.messages);
+          const last = batch.messages[batch.messages.length - 1]!;
+          await batch.commit((BigInt(last.offset) + 1n).toString()).catch((err: unknown) => {
+            log.debug({ err }, "status feed offset commit failed (harmless: positions order the feed)");
+          });
+        },
+      });
+    },
+    close: () => consumer.close(),
+  };
+}
