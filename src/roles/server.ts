@@ -16,6 +16,7 @@ import { createEdge } from "../server/edge.js";
 import { startGrpcListener } from "../server/grpc-listener.js";
 import { startHttpListener } from "../server/http-listener.js";
 import { probeRoutes } from "../server/probes.js";
+import { dashboardRoute } from "../server/dashboard.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
 import type { ChannelName } from "../config-delivery.js";
@@ -98,7 +99,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   const edge = createEdge({ apiKeys: config.apiKeys, log });
   const common = { services, edge, log, maxMessageBytes: config.maxMessageBytes, shutdownSignal: rt.shutdownSignal };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
-  const http = await startHttpListener({ ...common, ...config.httpAddr, corsOrigins: config.corsOrigins, routes: [probeRoutes(health)] });
+  const http = await startHttpListener({ ...common, ...config.httpAddr, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), dashboardRoute()] });
   log.info({ grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}` }, "herald server listening");
 
   // Order: tell load balancers first, stop taking calls and drain them, then

@@ -1,0 +1,131 @@
+import { ConnectError } from "@connectrpc/connect";
+import { notificationClient, type NotificationClient } from "./client.js";
+import { byId, timeText } from "./dom.js";
+import { eventLog } from "./event-log.js";
+import { codeName, sleep, startFeed, type Feed, type FeedState } from "./feed.js";
+import { notificationTable } from "./notification-table.js";
+import { createRequest, isChannel, type SendFields } from "./send-form.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+
+// The dashboard's wiring: the key form, the send form and the live feed. Each
+// piece is in its own module; this one only connects them to the page.
+
+// sessionStorage, not localStorage: the key goes when the tab closes.
+const KEY_STORAGE = "herald.apiKey";
+
+const keyForm = byId<HTMLFormElement>("key-form");
+const keyInput = byId<HTMLInputElement>("api-key");
+const conn = byId("conn");
+const stats = byId("stats");
+const sendForm = byId<HTMLFormElement>("send-form");
+const sendButton = byId<HTMLButtonElement>("send");
+const sendResult = byId("send-result");
+const table = notificationTable(byId<HTMLTableSectionElement>("notification-rows"));
+const log = eventLog(byId<HTMLTableSectionElement>("event-rows"));
+
+let session: { client: NotificationClient; feed: Feed } | undefined;
+let events = 0;
+let heartbeat: Date | undefined;
+
+function showState(state: FeedState) {
+  conn.dataset.state = state.kind;
+  conn.dataset.code = "code" in state ? state.code : "";
+  conn.textContent =
+    state.kind === "connecting" ? (state.resuming ? "resuming…" : "connecting…")
+    : state.kind === "live" ? "live"
+    : state.kind === "reconnecting" ? `reconnecting… ${state.code}: ${state.message} (next try in ${(state.delayMs / 1000).toFixed(1)} s)`
+    : `stopped: ${state.code}: ${state.message}`;
+}
+
+function showStats() {
+  stats.textContent = `${events} events` + (heartbeat ? ` · heartbeat ${timeText(heartbeat)}` : "");
+}
+
+function connect(apiKey: string) {
+  session?.feed.stop();
+  table.clear();
+  log.clear();
+  events = 0;
+  heartbeat = undefined;
+  showStats();
+  const client = notificationClient(location.origin, apiKey);
+  const feed = startFeed({
+    watch: (req, opts) => client.watchStatus(req, opts),
+    onState: showState,
+    sleep,
+    onMessage(msg) {
+      switch (msg.kind.case) {
+        case "snapshot":
+          table.snapshot(msg.kind.value);
+          break;
+        case "event":
+          table.event(msg.kind.value);
+          log.add(msg.kind.value);
+          events++;
+          break;
+        case "heartbeat":
+          heartbeat = msg.kind.value.time ? timestampDate(msg.kind.value.time) : new Date();
+          break;
+      }
+      showStats();
+    },
+  });
+  session = { client, feed };
+  sendButton.disabled = false;
+}
+
+keyForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const apiKey = keyInput.value.trim();
+  if (!apiKey) return;
+  sessionStorage.setItem(KEY_STORAGE, apiKey);
+  connect(apiKey);
+});
+
+// One idempotency key per filled-in form: resubmitting after a network error
+// cannot create a second notification, and any edit makes it a new request.
+let idempotencyKey = crypto.randomUUID();
+sendForm.addEventListener("input", () => (idempotencyKey = crypto.randomUUID()));
+
+sendForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if (!session) return;
+  const data = new FormData(sendForm);
+  // Every field is a text input or a select, so each value is a string (never a File).
+  const field = (name: string) => {
+    const v = data.get(name);
+    return typeof v === "string" ? v : "";
+  };
+  const channel = field("channel");
+  if (!isChannel(channel)) return;
+  const fields: SendFields = { channel, to: field("to"), userId: field("userId"), subject: field("subject"), text: field("text") };
+  sendButton.disabled = true;
+  sendResult.dataset.state = "sending";
+  sendResult.textContent = "sending…";
+  session.client
+    .create(createRequest(fields, idempotencyKey))
+    .then(({ notification }) => {
+      sendResult.dataset.state = "ok";
+      sendResult.dataset.id = notification?.id ?? "";
+      sendResult.textContent = `created ${notification?.id ?? "?"}`;
+      idempotencyKey = crypto.randomUUID();
+    })
+    .catch((err: unknown) => {
+      const e = ConnectError.from(err);
+      sendResult.dataset.state = "error";
+      sendResult.dataset.id = "";
+      sendResult.textContent = `${codeName(e.code)}: ${e.rawMessage}`;
+    })
+    .finally(() => (sendButton.disabled = false));
+});
+
+const saved = sessionStorage.getItem(KEY_STORAGE);
+if (saved) {
+  keyInput.value = saved;
+  connect(saved);
+} else {
+  conn.dataset.state = "idle";
+  conn.textContent = "not connected: enter an API key";
+  sendButton.disabled = true;
+  showStats();
+}
