@@ -60,7 +60,7 @@ export function longerThan(s: string, max: number): boolean {
 const utf8Bytes = (s: string): number => Buffer.byteLength(s, "utf8");
 // C0, DEL and C1: invisible, and they break logs and Kafka key tooling.
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const controlChars = /[\u0000-\u001f\u007f-\u009f]/;
+export const controlChars = /[\u0000-\u001f\u007f-\u009f]/;
 // Visible ASCII only: tokens and keys with spaces are almost always paste errors.
 const visibleAscii = /^[\x21-\x7e]*$/;
 // The WHATWG HTML "valid email address" rule: practical, ASCII-only, allows a

@@ -2,7 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Channel, Status } from "../../gen/herald/v1/notification_pb.js";
 import type { WatchStatusRequest } from "../../gen/herald/v1/notification_service_pb.js";
 import { decodeCursor } from "../feed/cursor.js";
-import { invalidArgument, limits, longerThan, validateId } from "./validate.js";
+import { controlChars, invalidArgument, limits, longerThan, validateId } from "./validate.js";
 
 // WatchStatusRequest → what to stream. Pure: the handler adds the tenant from the API key,
 // so a selector can never name another tenant.
@@ -25,33 +25,30 @@ export interface WatchPlan {
   snapshotSince?: Date;
 }
 
-// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
-const controlChars = /[\u0000-\u001f\u007f]/;
 const knownStatuses = new Set(Object.values(Status).filter((v): v is Status => typeof v === "number" && v !== Status.UNSPECIFIED));
 const knownChannels = new Set(Object.values(Channel).filter((v): v is Channel => typeof v === "number" && v !== Channel.UNSPECIFIED));
 
+/** Checks fields in field-number order, so the first broken rule is the one reported. */
 export function planWatch(tenant: string, req: WatchStatusRequest): WatchPlan {
+  let notificationId: string | undefined;
+  let userId: string | undefined;
+  if (req.selector.case === "notificationId") {
+    validateId(req.selector.value, "notification_id");
+    notificationId = req.selector.value.toLowerCase();
+  } else if (req.selector.case === "userId") {
+    userId = req.selector.value;
+    if (userId === "") throw invalidArgument("user_id", "must not be empty (leave the selector unset to watch the whole tenant)");
+    if (longerThan(userId, limits.userIdMaxChars)) throw invalidArgument("user_id", `must be at most ${limits.userIdMaxChars} characters`);
+    if (controlChars.test(userId)) throw invalidArgument("user_id", "must not contain control characters");
+  }
   const selection: WatchSelection = {
     tenant,
     statuses: checkedSet(req.statuses, knownStatuses, "statuses", "a known status other than STATUS_UNSPECIFIED"),
     channels: checkedSet(req.channels, knownChannels, "channels", "a known channel other than CHANNEL_UNSPECIFIED"),
+    ...(notificationId !== undefined ? { notificationId } : {}),
+    ...(userId !== undefined ? { userId } : {}),
   };
-  if (req.selector.case === "notificationId") {
-    validateId(req.selector.value, "notification_id");
-    selection.notificationId = req.selector.value.toLowerCase();
-  } else if (req.selector.case === "userId") {
-    const userId = req.selector.value;
-    if (userId === "") throw invalidArgument("user_id", "must not be empty (leave the selector unset to watch the whole tenant)");
-    if (longerThan(userId, limits.userIdMaxChars)) throw invalidArgument("user_id", `must be at most ${limits.userIdMaxChars} characters`);
-    if (controlChars.test(userId)) throw invalidArgument("user_id", "must not contain control characters");
-    selection.userId = userId;
-  }
   const plan: WatchPlan = { selection, snapshot: req.snapshot };
-  if (req.after !== "") {
-    const position = decodeCursor(req.after);
-    if (position === undefined) throw invalidArgument("after", "must be a cursor from a previous WatchStatusResponse");
-    plan.after = position;
-  }
   if (req.snapshotSince) {
     if (!req.snapshot) throw invalidArgument("snapshot_since", "is only allowed with snapshot");
     const { seconds, nanos } = req.snapshotSince;
@@ -60,6 +57,11 @@ export function planWatch(tenant: string, req: WatchStatusRequest): WatchPlan {
       throw invalidArgument("snapshot_since", "must be a valid timestamp");
     }
     plan.snapshotSince = timestampDate(req.snapshotSince);
+  }
+  if (req.after !== "") {
+    const position = decodeCursor(req.after);
+    if (position === undefined) throw invalidArgument("after", "must be a cursor from a previous WatchStatusResponse");
+    plan.after = position;
   }
   return plan;
 }

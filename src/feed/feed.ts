@@ -196,6 +196,7 @@ export function createStatusFeed(deps: StatusFeedDeps): StatusFeed {
       if (closed) return;
       closed = true;
       clearTimeout(poller);
+      registry.closeAll();
       await source.close();
     },
   };

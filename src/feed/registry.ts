@@ -64,6 +64,11 @@ export class SubscriberRegistry {
     deliver(index.byNotification.get(e.notificationId));
   }
 
+  /** Ends every subscription (each removes itself). */
+  closeAll(): void {
+    for (const subscription of [...this.entries.keys()]) subscription.close();
+  }
+
   /** The largest queue of any subscriber (for stats and the memory bound's tests). */
   maxQueued(): number {
     let max = 0;

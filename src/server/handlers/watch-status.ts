@@ -139,6 +139,8 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
       if (subscription.overflowed) {
         throw interrupted(Code.ResourceExhausted, `stream fell more than ${limits.bufferLimit} events behind`, stream.position);
       }
+      // The feed closed under us: this instance is going away.
+      if (subscription.closed) throw interrupted(Code.Unavailable, "server shutting down", stream.position);
       const wake = await subscription.wait(limits.heartbeatMs, signal);
       if (wake === "aborted") {
         if (deps.shutdownSignal.aborted) throw interrupted(Code.Unavailable, "server shutting down", stream.position);
