@@ -11,6 +11,7 @@ import {
 } from "../gen/herald/v1/notification_service_pb.js";
 import { createHeraldClient, type HeraldClient } from "../src/client/index.js";
 import { RESUME_CURSOR_HEADER } from "../src/server/handlers/watch-status.js";
+import { decodeCursor } from "../src/feed/cursor.js";
 import { FAST, waitForGroup } from "./e2e/support.js";
 import { KEY_A, startTestHerald, type TestHerald } from "./support/herald.js";
 import { allSent, createSms, inSequenceOrder, instantProvider, keysOf, storedKeys, watch, type Watcher } from "./support/watch.js";
@@ -118,13 +119,17 @@ describe("WatchStatus fan-out", () => {
       expect(maxQueued).toBeLessThanOrEqual(BUFFER);
       expect(maxQueued).toBeGreaterThan(0);
 
-      // It then reads what the transport held, gets the documented error with its last cursor,
-      // and resumes from it: nothing missed, nothing twice.
+      // It then reads what the transport held and gets the documented error. The trailer names
+      // the last message the server wrote; the client resumes from the last one it *received*.
+      // (They differ when grpc-js drops messages it had buffered for a paused reader once the
+      // status arrives: 17 of 400 in a bare grpc-js reproduction. Hence the rule.)
       const { messages, error } = await slow.drain();
       expect(error.code).toBe(Code.ResourceExhausted);
       expect(error.details).toContain(`stream fell more than ${BUFFER} events behind`);
-      const cursor = error.metadata.get(RESUME_CURSOR_HEADER)[0] as string;
-      expect(cursor).toBe(messages.at(-1)?.cursor);
+      const written = decodeCursor(error.metadata.get(RESUME_CURSOR_HEADER)[0] as string);
+      const cursor = messages.at(-1)!.cursor;
+      expect(written).toBeGreaterThanOrEqual(decodeCursor(cursor)!);
+      expect(error.details).toContain(`after="${error.metadata.get(RESUME_CURSOR_HEADER)[0] as string}"`);
       const resumed = watch(clients[1]!, { after: cursor });
       await resumed.until("every SENT", (x) => allSent({ ...x, events: () => [...eventsOf(messages), ...x.events()] }, ids), 60_000);
       resumed.stop();
