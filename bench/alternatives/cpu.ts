@@ -17,7 +17,7 @@ export async function cpuSeconds(pid: number): Promise<number> {
   }
 }
 
-/** Total CPU seconds of `pids`. */
-export async function totalCpuSeconds(pids: readonly number[]): Promise<number> {
-  return (await Promise.all(pids.map(cpuSeconds))).reduce((s, x) => s + x, 0);
+/** CPU seconds of each named process. */
+export async function cpuByProcess(pids: Record<string, number>): Promise<Record<string, number>> {
+  return Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([name, pid]) => [name, await cpuSeconds(pid)] as const)));
 }

@@ -15,8 +15,8 @@ const providerEnv = (p: ProviderSettings) => ({ TWILIO_BASE_URL: p.baseUrl, TWIL
 export interface SyncSystem {
   /** http://127.0.0.1:<port>/notify */
   url: string;
-  /** Its process ids, for CPU readings. */
-  pids(): number[];
+  /** Its process id by role, for CPU readings. */
+  processes(): Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -40,7 +40,7 @@ export async function startSync(runId: string, provider: ProviderSettings): Prom
   }
   return {
     url: `http://127.0.0.1:${server.line.split(" ")[1]}/notify`,
-    pids: () => [server.proc.pid!],
+    processes: () => ({ server: server.proc.pid! }),
     async stop() {
       await server.stop();
       await dropDatabase();
@@ -55,8 +55,8 @@ export interface BullmqSystem {
   startWorker(concurrency: number): Promise<Child>;
   /** Removes every waiting job (after an enqueue-only measurement). */
   drain(): Promise<void>;
-  /** Process ids of the producer and the workers, for CPU readings. */
-  pids(): number[];
+  /** Process ids of the producer and the workers by role, for CPU readings. */
+  processes(): Record<string, number>;
   /** Jobs waiting, active or delayed. */
   pending(): Promise<number>;
   /** Stops the processes and obliterates the queue. */
@@ -87,7 +87,7 @@ export async function startBullmq(runId: string, provider: ProviderSettings): Pr
         return worker;
       },
       drain: () => queue.drain(true),
-      pids: () => children.map((c) => c.proc.pid!),
+      processes: () => Object.fromEntries(children.map((c, i) => [i === 0 ? "producer" : `worker${i > 1 ? i : ""}`, c.proc.pid!])),
       async pending() {
         const c = await queue.getJobCounts("waiting", "active", "delayed", "prioritized");
         return Object.values(c).reduce((s, n) => s + n, 0);
