@@ -214,7 +214,7 @@ export const run: Scenario = async (ctx) => {
     // Herald.
     step("herald: starting server, relay, scheduler");
     const stack = await startStack({
-      name: "alt",
+      name: `alt${ctx.runId}`,
       roles: ["server", "relay", "scheduler"],
       env: { ...provider.heraldEnv, HERALD_WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) },
     });
