@@ -104,9 +104,16 @@ async function main(): Promise<void> {
   const md = new URL(`${stem}.md`, resultsDir);
   const slim: RunReport = {
     ...report,
-    results: report.results.map((r) => ({ ...r, latencies: r.latencies?.map((s) => ({ name: s.name, samplesMs: downsample(s.samplesMs, JSON_SAMPLES) })) })),
+    results: report.results.map((r) => ({
+      ...r,
+      // Microsecond precision is all the clocks give; more digits only grow the file.
+      latencies: r.latencies?.map((s) => ({ name: s.name, samplesMs: downsample(s.samplesMs, JSON_SAMPLES).map((x) => Math.round(x * 1000) / 1000) })),
+    })),
   };
-  await writeFile(json, `${JSON.stringify(slim, null, 1)}\n`);
+  // Indented for diffs, but arrays of numbers on one line each (a newline right after "[" is
+  // never inside a JSON string, so strings are left alone).
+  const text = JSON.stringify(slim, null, 1).replace(/\[\n[\d\s.,eE+-]*\]/g, (a) => a.replace(/\s+/g, ""));
+  await writeFile(json, `${text}\n`);
   await writeFile(md, `${toMarkdown(report, { imagePrefix: "" })}\n`);
   progress.log(`wrote ${rel(json)}, ${rel(md)} and ${rel(chartDir)}`);
 

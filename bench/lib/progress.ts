@@ -34,12 +34,14 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr): Pro
 
   return {
     begin(id, index, total) {
-      current = { label: `[${index}/${total} ${id}]`, step: "starting", started: performance.now() };
+      const mine = { label: `[${index}/${total} ${id}]`, step: "starting", started: performance.now() };
+      current = mine;
       if (live) timer = setInterval(draw, 200);
       else stream.write(`${clock()} ${current.label} starting\n`);
       return {
         step(text) {
-          if (!current) return;
+          // A scenario abandoned after its timeout may still report; it must not draw over the next.
+          if (current !== mine) return;
           if (!live && (shape(text) !== printed.shape || performance.now() - printed.at > 1500)) {
             stream.write(`${clock()} ${current.label} ${elapsed()} ${text}\n`);
             printed = { shape: shape(text), at: performance.now() };
