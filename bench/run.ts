@@ -1,122 +1,164 @@
-import { mkdir, writeFile } from "node:fs/promises";
-import { cpus, hostname, totalmem } from "node:os";
-import { randomBytes } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
-import pg from "pg";
-import { CreateRequestSchema } from "../gen/herald/v1/notification_service_pb.js";
-import { Channel } from "../gen/herald/v1/notification_pb.js";
-import { ensureDatabase } from "../src/store/db.js";
-import { closedLoop, type LoadResult } from "./load.js";
-import { startChild } from "./processes.js";
+import { copyFile, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { latencyChart, throughputChart } from "./lib/charts.js";
+import { gitCommit, machine, versions } from "./lib/environment.js";
+import { createProgress } from "./lib/progress.js";
+import { toMarkdown, type RunReport } from "./lib/report.js";
+import type { ScenarioResult } from "./lib/result.js";
+import { downsample } from "./lib/stats.js";
+import { scenarios } from "./scenarios/index.js";
 
-// `npm run bench [-- --quick]`: Create over grpc-js against the no-op grpc-js
-// ceiling, measured in the same run on the same machine. Every Create counted
-// is committed in PostgreSQL; the run ends only when the relay has published
-// all of them to Kafka.
+// `npm run bench [-- --quick] [-- --only ceilings,create] [-- --publish|--no-publish]`
+//
+// Runs the scenarios of bench/scenarios/index.ts one after another against the real stack,
+// draws progress on stderr, and writes bench/results/<date>-<machine>.json (quick runs:
+// <date>-<machine>-quick.json), a markdown summary beside it and PNG charts in a folder of
+// the same name. A full run of every scenario also publishes itself as docs/benchmarks.md
+// (charts copied to docs/img/bench/); --publish forces that, --no-publish prevents it.
+// A scenario that throws is recorded with its error; the others still run.
 
-const quick = process.argv.includes("--quick");
-const seconds = quick ? 3 : 10;
-const levels = quick ? [1, 50] : [1, 10, 50, 200];
-const cli = new URL("../src/cli.js", import.meta.url).pathname;
-const noop = new URL("./noop-grpc-server.js", import.meta.url).pathname;
+const root = new URL("../../", import.meta.url);
+const resultsDir = new URL("bench/results/", root);
+const docsPage = new URL("docs/benchmarks.md", root);
+const docsImages = new URL("docs/img/bench/", root);
+const BEGIN = "<!-- bench:results:begin (written by bench/run.ts; edit outside these markers) -->";
+const END = "<!-- bench:results:end -->";
+/** Samples kept per latency series in the JSON: enough for a distribution, small in git. */
+const JSON_SAMPLES = 2000;
 
-const apiKey = randomBytes(16).toString("hex");
-const dbName = `herald_bench_${Date.now().toString(36)}`;
-const databaseUrl = `${process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432"}/${dbName}`;
-const env = {
-  DATABASE_URL: databaseUrl,
-  HERALD_API_KEYS: `bench:${apiKey}`,
-  HERALD_TOPIC_PREFIX: `bench${Date.now().toString(36)}.`,
-  HERALD_GRPC_ADDR: "127.0.0.1:50151",
-  HERALD_HTTP_ADDR: "127.0.0.1:50180",
-  LOG_LEVEL: "info",
-};
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    publish: { type: "boolean" },
+    "no-publish": { type: "boolean", default: false },
+  },
+});
+const quick = args.quick;
+const only = args.only?.split(",").map((s) => s.trim()).filter(Boolean);
+const unknown = only?.filter((id) => !scenarios.some((s) => s.id === id)) ?? [];
+if (unknown.length) {
+  console.error(`unknown scenario(s): ${unknown.join(", ")}; known: ${scenarios.map((s) => s.id).join(", ")}`);
+  process.exit(2);
+}
+const chosen = only ? scenarios.filter((s) => only.includes(s.id)) : scenarios;
+const publish = args.publish ?? (!args["no-publish"] && !quick && !only);
+const timeoutSeconds = Number(process.env.BENCH_SCENARIO_TIMEOUT_S ?? (quick ? 150 : 1800));
 
-function createBody(i: number): Buffer {
-  return Buffer.from(
-    toBinary(
-      CreateRequestSchema,
-      create(CreateRequestSchema, {
-        notification: {
-          channel: Channel.EMAIL,
-          recipient: { userId: `user-${i % 5000}`, address: { case: "email", value: `user${i}@example.com` } },
-          body: { case: "content", value: { subject: "Your receipt", text: "Thanks for your order." } },
-        },
-      }),
-    ),
-  );
+function invocation(): string {
+  const rest = process.argv.slice(2).join(" ");
+  return process.env.npm_lifecycle_event === "bench" ? `npm run bench${rest ? ` -- ${rest}` : ""}` : `node dist/bench/run.js ${rest}`.trim();
 }
 
-function row(name: string, r: LoadResult, ceiling?: LoadResult): string {
-  const ratio = ceiling ? `${((100 * r.rps) / ceiling.rps).toFixed(1)}%` : "";
-  return `| ${name} | ${r.concurrency} | ${r.rps} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.errors} | ${ratio} |`;
+function withTimeout<T>(promise: Promise<T>, seconds: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${seconds} s (BENCH_SCENARIO_TIMEOUT_S)`)), seconds * 1000);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function main(): Promise<void> {
-  const machine = { cores: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  console.log(`machine: ${JSON.stringify(machine)}; ${seconds}s per level${quick ? " (quick)" : ""}`);
+  const started = new Date();
+  const progress = createProgress();
+  const host = machine();
+  const runId = started.getTime().toString(36);
+  progress.log(`bench: ${chosen.map((s) => s.id).join(", ")}${quick ? " (quick)" : ""} on ${host.name} (${host.cores} cores, ${host.memoryGiB} GiB)`);
 
-  const noopServer = await startChild([noop, "50152"], {}, /listening/);
-  const ceilings: LoadResult[] = [];
-  for (const c of levels) {
-    const r = await closedLoop({ address: "127.0.0.1:50152", path: "/bench.Noop/Noop", body: () => Buffer.alloc(0), concurrency: c, seconds });
-    ceilings.push(r);
-    console.log(`noop grpc-js   c=${c}: ${r.rps} req/s p99 ${r.p99} ms`);
+  const report: RunReport = {
+    date: started.toISOString(),
+    machine: host,
+    versions: await versions(root),
+    commit: await gitCommit(root),
+    command: invocation(),
+    quick,
+    durations: {},
+    results: [],
+    failures: [],
+    charts: {},
+  };
+
+  for (const [i, entry] of chosen.entries()) {
+    const ctx = { quick, runId: `${runId}${i}`, progress: progress.begin(entry.id, i + 1, chosen.length) };
+    const t0 = performance.now();
+    try {
+      const scenario = await entry.load();
+      const result = await withTimeout(scenario(ctx), timeoutSeconds, `scenario ${entry.id}`);
+      report.results.push(result);
+      progress.end("done");
+    } catch (err) {
+      const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      report.failures.push({ id: entry.id, error });
+      progress.end(`FAILED: ${error.split("\n")[0]}`);
+    }
+    report.durations[entry.id] = Math.round((performance.now() - t0) / 100) / 10;
   }
-  await noopServer.stop();
 
-  await ensureDatabase(databaseUrl);
-  const server = await startChild([cli, "server"], env, /herald server listening/);
-  const relay = await startChild([cli, "relay"], env, /herald relay started/);
-  const creates: LoadResult[] = [];
-  let offset = 0;
-  for (const c of levels) {
-    const base = offset;
-    const r = await closedLoop({
-      address: env.HERALD_GRPC_ADDR,
-      path: "/herald.v1.NotificationService/Create",
-      body: (i) => createBody(base + i),
-      metadata: { authorization: `Bearer ${apiKey}` },
-      concurrency: c,
-      seconds,
-    });
-    offset += 10_000_000;
-    creates.push(r);
-    console.log(`herald Create  c=${c}: ${r.rps} req/s p99 ${r.p99} ms (${r.errors} errors)`);
+  const stem = `${started.toISOString().slice(0, 10)}-${host.name}${quick ? "-quick" : ""}`;
+  const chartDir = new URL(`${stem}/`, resultsDir);
+  await rm(chartDir, { recursive: true, force: true });
+  await mkdir(chartDir, { recursive: true });
+  for (const r of report.results) await drawCharts(r, report, stem, chartDir).catch((err: unknown) => progress.log(`charts for ${r.id} failed: ${String(err)}`));
+
+  const json = new URL(`${stem}.json`, resultsDir);
+  const md = new URL(`${stem}.md`, resultsDir);
+  const slim: RunReport = {
+    ...report,
+    results: report.results.map((r) => ({
+      ...r,
+      // Microsecond precision is all the clocks give; more digits only grow the file.
+      latencies: r.latencies?.map((s) => ({ name: s.name, samplesMs: downsample(s.samplesMs, JSON_SAMPLES).map((x) => Math.round(x * 1000) / 1000) })),
+    })),
+  };
+  // Indented for diffs, but arrays of numbers on one line each (a newline right after "[" is
+  // never inside a JSON string, so strings are left alone).
+  const text = JSON.stringify(slim, null, 1).replace(/\[\n[\d\s.,eE+-]*\]/g, (a) => a.replace(/\s+/g, ""));
+  await writeFile(json, `${text}\n`);
+  await writeFile(md, `${toMarkdown(report, { imagePrefix: "" })}\n`);
+  progress.log(`wrote ${rel(json)}, ${rel(md)} and ${rel(chartDir)}`);
+
+  if (publish) {
+    await publishToDocs(report, chartDir);
+    progress.log(`published to ${rel(docsPage)} (charts in ${rel(docsImages)})`);
   }
-
-  // Everything answered OK must be committed and, soon after, published.
-  const pool = new pg.Pool({ connectionString: databaseUrl });
-  const deadline = Date.now() + 120_000;
-  let unpublished = -1;
-  while (Date.now() < deadline) {
-    unpublished = Number((await pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")).rows[0]!.n);
-    if (unpublished === 0) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  const stored = Number((await pool.query<{ n: string }>("SELECT count(*) AS n FROM notifications")).rows[0]!.n);
-  await pool.end();
-  await relay.stop();
-  await server.stop();
-
-  const table = [
-    "| scenario | in flight | req/s | p50 ms | p95 ms | p99 ms | errors | of ceiling |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ...levels.map((_, i) => row("no-op grpc-js (ceiling)", ceilings[i]!)),
-    ...levels.map((_, i) => row("Create over grpc-js", creates[i]!, ceilings[i])),
-  ].join("\n");
-  console.log(`\n${table}\n\nstored notifications: ${stored}; unpublished outbox rows at the end: ${unpublished}`);
-
-  const date = new Date().toISOString().slice(0, 10);
-  await mkdir("bench/results", { recursive: true });
-  await writeFile(
-    `bench/results/${date}-${hostname()}.json`,
-    JSON.stringify({ date: new Date().toISOString(), machine, quick, seconds, ceilings, creates, stored, unpublished }, null, 2),
+  const targets = report.results.flatMap((r) => r.targets ?? []);
+  progress.log(
+    `${report.results.length} scenario(s) done, ${report.failures.length} failed; targets met: ${targets.filter((t) => t.met).length}/${targets.length}`,
   );
-  const admin = new pg.Client({ connectionString: databaseUrl.replace(`/${dbName}`, "/postgres") });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.end();
+  if (report.failures.length) process.exitCode = 1;
+}
+
+const rel = (u: URL) => u.pathname.slice(root.pathname.length);
+
+/** Draws the scenario's charts into the run's folder; records their paths (relative to results/). */
+async function drawCharts(r: ScenarioResult, report: RunReport, stem: string, dir: URL): Promise<void> {
+  const charts: RunReport["charts"][string] = {};
+  if (r.latencies?.length) {
+    await writeFile(new URL(`${r.id}-latency.png`, dir), await latencyChart(`${r.title}: latency by percentile`, r.latencies));
+    charts.latency = `${stem}/${r.id}-latency.png`;
+  }
+  if (r.timeseries?.length) {
+    await writeFile(new URL(`${r.id}-throughput.png`, dir), await throughputChart(`${r.title}: throughput over time`, r.timeseries));
+    charts.throughput = `${stem}/${r.id}-throughput.png`;
+  }
+  report.charts[r.id] = charts;
+}
+
+/** Replaces the marked region of docs/benchmarks.md with this run and its charts. */
+async function publishToDocs(report: RunReport, chartDir: URL): Promise<void> {
+  await rm(docsImages, { recursive: true, force: true });
+  await mkdir(docsImages, { recursive: true });
+  for (const file of await readdir(chartDir)) await copyFile(new URL(file, chartDir), new URL(file, docsImages));
+  // In docs the charts sit flat in img/bench/, so drop the run folder from their paths.
+  const charts = Object.fromEntries(
+    Object.entries(report.charts).map(([id, c]) => [id, { latency: c.latency?.replace(/^.*\//, ""), throughput: c.throughput?.replace(/^.*\//, "") }]),
+  );
+  const body = toMarkdown({ ...report, charts }, { imagePrefix: "img/bench/", level: 3 });
+  const page = await readFile(docsPage, "utf8").catch(() => `# Benchmarks\n\n${BEGIN}\n${END}\n`);
+  const [head, rest] = page.split(BEGIN);
+  const tail = rest?.split(END)[1];
+  if (head === undefined || tail === undefined) throw new Error(`${rel(docsPage)} lacks the markers ${BEGIN} … ${END}`);
+  await writeFile(docsPage, `${head}${BEGIN}\n${body}\n${END}${tail}`);
 }
 
 main().catch((err: unknown) => {

@@ -1,0 +1,212 @@
+import { createRequestBytes, getRequestBytes } from "../lib/bodies.js";
+import { GRPC_HEADERS, grpcFrame, h2load, spread, type H2loadOptions, type H2loadResult } from "../lib/h2load.js";
+import { grpcCall, startNoop } from "../lib/noop.js";
+import type { Figure, LatencySeries, Ratio, Scenario, ScenarioContext, TargetCheck, TimeSeries } from "../lib/result.js";
+import { startStack, type Stack } from "../lib/stack.js";
+import { downsample } from "../lib/stats.js";
+
+// Create throughput and latency, read against a no-op grpc-js server measured in the same run
+// with the same h2load flags. A request counts only if its notification is in PostgreSQL, and
+// each level ends only once the relay has published everything to Kafka.
+//
+// h2load sends the same CreateRequest every time. That is fine: without an idempotency key
+// every Create is a new notification, which the stored-row count below proves.
+
+const CREATE_PATH = "/herald.v1.NotificationService/Create";
+const OFFERED_RPS = 1000;
+const THROUGHPUT_TARGET = 0.4;
+const P99_TARGET_MS = 10;
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en");
+
+export const run: Scenario = async (ctx) => {
+  const levels = ctx.quick ? [1, 50] : [1, 10, 50, 200];
+  const seconds = ctx.quick ? 3 : 10;
+  const figures: Figure[] = [];
+  const latencies: LatencySeries[] = [];
+  const timeseries: TimeSeries[] = [];
+  const ratios: Ratio[] = [];
+  const targets: TargetCheck[] = [];
+  const notes: string[] = [];
+  const record = (name: string, r: H2loadResult, errors: number, extra: Record<string, number | string>) => {
+    figures.push({ name, throughput: { value: r.rps, unit: "req/s" }, latency: r.latency, errors, extra });
+    latencies.push({ name, samplesMs: downsample(r.samplesMs) });
+    timeseries.push({ name, unit: "req/s", points: r.perSecond });
+  };
+
+  // 1. The ceiling first, alone: Herald's relay would otherwise still be publishing beside it.
+  const ceiling = new Map<number, H2loadResult>();
+  const noop = await startNoop("grpc-js");
+  try {
+    const message = getRequestBytes();
+    if ((await grpcCall(noop.address, noop.path, message)) !== 0) throw new Error("the no-op grpc-js server does not answer OK");
+    for (const inFlight of levels) {
+      const opts = { url: `http://${noop.address}${noop.path}`, body: grpcFrame(message), headers: GRPC_HEADERS, ...spread(inFlight) };
+      ctx.progress.step(`no-op grpc-js ${inFlight} in flight`);
+      await h2load({ ...opts, seconds: 1 });
+      const before = await noop.calls();
+      const r = await h2load({ ...opts, seconds });
+      const errors = r.failed + Math.max(0, r.status2xx - ((await noop.calls()) - before));
+      ceiling.set(inFlight, r);
+      record(`no-op grpc-js, ${inFlight} in flight`, r, errors, { ...spread(inFlight) });
+    }
+  } finally {
+    await noop.stop();
+  }
+
+  // 2. Herald: one server and one relay, as an operator runs them.
+  ctx.progress.step("starting Herald (server, relay)");
+  const stack = await startStack({ name: "create", roles: ["server", "relay"] });
+  let createCommand = "";
+  let unpublishedAtEnd = -1;
+  let notStored = 0;
+  try {
+    const auth = { authorization: `Bearer ${stack.apiKey}` };
+    const redact = { authorization: "Bearer $HERALD_API_KEY" };
+    const message = createRequestBytes();
+    const grpcOpts = (inFlight: number): Omit<H2loadOptions, "seconds"> => ({
+      url: `http://${stack.grpcAddress}${CREATE_PATH}`,
+      body: grpcFrame(message),
+      headers: { ...GRPC_HEADERS, ...auth },
+      redact,
+      ...spread(inFlight),
+    });
+    if ((await grpcCall(stack.grpcAddress, CREATE_PATH, message, auth)) !== 0) throw new Error("Create through grpc-js did not return OK");
+    ctx.progress.step("Create warm-up");
+    await h2load({ ...grpcOpts(levels.at(-1)!), seconds: ctx.quick ? 1 : 3 });
+    await drained(ctx, stack, "warm-up");
+
+    let best = { rps: 0, inFlight: 0 };
+    for (const inFlight of levels) {
+      ctx.progress.step(`Create over grpc-js, ${inFlight} in flight: ${seconds}s`);
+      const m = await measured(stack, () => h2load({ ...grpcOpts(inFlight), seconds }));
+      createCommand = m.r.command;
+      const publishSeconds = await drained(ctx, stack, `${inFlight} in flight`);
+      notStored += m.errors;
+      record(`Create over grpc-js, ${inFlight} in flight`, m.r, m.errors, {
+        ...spread(inFlight),
+        stored: m.stored,
+        "all published after": `${publishSeconds.toFixed(1)} s`,
+      });
+      const ref = ceiling.get(inFlight)!;
+      ratios.push({
+        name: `Create ÷ no-op grpc-js, ${inFlight} in flight`,
+        value: m.r.rps / ref.rps,
+        herald: `${fmt(m.r.rps)} req/s`,
+        reference: `${fmt(ref.rps)} req/s`,
+      });
+      if (m.r.rps > best.rps) best = { rps: m.r.rps, inFlight };
+    }
+
+    // Connect protocol (what browsers speak) on the HTTP listener: unary errors are HTTP
+    // statuses there, so h2load's 2xx count is already a success count.
+    const connectLevel = 50;
+    ctx.progress.step(`Create over Connect, ${connectLevel} in flight: ${seconds}s`);
+    const c = await measured(stack, () =>
+      h2load({
+        url: `${stack.httpUrl}${CREATE_PATH}`,
+        body: message,
+        headers: { "content-type": "application/proto", "connect-protocol-version": "1", ...auth },
+        redact,
+        ...spread(connectLevel),
+        seconds,
+      }),
+    );
+    const connectPublish = await drained(ctx, stack, "Connect");
+    notStored += c.errors;
+    record(`Create over Connect (HTTP listener), ${connectLevel} in flight`, c.r, c.errors, {
+      ...spread(connectLevel),
+      stored: c.stored,
+      "all published after": `${connectPublish.toFixed(1)} s`,
+    });
+    notes.push(`Connect: ${c.r.command}`);
+
+    // Open loop: a fixed offered rate, whatever the latency (h2load --rps per connection).
+    const openSeconds = ctx.quick ? 5 : 30;
+    const connections = 4;
+    const streams = 250;
+    ctx.progress.step(`Create at ${OFFERED_RPS} req/s offered: ${openSeconds}s`);
+    const o = await measured(stack, () =>
+      h2load({ ...grpcOpts(streams * connections), connections, streams, rpsPerConnection: OFFERED_RPS / connections, seconds: openSeconds }),
+    );
+    const openPublish = await drained(ctx, stack, "open loop");
+    notStored += o.errors;
+    unpublishedAtEnd = await unpublished(stack);
+    record(`Create over grpc-js, ${fmt(OFFERED_RPS)} req/s offered`, o.r, o.errors, {
+      "offered req/s": OFFERED_RPS,
+      "most in flight": o.r.maxInFlight,
+      stored: o.stored,
+      "all published after": `${openPublish.toFixed(1)} s`,
+    });
+    const capped = o.r.maxInFlight >= connections * streams;
+    notes.push(
+      `Open loop: ${o.r.command}. h2load starts ${OFFERED_RPS / connections} requests a second on each connection whatever the answers, up to ${streams} in flight each; at most ${o.r.maxInFlight} were in flight at once${capped ? ": the cap was reached, so h2load delayed requests and the latencies understate the truth" : ", below the cap, so no request waited for an earlier answer"}.`,
+    );
+
+    const peak = ceiling.get(best.inFlight)!;
+    const maxCeiling = Math.max(...[...ceiling.values()].map((r) => r.rps));
+    const share = best.rps / maxCeiling;
+    targets.push({
+      name: "Create throughput over grpc-js",
+      target: `≥ ${THROUGHPUT_TARGET * 100}% of the no-op grpc-js ceiling, every request committed and published`,
+      actual: `${fmt(best.rps)} req/s at ${best.inFlight} in flight = ${(share * 100).toFixed(1)}% of ${fmt(maxCeiling)} req/s (no-op at ${best.inFlight}: ${fmt(peak.rps)}); ${notStored} not stored; ${unpublishedAtEnd} unpublished`,
+      met: share >= THROUGHPUT_TARGET && notStored === 0 && unpublishedAtEnd === 0,
+    });
+    const achieved = o.r.rps;
+    targets.push({
+      name: "Create p99 latency under load",
+      target: `p99 ≤ ${P99_TARGET_MS} ms at ${fmt(OFFERED_RPS)} req/s offered`,
+      actual: `p99 ${o.r.latency.p99} ms, ${fmt(achieved)} req/s answered, ${o.errors} errors`,
+      met: o.r.latency.p99 <= P99_TARGET_MS && achieved >= 0.95 * OFFERED_RPS && o.errors === 0,
+    });
+  } finally {
+    await stack.stop();
+  }
+
+  notes.push(
+    "Success: h2load cannot see grpc-status, so every level counts the notifications PostgreSQL gained during its run; errors = h2load's failures + 2xx answers with no stored row. Requests h2load left in flight when its time ended may still be stored, so stored can exceed 2xx by up to the concurrency.",
+    "Published: after each level the scenario waits until the outbox has no unpublished row (the relay has Kafka's acknowledgement for every record); \"all published after\" is that wait.",
+    "The throughput target compares Create's best level with the best no-op level; per-level ratios are in the ratios table. h2load, Herald's server, its relay, PostgreSQL and Kafka all share this machine's cores.",
+  );
+  return {
+    id: "create",
+    title: "Create: throughput and latency",
+    command: `npm run bench -- --only create${ctx.quick ? " --quick" : ""}`,
+    method: `h2load over h2c with a gRPC-framed CreateRequest (no idempotency key), ${seconds} s per concurrency level after a warm-up run: ${createCommand}. The no-op grpc-js ceiling is measured just before, in the same run, with the same flags. Herald runs as \`herald server\` and \`herald relay\` processes on a fresh database and topic prefix.`,
+    figures,
+    latencies,
+    timeseries,
+    ratios,
+    targets,
+    notes,
+  };
+};
+
+const countStored = async (stack: Stack) =>
+  Number((await stack.pool.query<{ n: string }>("SELECT count(*) AS n FROM notifications")).rows[0]!.n);
+
+const unpublished = async (stack: Stack) =>
+  Number((await stack.pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")).rows[0]!.n);
+
+/** Runs one load and counts what it stored: errors are failures plus 2xx answers without a row. */
+async function measured(stack: Stack, load: () => Promise<H2loadResult>): Promise<{ r: H2loadResult; stored: number; errors: number }> {
+  const before = await countStored(stack);
+  const r = await load();
+  // Requests h2load left in flight finish within milliseconds; count them here, not in the next level.
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  const stored = (await countStored(stack)) - before;
+  return { r, stored, errors: r.failed + Math.max(0, r.status2xx - stored) };
+}
+
+/** Waits until the relay has published every outbox row; returns the seconds it took. */
+async function drained(ctx: ScenarioContext, stack: Stack, what: string): Promise<number> {
+  const t0 = performance.now();
+  const deadline = t0 + (ctx.quick ? 60_000 : 300_000);
+  for (;;) {
+    const left = await unpublished(stack);
+    if (left === 0) return (performance.now() - t0) / 1000;
+    if (performance.now() > deadline) throw new Error(`${what}: ${left} outbox rows still unpublished after ${(deadline - t0) / 1000} s`);
+    ctx.progress.step(`${what}: waiting for the relay, ${fmt(left)} rows unpublished`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,16 @@
+import type { Scenario } from "../lib/result.js";
+
+// Every scenario `npm run bench` knows, in the order it runs them. Adding one is one line here:
+// its module exports `run: Scenario`. Modules load only when their scenario runs, so one that
+// fails to load is reported as that scenario's failure and the others still run.
+
+export interface ScenarioEntry {
+  id: string;
+  load(): Promise<Scenario>;
+}
+
+export const scenarios: ScenarioEntry[] = [
+  // ceilings first: everything after it is read against these.
+  { id: "ceilings", load: async () => (await import("./ceilings.js")).run },
+  { id: "create", load: async () => (await import("./create.js")).run },
+];
