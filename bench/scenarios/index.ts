@@ -13,4 +13,8 @@ export const scenarios: ScenarioEntry[] = [
   // ceilings first: everything after it is read against these.
   { id: "ceilings", load: async () => (await import("./ceilings.js")).run },
   { id: "create", load: async () => (await import("./create.js")).run },
+  { id: "e2e", load: async () => (await import("./e2e.js")).run },
+  { id: "scheduling", load: async () => (await import("./scheduling.js")).run },
+  { id: "fanout", load: async () => (await import("./fanout.js")).run },
+  { id: "alternatives", load: async () => (await import("./alternatives.js")).run },
 ];
