@@ -75,6 +75,8 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   }
 
   rt.shutdown.add("workers", async () => void (await Promise.all([...workers.values()].map((w) => w.close()))));
+  // After the workers: their last outcomes go through the store's batches.
+  rt.shutdown.add("delivery-store", () => store.close());
   rt.shutdown.add("providers", async () => void (await Promise.allSettled([...providers.values()].map((p) => p.close()))));
   await Promise.all([...workers.values()].map((w) => w.start()));
   log.info({ channels: [...workers.keys()] }, "workers started");

@@ -3,12 +3,14 @@ import { Status } from "../../gen/herald/v1/notification_pb.js";
 import { inTransaction } from "./db.js";
 import { writeDeadLetter } from "./dead-letters.js";
 import { withStoreErrors } from "./errors.js";
+import { createGroupCommit } from "./group-commit.js";
 import { transitionWrites, writeTransitions, type NotificationRow } from "./records.js";
 
 // The workers' side of the notifications table: claiming one attempt and
-// storing its outcome. Both are single guarded UPDATEs, so a redelivered
-// Kafka record, a second worker or the scheduler's stale-claim sweep can race
-// them freely: whoever's guard no longer matches changes nothing.
+// storing its outcome. Both are guarded UPDATEs, so a redelivered Kafka
+// record, a second worker or the scheduler's stale-claim sweep can race them
+// freely: whoever's guard no longer matches changes nothing. Concurrent claims
+// (and outcomes) of one process are group-committed: one transaction each.
 //
 // Leases are measured on the database clock (now()), the one clock every
 // worker and scheduler shares, so host clock skew cannot make a live claim
@@ -46,9 +48,29 @@ export interface DeliveryStoreDeps {
   pool: pg.Pool;
   /** How long a claim holds. */
   leaseMs: number;
+  /**
+   * Claims, and outcomes, of concurrent deliveries share one transaction each (group commit),
+   * so a worker with 32 sends in flight pays one round trip sequence and one fsync per batch
+   * instead of per message. @defaultValue { maxBatch: 64, maxDelayMs: 1 }
+   */
+  batch?: { maxBatch: number; maxDelayMs: number };
 }
 
 type ClaimedRow = NotificationRow & { from_status: Status };
+
+interface ClaimInput {
+  id: string;
+  attempt: number;
+  now: Date;
+  detail?: string;
+}
+
+interface FinishInput {
+  id: string;
+  attempt: number;
+  now: Date;
+  outcome: Outcome;
+}
 
 const outcomeStatus = {
   sent: Status.SENT,
@@ -57,84 +79,136 @@ const outcomeStatus = {
   dead: Status.DEAD_LETTERED,
 } as const;
 
-export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore {
+class DeliveryStoreClosedError extends Error {
+  override name = "DeliveryStoreClosedError";
+}
+
+export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { close(): Promise<void> } {
   const { pool, leaseMs } = deps;
+  const { maxBatch, maxDelayMs } = deps.batch ?? { maxBatch: 64, maxDelayMs: 1 };
+
+  const claims = createGroupCommit<ClaimInput, ClaimResult>({
+    maxBatch,
+    maxDelayMs,
+    closedError: () => new DeliveryStoreClosedError("delivery store is closed"),
+    flush: (items) => withStoreErrors(() => claimBatch(items)),
+  });
+  const outcomes = createGroupCommit<FinishInput, NotificationRow | undefined>({
+    maxBatch,
+    maxDelayMs,
+    closedError: () => new DeliveryStoreClosedError("delivery store is closed"),
+    flush: (items) => withStoreErrors(() => finishBatch(items)),
+  });
+
+  async function claimBatch(items: readonly ClaimInput[]): Promise<PromiseSettledResult<ClaimResult>[]> {
+    // One claim per notification per batch: a second one (cannot happen through the keyed
+    // runner, which runs one recipient's records one at a time) is answered by the read below.
+    const seen = new Set<string>();
+    const unique = items.filter((i) => !seen.has(i.id.toLowerCase()) && seen.add(i.id.toLowerCase()));
+    const claimed = await inTransaction(pool, async (client) => {
+      // Rows are locked in id order, so two workers' batches wait for each other instead of
+      // deadlocking. The self-join reads the status each row had before the UPDATE, under the
+      // UPDATE's own row lock, so `reclaimed` is exact. A record's claim succeeds only for the
+      // attempt it names: from QUEUED, or from SENDING of the same attempt whose lease expired.
+      const result = await client.query<ClaimedRow>(
+        `UPDATE notifications n
+         SET status = $4, attempts = old.attempt, lease_until = now() + $5 * interval '1 millisecond',
+             last_sequence = n.last_sequence + 1, updated_at = old.at, next_attempt_at = NULL
+         FROM (SELECT o.id, o.status, i.attempt, i.at
+               FROM notifications o JOIN unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS i(id, attempt, at) ON o.id = i.id
+               ORDER BY o.id FOR UPDATE OF o) old
+         WHERE n.id = old.id
+           AND ((n.status = $6 AND n.attempts = old.attempt - 1) OR (n.status = $4 AND n.attempts = old.attempt AND n.lease_until < now()))
+         RETURNING n.*, old.status AS from_status`,
+        [unique.map((i) => i.id), unique.map((i) => i.attempt), unique.map((i) => i.now), Status.SENDING, leaseMs, Status.QUEUED],
+      );
+      const byId = new Map(result.rows.map((row) => [row.id, row]));
+      // Events in the batch's order, so one notification's sequence numbers stay in order.
+      const writes = unique.flatMap((item) => {
+        const row = byId.get(item.id.toLowerCase());
+        if (!row) return [];
+        const why = item.detail ?? (row.from_status === Status.SENDING ? "re-claimed after an expired lease" : "claimed");
+        return [transitionWrites(row, { detail: why })];
+      });
+      await writeTransitions(client, writes);
+      return byId;
+    });
+    // Why not, for those that were not claimed: one read, after the fact. A race may have
+    // changed it since; the caller acts on this and, when told to wait, claims again anyway.
+    const firstOf = new Set(unique);
+    const missed = items.filter((i) => !firstOf.has(i) || !claimed.has(i.id.toLowerCase()));
+    const current = new Map<string, { status: Status; attempts: number; lease_left_ms: number | null }>();
+    if (missed.length > 0) {
+      const found = await pool.query<{ id: string; status: Status; attempts: number; lease_left_ms: number | null }>(
+        `SELECT id, status, attempts, (extract(epoch FROM lease_until - now()) * 1000)::float8 AS lease_left_ms
+         FROM notifications WHERE id = ANY($1::uuid[])`,
+        [missed.map((i) => i.id)],
+      );
+      for (const row of found.rows) current.set(row.id, row);
+    }
+    return items.map((item): PromiseSettledResult<ClaimResult> => {
+      const row = firstOf.has(item) ? claimed.get(item.id.toLowerCase()) : undefined;
+      if (row) {
+        const { from_status, ...rest } = row;
+        return { status: "fulfilled", value: { kind: "claimed", row: rest, reclaimed: from_status === Status.SENDING } };
+      }
+      const now = current.get(item.id.toLowerCase());
+      if (!now) return { status: "fulfilled", value: { kind: "stale", status: undefined, attempts: 0 } };
+      if (now.status === Status.SENDING && now.attempts === item.attempt && (now.lease_left_ms ?? 0) >= 0) {
+        return { status: "fulfilled", value: { kind: "leased", leaseLeftMs: Math.max(0, Math.ceil(now.lease_left_ms ?? 0)) } };
+      }
+      return { status: "fulfilled", value: { kind: "stale", status: now.status, attempts: now.attempts } };
+    });
+  }
+
+  async function finishBatch(items: readonly FinishInput[]): Promise<PromiseSettledResult<NotificationRow | undefined>[]> {
+    const finished = await inTransaction(pool, async (client) => {
+      // Locked in id order first (see claimBatch), then updated where the claim is still ours.
+      const result = await client.query<NotificationRow>(
+        `WITH input AS (
+           SELECT * FROM unnest($1::uuid[], $2::int[], $3::smallint[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])
+             AS i(id, attempt, status, at, next_attempt_at, error, provider_message_id)),
+         locked AS (
+           SELECT o.id FROM notifications o JOIN input i ON o.id = i.id ORDER BY o.id FOR UPDATE OF o)
+         UPDATE notifications n
+         SET status = i.status, lease_until = NULL, last_sequence = n.last_sequence + 1, updated_at = i.at,
+             next_attempt_at = i.next_attempt_at, last_error = i.error,
+             provider_message_id = coalesce(i.provider_message_id, n.provider_message_id)
+         FROM input i
+         WHERE n.id = i.id AND n.id IN (SELECT id FROM locked) AND n.status = $8 AND n.attempts = i.attempt
+         RETURNING n.*`,
+        [
+          items.map((i) => i.id),
+          items.map((i) => i.attempt),
+          items.map((i) => outcomeStatus[i.outcome.kind]),
+          items.map((i) => i.now),
+          items.map((i) => (i.outcome.kind === "retry" ? i.outcome.nextAttemptAt : null)),
+          items.map((i) => (i.outcome.kind === "sent" ? "" : i.outcome.error)),
+          items.map((i) => (i.outcome.kind === "sent" ? i.outcome.providerMessageId : null)),
+          Status.SENDING,
+        ],
+      );
+      const byId = new Map(result.rows.map((row) => [row.id, row]));
+      const writes = items.flatMap((item) => {
+        const row = byId.get(item.id.toLowerCase());
+        if (!row) return [];
+        return [transitionWrites(row, { detail: item.outcome.kind === "sent" ? item.outcome.detail : item.outcome.error })];
+      });
+      await writeTransitions(client, writes);
+      for (const item of items) {
+        const row = byId.get(item.id.toLowerCase());
+        if (row && (item.outcome.kind === "failed" || item.outcome.kind === "dead")) {
+          await writeDeadLetter(client, row, { now: item.now, correlationId: row.correlation_id });
+        }
+      }
+      return byId;
+    });
+    return items.map((item) => ({ status: "fulfilled", value: finished.get(item.id.toLowerCase()) }));
+  }
 
   return {
-    claim: ({ id, attempt, now, detail }) =>
-      withStoreErrors(async () => {
-        const row = await inTransaction(pool, async (client) => {
-          // The self-join reads the status the row had before the UPDATE, under
-          // the UPDATE's own row lock, so `reclaimed` is exact.
-          const result = await client.query<ClaimedRow>(
-            `UPDATE notifications n
-             SET status = $3, attempts = $2, lease_until = now() + $4 * interval '1 millisecond',
-                 last_sequence = n.last_sequence + 1, updated_at = $5, next_attempt_at = NULL
-             FROM (SELECT id, status FROM notifications WHERE id = $1 FOR UPDATE) old
-             WHERE n.id = old.id
-               AND ((n.status = $6 AND n.attempts = $2 - 1) OR (n.status = $3 AND n.attempts = $2 AND n.lease_until < now()))
-             RETURNING n.*, old.status AS from_status`,
-            [id, attempt, Status.SENDING, leaseMs, now, Status.QUEUED],
-          );
-          const claimed = result.rows[0];
-          if (!claimed) return undefined;
-          const reclaimed = claimed.from_status === Status.SENDING;
-          const why = detail ?? (reclaimed ? "re-claimed after an expired lease" : "claimed");
-          await writeTransitions(client, [transitionWrites(claimed, { detail: why })]);
-          return claimed;
-        });
-        if (row) {
-          const { from_status, ...rest } = row;
-          return { kind: "claimed", row: rest, reclaimed: from_status === Status.SENDING };
-        }
-        // Why not: one read, after the fact. A race may have changed it since;
-        // the caller acts on this and, when told to wait, claims again anyway.
-        const found = await pool.query<{ status: Status; attempts: number; lease_left_ms: number | null }>(
-          `SELECT status, attempts,
-                  (extract(epoch FROM lease_until - now()) * 1000)::float8 AS lease_left_ms
-           FROM notifications WHERE id = $1`,
-          [id],
-        );
-        const current = found.rows[0];
-        if (!current) return { kind: "stale", status: undefined, attempts: 0 };
-        if (current.status === Status.SENDING && current.attempts === attempt && (current.lease_left_ms ?? 0) >= 0) {
-          return { kind: "leased", leaseLeftMs: Math.max(0, Math.ceil(current.lease_left_ms ?? 0)) };
-        }
-        return { kind: "stale", status: current.status, attempts: current.attempts };
-      }),
-
-    finish: ({ id, attempt, now, outcome }) =>
-      withStoreErrors(() =>
-        inTransaction(pool, async (client) => {
-          const status = outcomeStatus[outcome.kind];
-          const error = outcome.kind === "sent" ? "" : outcome.error;
-          const result = await client.query<NotificationRow>(
-            `UPDATE notifications
-             SET status = $3, lease_until = NULL, last_sequence = last_sequence + 1, updated_at = $4,
-                 next_attempt_at = $5, last_error = $6,
-                 provider_message_id = CASE WHEN $7::text IS NULL THEN provider_message_id ELSE $7::text END
-             WHERE id = $1 AND status = $8 AND attempts = $2
-             RETURNING *`,
-            [
-              id,
-              attempt,
-              status,
-              now,
-              outcome.kind === "retry" ? outcome.nextAttemptAt : null,
-              error,
-              outcome.kind === "sent" ? outcome.providerMessageId : null,
-              Status.SENDING,
-            ],
-          );
-          const row = result.rows[0];
-          if (!row) return undefined;
-          await writeTransitions(client, [transitionWrites(row, { detail: outcome.kind === "sent" ? outcome.detail : error })]);
-          if (outcome.kind === "failed" || outcome.kind === "dead") {
-            await writeDeadLetter(client, row, { now, correlationId: row.correlation_id });
-          }
-          return row;
-        }),
-      ),
+    claim: (input) => claims.submit(input),
+    finish: (input) => outcomes.submit(input),
 
     release: ({ id, attempt }) =>
       withStoreErrors(async () => {
@@ -145,5 +219,9 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore {
         );
         return result.rowCount === 1;
       }),
+
+    async close() {
+      await Promise.all([claims.close(), outcomes.close()]);
+    },
   };
 }
