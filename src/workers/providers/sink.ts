@@ -68,6 +68,12 @@ export function createSinkProvider(opts: SinkOptions): Provider {
   // Builds the message only; nothing is sent anywhere.
   const composer = opts.channel === Channel.EMAIL ? createTransport({ streamTransport: true, buffer: true, newline: "windows" }) : undefined;
   let closed = false;
+  // Made once, and again only if it disappears (someone cleaned up var/deliveries).
+  let folderReady: Promise<unknown> | undefined;
+  const ensureFolder = () => (folderReady ??= mkdir(folder, { recursive: true }).catch((err: unknown) => {
+    folderReady = undefined;
+    throw err;
+  }));
 
   async function render(message: RenderedMessage): Promise<{ ext: string; content: Buffer | string }> {
     if (!composer) return { ext: "json", content: `${JSON.stringify(sinkRecord(message, channel), null, 2)}\n` };
@@ -87,15 +93,21 @@ export function createSinkProvider(opts: SinkOptions): Provider {
       const file = join(folder, `${baseName(message.notificationId)}.${ext}`);
       const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
       try {
-        await mkdir(folder, { recursive: true });
-        await writeFile(tmp, content, { signal });
+        await ensureFolder();
+        await writeFile(tmp, content, { signal }).catch(async (err: unknown) => {
+          if ((err as { code?: string }).code !== "ENOENT") throw err;
+          folderReady = undefined; // the folder went away: make it again, once
+          await ensureFolder();
+          await writeFile(tmp, content, { signal });
+        });
         await rename(tmp, file);
       } catch (err) {
         await rm(tmp, { force: true }).catch(() => {});
         if (signal.aborted) throw new TransientError("sink: canceled before the file was written", { cause: err });
         throw new TransientError(`sink: cannot write ${file}: ${excerpt((err as Error).message)}`, { cause: err });
       }
-      opts.log.info({ channel, notificationId: message.notificationId, file }, "delivery written to the local sink");
+      // Debug: the worker already logs every send at info, with this file as the provider's message id.
+      opts.log.debug({ channel, notificationId: message.notificationId, file }, "delivery written to the local sink");
       return { providerMessageId: `sink:${file}` };
     },
     async close() {
