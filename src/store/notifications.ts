@@ -13,6 +13,7 @@ import type { Logger } from "../log.js";
 import { inTransaction } from "./db.js";
 import { StoreUnavailableError, UnstorableInputError, withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
+import { OUTBOX_CHANNEL } from "./outbox-channel.js";
 import {
   toNotification,
   toStatusEvent,
@@ -82,7 +83,8 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
   async function flush(inputs: readonly AcceptInput[]): Promise<PromiseSettledResult<AcceptOutcome>[]> {
     const started = performance.now();
     try {
-      const outcomes = await withStoreErrors(() => inTransaction(pool, (client) => acceptBatch(client, inputs)));
+      // One statement is one transaction: no BEGIN/COMMIT round trips.
+      const outcomes = await withStoreErrors(() => acceptBatch(pool, inputs));
       log.debug({ size: inputs.length, ms: Math.round(performance.now() - started) }, "accept batch committed");
       return outcomes.map((value) => ({ status: "fulfilled", value }));
     } catch (err) {
@@ -185,7 +187,7 @@ function keyOf(input: AcceptInput): string | undefined {
 }
 
 /** Accepts one batch inside its transaction; outcomes in input order. */
-async function acceptBatch(client: pg.ClientBase, inputs: readonly AcceptInput[]): Promise<AcceptOutcome[]> {
+async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<AcceptOutcome[]> {
   // The first input of each (tenant, key) leads and is inserted; later ones
   // in the batch are settled against the leader's result, as if they had
   // arrived after it.
@@ -207,10 +209,6 @@ async function acceptBatch(client: pg.ClientBase, inputs: readonly AcceptInput[]
 
   const inserted = await insertNotifications(client, leaders);
   const insertedById = new Map(inserted.map((row) => [row.id, row]));
-  await writeTransitions(
-    client,
-    inserted.map((row) => transitionWrites(row, { detail: "accepted" })),
-  );
   const conflicted = leaders.filter((l) => !insertedById.has(l.id.toLowerCase()));
   const existing = await loadByKeys(client, conflicted);
 
@@ -231,28 +229,80 @@ async function acceptBatch(client: pg.ClientBase, inputs: readonly AcceptInput[]
 
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Inserts the batch in one statement; returns the rows inserted (not those whose key already existed). */
-async function insertNotifications(client: pg.ClientBase, inputs: readonly AcceptInput[]): Promise<NotificationRow[]> {
+/** The row an input becomes if it is inserted: its first event and outbox records are built from it. */
+function rowOf(input: AcceptInput, spec: Buffer): NotificationRow {
+  return {
+    id: input.id.toLowerCase(),
+    tenant: input.tenant,
+    channel: input.spec.channel,
+    user_id: input.spec.recipient?.userId ?? "",
+    status: input.status,
+    spec,
+    priority: input.spec.priority,
+    labels: input.spec.labels,
+    idempotency_key: input.idempotencyKey === "" ? null : input.idempotencyKey,
+    request_hash: input.requestHash,
+    correlation_id: input.correlationId,
+    local_time: input.localTime ? { dateTime: input.localTime.dateTime, timeZone: input.localTime.timeZone } : null,
+    deliver_at: input.deliverAt,
+    attempts: 0,
+    max_attempts: input.maxAttempts,
+    next_attempt_at: null,
+    last_error: "",
+    provider_message_id: "",
+    last_sequence: 1,
+    created_at: input.now,
+    updated_at: input.now,
+  };
+}
+
+/**
+ * Inserts the batch, its first status events and its outbox records, and wakes the relay, in ONE
+ * statement; returns the rows inserted (not those whose key already existed). The events and
+ * records are built beforehand for every input and kept only for the rows the INSERT returns.
+ */
+async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<NotificationRow[]> {
+  const specs = inputs.map((i) => Buffer.from(toBinary(NotificationSpecSchema, i.spec)));
+  const writes = inputs.map((input, n) => transitionWrites(rowOf(input, specs[n]!), { detail: "accepted" }));
+  const events = writes.map((w) => w.event);
+  const records = writes.flatMap((w) => w.outbox);
   const result = await client.query<NotificationRow>(
-    `INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
-       request_hash, correlation_id, local_time, deliver_at, max_attempts, last_sequence, created_at, updated_at)
-     SELECT id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
-       request_hash, correlation_id, local_time, deliver_at, max_attempts, 1, created_at, created_at
-     FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::smallint[], $6::bytea[], $7::smallint[],
-                 $8::jsonb[], $9::text[], $10::bytea[], $11::text[], $12::jsonb[], $13::timestamptz[], $14::int[],
-                 $15::timestamptz[])
-          WITH ORDINALITY AS n(id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
-            request_hash, correlation_id, local_time, deliver_at, max_attempts, created_at, ord)
-     ORDER BY ord
-     ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-     RETURNING *`,
+    `WITH inserted AS (
+       INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
+         request_hash, correlation_id, local_time, deliver_at, max_attempts, last_sequence, created_at, updated_at)
+       SELECT id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
+         request_hash, correlation_id, local_time, deliver_at, max_attempts, 1, created_at, created_at
+       FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::smallint[], $6::bytea[], $7::smallint[],
+                   $8::jsonb[], $9::text[], $10::bytea[], $11::text[], $12::jsonb[], $13::timestamptz[], $14::int[],
+                   $15::timestamptz[])
+            WITH ORDINALITY AS n(id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
+              request_hash, correlation_id, local_time, deliver_at, max_attempts, created_at, ord)
+       ORDER BY ord
+       ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+       RETURNING *),
+     events AS (
+       INSERT INTO status_events (notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at)
+       SELECT notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at
+       FROM unnest($16::uuid[], $17::int[], $18::text[], $19::text[], $20::smallint[], $21::smallint[], $22::int[],
+                   $23::text[], $24::timestamptz[])
+            WITH ORDINALITY AS e(notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at, ord)
+       WHERE notification_id IN (SELECT id FROM inserted)
+       ORDER BY ord),
+     records AS (
+       INSERT INTO outbox (topic, key, value, headers, notification_id)
+       SELECT topic, key, value, headers, notification_id
+       FROM unnest($25::text[], $26::text[], $27::bytea[], $28::jsonb[], $29::uuid[])
+            WITH ORDINALITY AS r(topic, key, value, headers, notification_id, ord)
+       WHERE notification_id IN (SELECT id FROM inserted)
+       ORDER BY ord)
+     SELECT inserted.*, (SELECT pg_notify($30, '')) AS woke FROM inserted`,
     [
       inputs.map((i) => i.id),
       inputs.map((i) => i.tenant),
       inputs.map((i) => i.spec.channel),
       inputs.map((i) => i.spec.recipient?.userId ?? ""),
       inputs.map((i) => i.status),
-      inputs.map((i) => Buffer.from(toBinary(NotificationSpecSchema, i.spec))),
+      specs,
       inputs.map((i) => i.spec.priority),
       inputs.map((i) => JSON.stringify(i.spec.labels)),
       inputs.map((i) => (i.idempotencyKey === "" ? null : i.idempotencyKey)),
@@ -262,15 +312,32 @@ async function insertNotifications(client: pg.ClientBase, inputs: readonly Accep
       inputs.map((i) => i.deliverAt),
       inputs.map((i) => i.maxAttempts),
       inputs.map((i) => i.now),
+      events.map((e) => e.notification_id),
+      events.map((e) => e.sequence),
+      events.map((e) => e.tenant),
+      events.map((e) => e.user_id),
+      events.map((e) => e.channel),
+      events.map((e) => e.status),
+      events.map((e) => e.attempt),
+      events.map((e) => e.detail),
+      events.map((e) => e.created_at),
+      records.map((r) => r.topic),
+      records.map((r) => r.key),
+      records.map((r) => Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)),
+      records.map((r) => JSON.stringify(r.headers)),
+      records.map((r) => r.notificationId),
+      OUTBOX_CHANNEL,
     ],
   );
   // RETURNING order is not promised; restore the statement's (lock) order.
   const order = new Map(inputs.map((input, i) => [input.id.toLowerCase(), i]));
-  return result.rows.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
+  return result.rows
+    .map(({ woke: _woke, ...row }: NotificationRow & { woke?: unknown }) => row)
+    .sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
 }
 
 /** The stored rows for inputs whose (tenant, key) was taken, by keyOf. */
-async function loadByKeys(client: pg.ClientBase, inputs: readonly AcceptInput[]): Promise<Map<string, NotificationRow>> {
+async function loadByKeys(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<Map<string, NotificationRow>> {
   if (inputs.length === 0) return new Map();
   // READ COMMITTED: this new statement sees the row whose commit the INSERT's
   // ON CONFLICT waited for.
