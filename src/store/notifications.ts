@@ -83,8 +83,11 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
   async function flush(inputs: readonly AcceptInput[]): Promise<PromiseSettledResult<AcceptOutcome>[]> {
     const started = performance.now();
     try {
-      // One statement is one transaction: no BEGIN/COMMIT round trips.
-      const outcomes = await withStoreErrors(() => acceptBatch(pool, inputs));
+      // An explicit transaction, though the writes are one statement: a statement in autocommit
+      // that outlives its client (connection cut while it waits on a lock) still commits, and
+      // the caller would be told UNAVAILABLE about a notification that was stored. Here no
+      // COMMIT comes, so it rolls back.
+      const outcomes = await withStoreErrors(() => inTransaction(pool, (client) => acceptBatch(client, inputs)));
       log.debug({ size: inputs.length, ms: Math.round(performance.now() - started) }, "accept batch committed");
       return outcomes.map((value) => ({ status: "fulfilled", value }));
     } catch (err) {
