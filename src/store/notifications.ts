@@ -17,6 +17,10 @@ import { OUTBOX_CHANNEL } from "./outbox-channel.js";
 import {
   toNotification,
   toStatusEvent,
+  EVENT_COLUMNS,
+  eventsSource,
+  OUTBOX_COLUMNS,
+  outboxSource,
   transitionWrites,
   writeTransitions,
   type NotificationRow,
@@ -267,8 +271,8 @@ function rowOf(input: AcceptInput, spec: Buffer): NotificationRow {
 async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<NotificationRow[]> {
   const specs = inputs.map((i) => Buffer.from(toBinary(NotificationSpecSchema, i.spec)));
   const writes = inputs.map((input, n) => transitionWrites(rowOf(input, specs[n]!), { detail: "accepted" }));
-  const events = writes.map((w) => w.event);
-  const records = writes.flatMap((w) => w.outbox);
+  const events = eventsSource(16, writes.map((w) => w.event));
+  const records = outboxSource(25, writes.flatMap((w) => w.outbox));
   const result = await client.query<NotificationRow>(
     `WITH inserted AS (
        INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
@@ -284,20 +288,11 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING *),
      events AS (
-       INSERT INTO status_events (notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at)
-       SELECT notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at
-       FROM unnest($16::uuid[], $17::int[], $18::text[], $19::text[], $20::smallint[], $21::smallint[], $22::int[],
-                   $23::text[], $24::timestamptz[])
-            WITH ORDINALITY AS e(notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at, ord)
-       WHERE notification_id IN (SELECT id FROM inserted)
-       ORDER BY ord),
+       INSERT INTO status_events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${events.sql}
+       WHERE notification_id IN (SELECT id FROM inserted) ORDER BY ord),
      records AS (
-       INSERT INTO outbox (topic, key, value, headers, notification_id)
-       SELECT topic, key, value, headers, notification_id
-       FROM unnest($25::text[], $26::text[], $27::bytea[], $28::jsonb[], $29::uuid[])
-            WITH ORDINALITY AS r(topic, key, value, headers, notification_id, ord)
-       WHERE notification_id IN (SELECT id FROM inserted)
-       ORDER BY ord)
+       INSERT INTO outbox (${OUTBOX_COLUMNS}) SELECT ${OUTBOX_COLUMNS} FROM ${records.sql}
+       WHERE notification_id IN (SELECT id FROM inserted) ORDER BY ord)
      SELECT inserted.*, (SELECT pg_notify($30, '')) AS woke FROM inserted`,
     [
       inputs.map((i) => i.id),
@@ -315,20 +310,8 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
       inputs.map((i) => i.deliverAt),
       inputs.map((i) => i.maxAttempts),
       inputs.map((i) => i.now),
-      events.map((e) => e.notification_id),
-      events.map((e) => e.sequence),
-      events.map((e) => e.tenant),
-      events.map((e) => e.user_id),
-      events.map((e) => e.channel),
-      events.map((e) => e.status),
-      events.map((e) => e.attempt),
-      events.map((e) => e.detail),
-      events.map((e) => e.created_at),
-      records.map((r) => r.topic),
-      records.map((r) => r.key),
-      records.map((r) => Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)),
-      records.map((r) => JSON.stringify(r.headers)),
-      records.map((r) => r.notificationId),
+      ...events.params,
+      ...records.params,
       OUTBOX_CHANNEL,
     ],
   );

@@ -177,22 +177,16 @@ export function transitionWrites(
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 /**
- * Appends the events and outbox rows of many transitions in two statements,
- * in the given order (status_events.position and outbox.id follow it), and
- * wakes the relay: PostgreSQL delivers the NOTIFY only if this transaction
- * commits, and once per transaction however many batches share it.
+ * The status_events rows of `events` as one `unnest(...)` source (aliased `e`, with `ord` for
+ * their order) whose parameters start at $`first`, and those parameters. Shared by
+ * writeTransitions and the accept statement, so both insert exactly the same rows.
  */
-export async function writeTransitions(client: pg.ClientBase, writes: readonly TransitionWrites[]): Promise<void> {
-  if (writes.length === 0) return;
-  const events = writes.map((w) => w.event);
-  await client.query(
-    `INSERT INTO status_events (notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at)
-     SELECT notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at
-     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::smallint[], $6::smallint[], $7::int[], $8::text[],
-                 $9::timestamptz[])
-          WITH ORDINALITY AS e(notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at, ord)
-     ORDER BY ord`,
-    [
+export function eventsSource(first: number, events: readonly StatusEventRow[]): { sql: string; params: unknown[] } {
+  const types = ["uuid", "int", "text", "text", "smallint", "smallint", "int", "text", "timestamptz"];
+  return {
+    sql: `unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(", ")})
+          WITH ORDINALITY AS e(notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at, ord)`,
+    params: [
       events.map((e) => e.notification_id),
       events.map((e) => e.sequence),
       events.map((e) => e.tenant),
@@ -203,23 +197,47 @@ export async function writeTransitions(client: pg.ClientBase, writes: readonly T
       events.map((e) => e.detail),
       events.map((e) => e.created_at),
     ],
-  );
-  const records = writes.flatMap((w) => w.outbox);
-  await client.query(
-    `WITH inserted AS (
-       INSERT INTO outbox (topic, key, value, headers, notification_id)
-       SELECT topic, key, value, headers, notification_id
-       FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[], $5::uuid[])
-            WITH ORDINALITY AS r(topic, key, value, headers, notification_id, ord)
-       ORDER BY ord)
-     SELECT pg_notify($6, '')`,
-    [
+  };
+}
+
+/** The outbox rows of `records` as one `unnest(...)` source (aliased `r`, with `ord`), like eventsSource. */
+export function outboxSource(first: number, records: readonly OutboxRecord[]): { sql: string; params: unknown[] } {
+  const types = ["text", "text", "bytea", "jsonb", "uuid"];
+  return {
+    sql: `unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(", ")})
+          WITH ORDINALITY AS r(topic, key, value, headers, notification_id, ord)`,
+    params: [
       records.map((r) => r.topic),
       records.map((r) => r.key),
       records.map((r) => asBuffer(r.value)),
       records.map((r) => JSON.stringify(r.headers)),
       records.map((r) => r.notificationId),
-      OUTBOX_CHANNEL,
     ],
+  };
+}
+
+/** Column lists of the two inserts, for statements that build their own. */
+export const EVENT_COLUMNS = "notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at";
+export const OUTBOX_COLUMNS = "topic, key, value, headers, notification_id";
+
+/**
+ * Appends the events and outbox rows of many transitions in two statements,
+ * in the given order (status_events.position and outbox.id follow it), and
+ * wakes the relay: PostgreSQL delivers the NOTIFY only if this transaction
+ * commits, and once per transaction however many batches share it.
+ */
+export async function writeTransitions(client: pg.ClientBase, writes: readonly TransitionWrites[]): Promise<void> {
+  if (writes.length === 0) return;
+  const events = eventsSource(1, writes.map((w) => w.event));
+  await client.query(
+    `INSERT INTO status_events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${events.sql} ORDER BY ord`,
+    events.params,
+  );
+  const records = outboxSource(1, writes.flatMap((w) => w.outbox));
+  await client.query(
+    `WITH inserted AS (
+       INSERT INTO outbox (${OUTBOX_COLUMNS}) SELECT ${OUTBOX_COLUMNS} FROM ${records.sql} ORDER BY ord)
+     SELECT pg_notify($6, '')`,
+    [...records.params, OUTBOX_CHANNEL],
   );
 }
