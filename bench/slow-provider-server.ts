@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
+import { readBody } from "./alternatives/http.js";
 
 // The provider stand-in for benchmarks, as its own process so its timers and sockets never share
 // an event loop with the load generator. It speaks the part of Twilio's Messages API that
@@ -26,7 +27,6 @@ const accountSid = process.env.SLOW_PROVIDER_ACCOUNT_SID ?? "ACbench";
 const authToken = process.env.SLOW_PROVIDER_AUTH_TOKEN ?? "bench-token";
 const messagesPath = `/2010-04-01/Accounts/${encodeURIComponent(accountSid)}/Messages.json`;
 const expectedAuth = `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString("base64")}`;
-const MAX_BODY = 64 * 1024;
 
 const now = () => performance.timeOrigin + performance.now();
 let requests = 0;
@@ -42,17 +42,6 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 
 const twilioError = (res: ServerResponse, status: number, code: number, message: string) =>
   json(res, status, { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status });
-
-async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 async function message(req: IncomingMessage, res: ServerResponse, arrivedAt: number): Promise<void> {
   if (req.method !== "POST") return twilioError(res, 405, 20004, "Method not allowed");

@@ -2,8 +2,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { readBody, sendJson } from "./http.js";
-import { parseNotify } from "./twilio-client.js";
+import { readNotify, sendJson } from "./http.js";
 import { bullmqSettings, jobOptions } from "./bullmq-options.js";
 
 // The producer API of the same pipeline built on BullMQ: POST /notify validates the body, adds an
@@ -17,12 +16,9 @@ const queue = new Queue(settings.queue, { connection, prefix: settings.prefix, d
 await queue.waitUntilReady();
 
 const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-  if (req.method !== "POST" || req.url !== "/notify") return sendJson(res, 404, { error: "not found" });
   void (async () => {
-    const raw = await readBody(req);
-    if (raw === undefined) return sendJson(res, 413, { error: "body: larger than 64 KiB" });
-    const body = parseNotify(raw);
-    if ("error" in body) return sendJson(res, 400, body);
+    const body = await readNotify(req, res);
+    if (!body) return;
     const job = await queue.add("sms", body);
     sendJson(res, 200, { id: job.id });
   })().catch(() => {

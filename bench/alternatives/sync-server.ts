@@ -2,8 +2,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { readBody, sendJson } from "./http.js";
-import { createSmsSender, parseNotify, PermanentSendError } from "./twilio-client.js";
+import { readNotify, sendJson } from "./http.js";
+import { createSmsSender, PermanentSendError } from "./twilio-client.js";
 
 // The design Herald replaces, written as a small team would: POST /notify validates the body,
 // calls the SMS provider inside the request, records the send with one INSERT, and answers 200
@@ -25,12 +25,9 @@ await pool.query(`CREATE TABLE IF NOT EXISTS sms_sent (
   id uuid PRIMARY KEY, recipient text NOT NULL, body text NOT NULL, provider_sid text NOT NULL, sent_at timestamptz NOT NULL DEFAULT now())`);
 
 const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-  if (req.method !== "POST" || req.url !== "/notify") return sendJson(res, 404, { error: "not found" });
   void (async () => {
-    const raw = await readBody(req);
-    if (raw === undefined) return sendJson(res, 413, { error: "body: larger than 64 KiB" });
-    const body = parseNotify(raw);
-    if ("error" in body) return sendJson(res, 400, body);
+    const body = await readNotify(req, res);
+    if (!body) return;
     const id = randomUUID();
     let sid: string;
     try {

@@ -1,16 +1,15 @@
 import { randomUUID } from "node:crypto";
 import type { Kafka } from "../kafka/kafka.js";
 import { STATUS_TOPIC } from "../kafka/topics.js";
-import type { Logger } from "../log.js";
 import type { FeedSource } from "./feed.js";
 
 /**
  * herald.status as a feed source: a consumer group of its own per API instance (every instance
- * reads every record), starting at the newest record. Offsets are committed only so kafkajs
- * moves on; the feed's order comes from positions, and a restarted instance starts afresh
- * (its group id is new), filling from PostgreSQL whatever it needs.
+ * reads every record), starting at the newest record. Offsets are only resolved, never
+ * committed: the feed's order comes from positions, and a restarted instance starts afresh (its
+ * group id is new), filling from PostgreSQL whatever it needs.
  */
-export function kafkaFeedSource(kafka: Kafka, log: Logger): FeedSource {
+export function kafkaFeedSource(kafka: Kafka): FeedSource {
   const consumer = kafka.consumer({
     groupId: `herald-watch-${randomUUID()}`,
     topics: [STATUS_TOPIC],
@@ -26,9 +25,7 @@ export function kafkaFeedSource(kafka: Kafka, log: Logger): FeedSource {
           if (batch.messages.length === 0) return;
           await onBatch(batch.messages);
           const last = batch.messages[batch.messages.length - 1]!;
-          await batch.commit((BigInt(last.offset) + 1n).toString()).catch((err: unknown) => {
-            log.debug({ err }, "status feed offset commit failed (harmless: positions order the feed)");
-          });
+          batch.resolve((BigInt(last.offset) + 1n).toString());
         },
       });
     },

@@ -30,7 +30,7 @@ export class SubscriberRegistry {
     this.entries.set(subscription, entry);
     let index = this.tenants.get(selection.tenant);
     if (!index) this.tenants.set(selection.tenant, (index = { all: new Set(), byUser: new Map(), byNotification: new Map() }));
-    bucket(index, selection)?.add(entry);
+    bucket(index, selection).add(entry);
   }
 
   remove(subscription: Subscription): void {
@@ -41,8 +41,8 @@ export class SubscriberRegistry {
     if (!index) return;
     const { notificationId, userId } = entry.selection;
     const set = bucket(index, entry.selection);
-    set?.delete(entry);
-    if (set && set.size === 0) {
+    set.delete(entry);
+    if (set.size === 0) {
       if (notificationId !== undefined) index.byNotification.delete(notificationId);
       else if (userId !== undefined) index.byUser.delete(userId);
     }
@@ -77,7 +77,8 @@ export class SubscriberRegistry {
   }
 }
 
-function bucket(index: TenantIndex, selection: WatchSelection): Set<Entry> | undefined {
+/** The set a selection's entries live in (made on first use). */
+function bucket(index: TenantIndex, selection: WatchSelection): Set<Entry> {
   if (selection.notificationId !== undefined) {
     let set = index.byNotification.get(selection.notificationId);
     if (!set) index.byNotification.set(selection.notificationId, (set = new Set()));

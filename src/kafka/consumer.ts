@@ -37,6 +37,11 @@ export interface ConsumedBatch {
   heartbeat(): Promise<void>;
   /** Commits `nextOffset` (the first record not yet done) for this partition; later fetches start there. */
   commit(nextOffset: string): Promise<void>;
+  /**
+   * Moves this member's fetch position to `nextOffset` without committing it: for groups whose
+   * committed offsets nobody reads (an API instance's own herald.status group), no broker round trip.
+   */
+  resolve(nextOffset: string): void;
 }
 
 /** Handles a whole batch; resolves when it is done with it (a rejection: kafkajs retries from the last commit). */
@@ -138,6 +143,7 @@ function toBatch(ctx: EachBatchPayload, topicPrefix: string): ConsumedBatch {
     messages: batch.messages.map((m) => toConsumed(topic, batch.partition, m)),
     isActive: () => ctx.isRunning() && !ctx.isStale(),
     heartbeat: () => ctx.heartbeat(),
+    resolve: (nextOffset) => ctx.resolveOffset((BigInt(nextOffset) - 1n).toString()),
     async commit(nextOffset) {
       // Resolving moves this member's fetch position; committing records it for the group.
       ctx.resolveOffset((BigInt(nextOffset) - 1n).toString());
