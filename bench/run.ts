@@ -12,7 +12,7 @@ import { scenarios } from "./scenarios/index.js";
 //
 // Runs the scenarios of bench/scenarios/index.ts one after another against the real stack,
 // draws progress on stderr, and writes bench/results/<date>-<machine>.json (quick runs:
-// <date>-<machine>-quick.json), a markdown summary beside it and PNG charts in a folder of
+// <date>-<machine>-quick.json, --only runs -only-<ids>.json), a markdown summary beside it and PNG charts in a folder of
 // the same name. A full run of every scenario also publishes itself as docs/benchmarks.md
 // (charts copied to docs/img/bench/); --publish forces that, --no-publish prevents it.
 // A scenario that throws is recorded with its error; the others still run.
@@ -94,7 +94,8 @@ async function main(): Promise<void> {
     report.durations[entry.id] = Math.round((performance.now() - t0) / 100) / 10;
   }
 
-  const stem = `${started.toISOString().slice(0, 10)}-${host.name}${quick ? "-quick" : ""}`;
+  // A partial or quick run never overwrites the full run's record of the same day.
+  const stem = `${started.toISOString().slice(0, 10)}-${host.name}${quick ? "-quick" : ""}${only ? `-only-${chosen.map((s) => s.id).join("+")}` : ""}`;
   const chartDir = new URL(`${stem}/`, resultsDir);
   await rm(chartDir, { recursive: true, force: true });
   await mkdir(chartDir, { recursive: true });
