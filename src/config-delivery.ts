@@ -29,8 +29,14 @@ export interface ProvidersConfig {
 }
 
 export interface DeliveryConfig {
-  /** Recipients in flight per worker process and channel. */
+  /** Provider sends in flight per worker process and channel. */
   concurrency: number;
+  /**
+   * Records a worker process holds at once per channel: claimed, rendering, waiting for a send
+   * slot, sending or storing the outcome. More than `concurrency`, so the group-committed claims
+   * and outcomes overlap the sends.
+   */
+  inFlight: number;
   /** Attempts in all (1 + retries), per channel. */
   maxAttempts: Record<ChannelName, number>;
   /** Exponential backoff with full jitter: random(0, min(cap, base * 2^(attempt-1))). */
@@ -171,8 +177,10 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
     providers.webhook = { kind: "http", secrets: webhookSecrets(secret(env, "HERALD_WEBHOOK_SECRETS") ?? ""), timeoutMs };
   }
 
+  const concurrency = int(env, "HERALD_WORKER_CONCURRENCY", 32, 1, 10_000);
   return {
-    concurrency: int(env, "HERALD_WORKER_CONCURRENCY", 32, 1, 10_000),
+    concurrency,
+    inFlight: int(env, "HERALD_WORKER_IN_FLIGHT", 4 * concurrency, concurrency, 100_000),
     maxAttempts: perChannel((_, up) => int(env, `HERALD_MAX_ATTEMPTS_${up}`, attempts, 1, 100)),
     backoff: {
       baseMs: int(env, "HERALD_BACKOFF_BASE_MS", 1000, 1, 3_600_000),

@@ -19,6 +19,7 @@ import {
   type DeliveryHandlerDeps,
   type DeliverySignals,
 } from "../src/workers/delivery.js";
+import { createSlots } from "../src/workers/slots.js";
 import { PermanentError, TransientError, type Provider, type RenderedMessage, type SendResult } from "../src/workers/providers/provider.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 
@@ -475,6 +476,37 @@ describe("delivery handler", () => {
     await h2.handle(dispatch, running);
     expect(next.calls.map((c) => c.idempotencyKey)).toEqual([id]);
     expect(h2.counters).toMatchObject({ resentAfterLostOutcome: 1, sent: 1, leaseWaits: 0 });
+  });
+
+  it("holds a send slot only while sending; a record still waiting for one at stop is given back unsent", async () => {
+    const first = await queued();
+    const second = await queued();
+    const stop = new AbortController();
+    let answer!: (r: SendResult) => void;
+    const provider = fakeProvider((m) =>
+      m.notificationId === first.id ? new Promise<SendResult>((resolve) => (answer = resolve)) : Promise.resolve({ providerMessageId: "never" }),
+    );
+    const h = handler(provider, { sends: createSlots(1) });
+    const signals = { stop: stop.signal, abort: never };
+    const sending = h.handle(first.dispatch, signals);
+    await until(() => provider.calls.length === 1);
+    const waiting = h.handle(second.dispatch, signals);
+    // Claimed while the only send slot is taken: its claim did not wait for the send.
+    await until(async () => (await rowOf(second.id)).status === Status.SENDING);
+    expect(provider.calls.map((c) => c.notificationId)).toEqual([first.id]);
+    stop.abort();
+    await expect(waiting).rejects.toBeInstanceOf(DeliveryAbandonedError);
+    // The send in flight is not cancelled by a stop; it finishes and stores its outcome.
+    answer({ providerMessageId: "pm-first" });
+    await sending;
+    expect(await rowOf(first.id)).toMatchObject({ status: Status.SENT, provider_message_id: "pm-first" });
+    expect(provider.calls.map((c) => c.notificationId)).toEqual([first.id]);
+    // The given-back claim is taken over at once, not after its lease.
+    const next = fakeProvider();
+    const h2 = handler(next);
+    await h2.handle(second.dispatch, running);
+    expect(next.calls.map((c) => c.notificationId)).toEqual([second.id]);
+    expect(h2.counters).toMatchObject({ sent: 1, leaseWaits: 0 });
   });
 });
 

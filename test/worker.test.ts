@@ -164,7 +164,7 @@ describe("worker shutdown", () => {
       backoff: { baseMs: 50, capMs: 100 },
       log: rt.log,
     });
-    return createChannelWorker({ channel: Channel.SMS, kafka: rt.kafka, handler, concurrency: 8, log: rt.log });
+    return createChannelWorker({ channel: Channel.SMS, kafka: rt.kafka, handler, maxInFlight: 8, log: rt.log });
   }
 
   it("lets sends in flight finish and store their outcomes, commits, and leaves the rest to the next member", async () => {

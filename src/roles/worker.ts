@@ -8,6 +8,7 @@ import { createRenderer } from "../templates/renderer.js";
 import { createDeliveryHandler, type DeliveryCounters } from "../workers/delivery.js";
 import { createProvider, type Provider } from "../workers/providers/index.js";
 import { createRateLimiter } from "../workers/rate-limit.js";
+import { createSlots } from "../workers/slots.js";
 import { createChannelWorker, type ChannelWorker } from "../workers/worker.js";
 import type { Runtime } from "./runtime.js";
 
@@ -70,8 +71,9 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       fallbackPerSecond: Math.ceil(perSecond * delivery.rateLimitFallbackFraction),
       log: log.child({ channel: name }),
     });
-    const handler = createDeliveryHandler({ store, renderer, provider, limiter, backoff: delivery.backoff, log });
-    workers.set(name, createChannelWorker({ channel: channelOf(name), kafka, handler, concurrency: delivery.concurrency, log }));
+    const sends = createSlots(delivery.concurrency);
+    const handler = createDeliveryHandler({ store, renderer, provider, limiter, sends, backoff: delivery.backoff, log });
+    workers.set(name, createChannelWorker({ channel: channelOf(name), kafka, handler, maxInFlight: delivery.inFlight, log }));
   }
 
   rt.shutdown.add("workers", async () => void (await Promise.all([...workers.values()].map((w) => w.close()))));

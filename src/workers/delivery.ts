@@ -10,9 +10,12 @@ import { RenderError, type Renderer } from "../templates/renderer.js";
 import { backoffCeilingMs, backoffMs, type BackoffOptions } from "./backoff.js";
 import { PermanentError, TransientError, type Provider, type RenderedMessage } from "./providers/provider.js";
 import type { RateLimiter } from "./rate-limit.js";
+import { SlotWaitAbortedError, type Slots } from "./slots.js";
 
-// One Dispatch, one attempt: claim it, render, take a rate-limit token, send,
-// store the outcome. The handler resolves only once the outcome (or the fact
+// One Dispatch, one attempt: claim it, render, take a send slot and a
+// rate-limit token, send, store the outcome. Only the token and the send hold
+// a send slot: claims and outcomes wait on group commits, and a provider slot
+// held through them would sit idle. The handler resolves only once the outcome (or the fact
 // that there was nothing to do) is stored, so the worker may commit the Kafka
 // offset; it rejects only when the worker stops before that, and then the
 // record is redelivered. Provider failures are outcomes, never rejections.
@@ -70,6 +73,8 @@ export interface DeliveryHandlerDeps {
   renderer: Renderer;
   provider: Provider;
   limiter: RateLimiter;
+  /** Bounds the provider sends in flight (shared by every handler of one provider). @defaultValue no bound */
+  sends?: Slots;
   backoff: BackoffOptions;
   log: Logger;
   /** @defaultValue () => new Date() */
@@ -96,7 +101,7 @@ const MAX_DETAIL = 1000;
 const bounded = (s: string): string => (s.length > MAX_DETAIL ? `${s.slice(0, MAX_DETAIL - 1)}…` : s);
 
 export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandler {
-  const { store, renderer, provider, limiter, backoff } = deps;
+  const { store, renderer, provider, limiter, sends, backoff } = deps;
   const clock = deps.clock ?? (() => new Date());
   const random = deps.random ?? Math.random;
   const { maxLeaseWaitMs = 30_000, maxStoreBackoffMs = 5_000 } = deps;
@@ -159,7 +164,6 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     if (!spec.recipient) throw new PermanentError("notification has no recipient");
     // Templates live in the database too: a store outage is waited out, not a failed attempt.
     const rendered = await persist(() => renderer.render(row.tenant, spec), signals.abort, log, (e) => e instanceof StoreUnavailableError);
-    await limiter.take(signals.abort);
     const message: RenderedMessage = {
       notificationId: row.id,
       tenant: row.tenant,
@@ -171,7 +175,17 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       idempotencyKey: row.id,
       attempt: dispatch.attempt,
     };
-    const { providerMessageId } = await provider.send(message, signals.abort);
+    // A claimed record still waiting for a send slot when the worker stops is
+    // given back (see handle) rather than sent: it has not gone out, so its
+    // redelivered record may be claimed at once.
+    const release = sends ? await sends.acquire(signals.stop) : () => {};
+    let providerMessageId: string;
+    try {
+      await limiter.take(signals.abort);
+      ({ providerMessageId } = await provider.send(message, signals.abort));
+    } finally {
+      release();
+    }
     return { kind: "sent", providerMessageId, detail: `sent via ${provider.name}` };
   }
 
@@ -203,10 +217,11 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       try {
         outcome = await attempt(row, dispatch, signals, log);
       } catch (err) {
-        if (signals.abort.aborted) {
-          // Shutting down mid-attempt: whether it went out is unknown, so no
-          // outcome is invented. Ending the lease lets the redelivered record
-          // be claimed (and re-sent under the same idempotency key) at once.
+        if (signals.abort.aborted || err instanceof SlotWaitAbortedError) {
+          // Shutting down mid-attempt: whether it went out is unknown (or it
+          // surely did not, still waiting for a send slot), so no outcome is
+          // invented. Ending the lease lets the redelivered record be claimed
+          // (and re-sent under the same idempotency key) at once.
           await store.release({ id: row.id, attempt: dispatch.attempt }).catch(() => false);
           log.warn("worker stopped before the attempt finished; it will be redelivered");
           throw new DeliveryAbandonedError("worker stopped during the attempt", { cause: err });

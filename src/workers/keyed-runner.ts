@@ -1,3 +1,5 @@
+import type { Slots } from "./slots.js";
+
 // Per-key ordering with bounded concurrency, and the offset watermark that
 // goes with it.
 //
@@ -8,45 +10,6 @@
 // side, all lanes of all batches sharing one process-wide limit. Because
 // lanes finish out of offset order, what may be committed is tracked
 // separately: the watermark is the lowest offset not yet finished.
-
-/** A FIFO counting semaphore: the process-wide bound on items in flight. */
-export interface Slots {
-  /** Waits for a free slot; call the returned function exactly once to free it. */
-  acquire(): Promise<() => void>;
-  /** Slots taken right now. */
-  readonly inUse: number;
-}
-
-export function createSlots(limit: number): Slots {
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`concurrency must be a positive integer, got ${limit}`);
-  let inUse = 0;
-  const waiting: Array<() => void> = [];
-  const release = () => {
-    const next = waiting.shift();
-    // Handing the slot straight to the next waiter keeps FIFO order: nobody
-    // arriving in between can overtake it.
-    if (next) next();
-    else inUse--;
-  };
-  return {
-    get inUse() {
-      return inUse;
-    },
-    acquire() {
-      let released = false;
-      const once = () => {
-        if (released) return;
-        released = true;
-        release();
-      };
-      if (inUse < limit) {
-        inUse++;
-        return Promise.resolve(once);
-      }
-      return new Promise((resolve) => waiting.push(() => resolve(once)));
-    },
-  };
-}
 
 export interface KeyedRunOptions<T> {
   keyOf(item: T): string;

@@ -7,12 +7,13 @@ import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
 import { channelName, channelTopic } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import { DeliveryAbandonedError, type DeliveryCounters, type DeliveryHandler, type DeliverySignals } from "./delivery.js";
-import { createSlots, createWatermark, runKeyed } from "./keyed-runner.js";
+import { createWatermark, runKeyed } from "./keyed-runner.js";
+import { createSlots } from "./slots.js";
 
 // One channel's worker: the consumer group herald-worker-<channel> on
 // herald.<channel>, feeding the delivery handler. Each partition batch runs
 // through the keyed runner (one lane per recipient, all lanes sharing
-// `concurrency` slots), and the batch commits only its watermark: the lowest
+// `maxInFlight` slots; the handler bounds the sends among them), and the batch commits only its watermark: the lowest
 // offset whose outcome is not yet stored. A crash therefore redelivers
 // everything unfinished (and possibly some finished records, which the
 // claim turns into no-ops), never skips anything.
@@ -21,8 +22,8 @@ export interface ChannelWorkerDeps {
   channel: Channel;
   kafka: Pick<Kafka, "consumer">;
   handler: DeliveryHandler;
-  /** Messages in flight at once, across all partitions this process holds. */
-  concurrency: number;
+  /** Records in flight at once, across all partitions this process holds. */
+  maxInFlight: number;
   /** Carries no notification fields; the handler adds its own per message. */
   log: Logger;
   /** close() lets attempts in flight finish and store their outcomes for this long, then cancels them. @defaultValue 10000 */
@@ -47,15 +48,15 @@ class HandlerFailedError extends Error {
 }
 
 export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
-  const { channel, handler, concurrency } = deps;
+  const { channel, handler, maxInFlight } = deps;
   const { drainTimeoutMs = 10_000, progressIntervalMs = 1000, failurePauseMs = 1000 } = deps;
   const name = channelName(channel);
   const log = deps.log.child({ channel: name });
-  const slots = createSlots(concurrency);
+  const slots = createSlots(maxInFlight);
   const stopping = new AbortController();
   const aborting = new AbortController();
   // Every attempt in flight listens on these (waits, the rate limiter, the
-  // provider's request); `concurrency` listeners at once is normal, not a leak.
+  // provider's request); `maxInFlight` listeners at once is normal, not a leak.
   setMaxListeners(0, stopping.signal, aborting.signal);
   let consumer: KafkaConsumer | undefined;
   let closing: Promise<void> | undefined;
@@ -144,10 +145,10 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         // A new group must deliver what was published before it first joined.
         fromBeginning: true,
         // More partitions than slots in flight would only queue on the slots.
-        partitionsConcurrently: Math.max(1, Math.min(concurrency, 64)),
+        partitionsConcurrently: Math.max(1, Math.min(maxInFlight, 64)),
       });
       await consumer.run({ eachBatch: onBatch });
-      log.info({ concurrency }, "worker consuming");
+      log.info({ maxInFlight }, "worker consuming");
     },
     close() {
       closing ??= (async () => {

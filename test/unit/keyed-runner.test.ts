@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createSlots, createWatermark, runKeyed } from "../../src/workers/keyed-runner.js";
+import { createWatermark, runKeyed } from "../../src/workers/keyed-runner.js";
+import { createSlots } from "../../src/workers/slots.js";
 
 interface Item {
   offset: string;

@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { createSlots, SlotWaitAbortedError } from "../../src/workers/slots.js";
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe("slots", () => {
+  it("hands freed slots to waiters first come, first served, and counts a double release once", async () => {
+    const slots = createSlots(1);
+    const first = await slots.acquire();
+    const order: string[] = [];
+    const b = slots.acquire().then((release) => (order.push("b"), release));
+    const c = slots.acquire().then((release) => (order.push("c"), release));
+    first();
+    first(); // a second call must not free a second slot
+    const releaseB = await b;
+    await tick();
+    expect(order).toEqual(["b"]);
+    expect(slots.inUse).toBe(1);
+    releaseB();
+    (await c)();
+    expect(order).toEqual(["b", "c"]);
+    expect(slots.inUse).toBe(0);
+  });
+
+  it("an aborted wait rejects, takes no slot, and leaves its place to the next waiter", async () => {
+    const slots = createSlots(1);
+    const held = await slots.acquire();
+    const abort = new AbortController();
+    const gaveUp = slots.acquire(abort.signal);
+    const next = slots.acquire();
+    abort.abort();
+    await expect(gaveUp).rejects.toBeInstanceOf(SlotWaitAbortedError);
+    held();
+    const release = await next;
+    expect(slots.inUse).toBe(1);
+    release();
+    expect(slots.inUse).toBe(0);
+  });
+
+  it("rejects at once when the signal is already aborted, even with a slot free", async () => {
+    const slots = createSlots(2);
+    await expect(slots.acquire(AbortSignal.abort())).rejects.toBeInstanceOf(SlotWaitAbortedError);
+    expect(slots.inUse).toBe(0);
+  });
+
+  it("does not hand a slot to a wait that was already granted when its signal aborts", async () => {
+    const slots = createSlots(1);
+    const abort = new AbortController();
+    const release = await slots.acquire(abort.signal);
+    abort.abort(); // after the grant: the holder keeps its slot until it releases it
+    expect(slots.inUse).toBe(1);
+    release();
+    expect(slots.inUse).toBe(0);
+  });
+
+  it("refuses a limit that is not a positive integer", () => {
+    expect(() => createSlots(0)).toThrow(RangeError);
+    expect(() => createSlots(1.5)).toThrow(RangeError);
+  });
+});
