@@ -16,6 +16,8 @@ export interface NoopServer {
   path: string;
   /** Calls the handler has answered so far. */
   calls(): Promise<number>;
+  /** The server process, for CPU readings. */
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -47,6 +49,7 @@ export async function startNoop(kind: NoopKind): Promise<NoopServer> {
         });
         child.proc.kill("SIGUSR2");
       }),
+    pid: child.proc.pid,
     stop: () => child.stop(),
   };
 }

@@ -1,0 +1,66 @@
+import { readdir, readFile } from "node:fs/promises";
+
+// Where a run's CPU went, machine-wide, from /proc: every process's user + system time,
+// grouped by who it is (a named pid, or PostgreSQL, Kafka, h2load, Redis by command name).
+// Divided by the requests served, it gives CPU per request per part, which a throughput
+// target can be checked against: on 2 cores, N requests/s leave 2000/N ms of CPU each.
+
+const TICKS_PER_SECOND = 100; // USER_HZ: 100 on every Linux this runs on
+
+/** Command names (/proc/<pid>/comm, 15 characters at most) of the parts that are not ours. */
+const BY_COMMAND: Record<string, string> = { postgres: "postgresql", java: "kafka", h2load: "h2load", "redis-server": "redis" };
+
+export interface CpuSnapshot {
+  /** Machine-wide busy CPU seconds (all cores, /proc/stat). */
+  busy: number;
+  /** CPU seconds by pid, with the command name. */
+  byPid: Map<number, { comm: string; seconds: number }>;
+}
+
+export async function cpuSnapshot(): Promise<CpuSnapshot> {
+  const stat = await readFile("/proc/stat", "utf8");
+  // cpu user nice system idle iowait irq softirq steal ...: busy is all but idle and iowait.
+  const [, ...fields] = stat.slice(0, stat.indexOf("\n")).trim().split(/\s+/);
+  const ticks = fields.map(Number);
+  const busy = (ticks.reduce((a, b) => a + b, 0) - (ticks[3] ?? 0) - (ticks[4] ?? 0)) / TICKS_PER_SECOND;
+  const byPid = new Map<number, { comm: string; seconds: number }>();
+  const pids = (await readdir("/proc")).filter((name) => /^\d+$/.test(name));
+  await Promise.all(
+    pids.map(async (name) => {
+      try {
+        const s = await readFile(`/proc/${name}/stat`, "utf8");
+        const comm = s.slice(s.indexOf("(") + 1, s.lastIndexOf(")"));
+        const rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
+        byPid.set(Number(name), { comm, seconds: (Number(rest[11]) + Number(rest[12])) / TICKS_PER_SECOND });
+      } catch {
+        // Gone between readdir and read: its time is lost with it, as it would be anyway.
+      }
+    }),
+  );
+  return { busy, byPid };
+}
+
+/**
+ * CPU seconds spent between two snapshots, by part: `named` pids under their names, the known
+ * commands under theirs, everything else as "other". Processes that started in between count
+ * from zero; those that ended in between are missing (short-lived helpers only).
+ */
+export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, named: Record<string, number | undefined>): { busy: number; parts: Record<string, number> } {
+  const names = new Map<number, string>();
+  for (const [name, pid] of Object.entries(named)) if (pid !== undefined) names.set(pid, name);
+  const parts: Record<string, number> = {};
+  for (const [pid, { comm, seconds }] of after.byPid) {
+    const spent = seconds - (before.byPid.get(pid)?.seconds ?? 0);
+    if (spent <= 0) continue;
+    const part = names.get(pid) ?? BY_COMMAND[comm] ?? "other";
+    parts[part] = (parts[part] ?? 0) + spent;
+  }
+  return { busy: after.busy - before.busy, parts };
+}
+
+/** Runs `work` and returns its result with the CPU it cost, by part. */
+export async function withCpu<T>(named: Record<string, number | undefined>, work: () => Promise<T>): Promise<{ result: T; cpu: { busy: number; parts: Record<string, number> } }> {
+  const before = await cpuSnapshot();
+  const result = await work();
+  return { result, cpu: cpuBetween(before, await cpuSnapshot(), named) };
+}
