@@ -1,7 +1,8 @@
 import { Channel, Status } from "../../gen/herald/v1/notification_pb.js";
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
+import { channelTopic } from "../../src/kafka/topics.js";
 import { offeredLoad } from "../lib/offered-load.js";
-import type { Figure, LatencySeries, Scenario, TargetCheck, TimeSeries } from "../lib/result.js";
+import type { Figure, LatencySeries, LatencySummary, Scenario, TargetCheck, TimeSeries } from "../lib/result.js";
 import { startStack, type Stack } from "../lib/stack.js";
 import { downsample, perSecond, summarize } from "../lib/stats.js";
 
@@ -32,7 +33,14 @@ export const run: Scenario = async (ctx) => {
         throughput: { value: level.deliveriesPerSecond, unit: "deliveries/s" },
         latency: summarize(level.endToEndMs),
         errors: level.createErrors,
-        extra: { offered: level.offered, created: level.created, "drained after (s)": level.drainSeconds, "Create p99 ms": summarize(level.createMs).p99 },
+        extra: {
+          offered: level.offered,
+          created: level.created,
+          "drained after (s)": level.drainSeconds,
+          "Create p99 ms": summarize(level.createMs).p99,
+          "to Kafka ack p50/p99 ms": `${level.stages.published.p50} / ${level.stages.published.p99}`,
+          "to claim p50/p99 ms": `${level.stages.claimed.p50} / ${level.stages.claimed.p99}`,
+        },
       });
       latencies.push({ name: `sink ${rate}/s`, samplesMs: downsample(level.endToEndMs, 2000) });
       timeseries.push({ name: `SENT/s at ${rate}/s offered`, unit: "deliveries/s", points: level.sentPerSecond });
@@ -42,6 +50,7 @@ export const run: Scenario = async (ctx) => {
       }
     }
     notes.push(
+      "Stages, each from the notification's accept: \"to Kafka ack\" is when the relay marked its Dispatch's outbox row, right after Kafka acknowledged it (database clock); \"to claim\" is its SENDING event (the worker's clock); the rest, to SENT, is the send and the outcome.",
       "Every role is a separate Node process, and PostgreSQL, Kafka and the load generator share the same 2 cores: the figures are what one small machine does with everything on it.",
     );
   } finally {
@@ -67,6 +76,8 @@ interface LevelResult {
   createErrors: number;
   createMs: number[];
   endToEndMs: number[];
+  /** Time from accept to the Dispatch's Kafka ack, and to the worker's claim. */
+  stages: { published: LatencySummary; claimed: LatencySummary };
   deliveriesPerSecond: number;
   drainSeconds: number;
   sentPerSecond: Array<[number, number]>;
@@ -97,11 +108,18 @@ async function runLevel(stack: Stack, clients: HeraldClient[], rate: number, sec
     await new Promise((r) => setTimeout(r, 200));
   }
   const drainSeconds = Math.round((Date.now() - loadEnd) / 100) / 10;
-  const { rows } = await stack.pool.query<{ ms: number; sent_at: Date }>(
-    `SELECT extract(epoch FROM (e.created_at - n.created_at)) * 1000 AS ms, e.created_at AS sent_at
-     FROM notifications n JOIN status_events e ON e.notification_id = n.id AND e.status = $2
+  // Each notification's path in stages: accepted (created_at) → its Dispatch acknowledged by
+  // Kafka (the relay marks the outbox row after the ack) → claimed by the worker (SENDING) → SENT.
+  const { rows } = await stack.pool.query<{ ms: number; sent_at: Date; published_ms: number; claimed_ms: number }>(
+    `SELECT extract(epoch FROM (e.created_at - n.created_at)) * 1000 AS ms, e.created_at AS sent_at,
+            extract(epoch FROM (o.published_at - n.created_at)) * 1000 AS published_ms,
+            extract(epoch FROM (c.created_at - n.created_at)) * 1000 AS claimed_ms
+     FROM notifications n
+     JOIN status_events e ON e.notification_id = n.id AND e.status = $2
+     JOIN status_events c ON c.notification_id = n.id AND c.status = $3
+     JOIN outbox o ON o.notification_id = n.id AND o.topic = $4
      WHERE n.user_id LIKE $1`,
-    [`${tag}-%`, Status.SENT],
+    [`${tag}-%`, Status.SENT, Status.SENDING, channelTopic(Channel.SMS)],
   );
   const sentAt = rows.map((r) => r.sent_at.getTime()).sort((a, b) => a - b);
   const span = sentAt.length > 1 ? (sentAt.at(-1)! - sentAt[0]!) / 1000 : 0;
@@ -111,6 +129,10 @@ async function runLevel(stack: Stack, clients: HeraldClient[], rate: number, sec
     createErrors: load.errors,
     createMs: load.latenciesMs,
     endToEndMs: rows.map((r) => Number(r.ms)),
+    stages: {
+      published: summarize(rows.map((r) => Number(r.published_ms))),
+      claimed: summarize(rows.map((r) => Number(r.claimed_ms))),
+    },
     deliveriesPerSecond: span > 0 ? Math.round(sentAt.length / span) : sentAt.length,
     drainSeconds,
     sentPerSecond: perSecond(sentAt, load.wallT0),
