@@ -246,6 +246,86 @@ describe("relay", () => {
     expectOrdered(got);
   });
 
+  it("pipelines a backlog: marks batch N-1 while N is with Kafka, each batch only after its ack; all once, in order", async () => {
+    const env = await setup();
+    const pool = env.pool();
+    await insert(pool, Array.from({ length: 45 }, (_, i) => row(i)), false);
+    // The relay's own pool, its sessions' statements logged in the order they were issued.
+    const relayPool = env.pool();
+    const events: string[] = [];
+    const connect = relayPool.connect.bind(relayPool) as () => Promise<pg.PoolClient>;
+    relayPool.connect = (async () => {
+      const client = await connect();
+      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+      client.query = ((...args: unknown[]) => {
+        const [text, values] = args as [string, unknown[] | undefined];
+        if (text.startsWith("UPDATE outbox SET published_at")) events.push(`mark ${(values![0] as string[]).length}`);
+        return query(...args);
+      }) as typeof client.query;
+      return client;
+    }) as typeof relayPool.connect;
+    const real = env.kafka.producer();
+    let batch = 0;
+    const slow: RecordSink = {
+      async sendBatch(records) {
+        const n = ++batch;
+        events.push(`send ${n} (${records.length})`);
+        await new Promise((r) => setTimeout(r, 100)); // a Kafka round trip long enough to overlap
+        await real.sendBatch(records);
+        events.push(`acked ${n}`);
+      },
+    };
+    env.relay({ pool: relayPool, producer: slow, batchSize: 10 }).start();
+    await waitFor(async () => (await unpublished(pool)) === 0);
+
+    // Each batch's mark is issued after its own ack, while the next batch is already sending.
+    expect(events).toEqual([
+      "send 1 (10)",
+      "acked 1",
+      "send 2 (10)",
+      "mark 10",
+      "acked 2",
+      "send 3 (10)",
+      "mark 10",
+      "acked 3",
+      "send 4 (10)",
+      "mark 10",
+      "acked 4",
+      "send 5 (5)",
+      "mark 10",
+      "acked 5",
+      "mark 5",
+    ]);
+    const got = await readAll(env.kafka);
+    await waitFor(() => got.length >= 45);
+    await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
+    expectEachOnce(got, 45);
+    expectIntact(got);
+    expectOrdered(got);
+  });
+
+  it("a publish failing mid-backlog drops the batch prepared beside it; everything still goes out once, in order", async () => {
+    const env = await setup();
+    const pool = env.pool();
+    await insert(pool, Array.from({ length: 45 }, (_, i) => row(i)), false);
+    const real = env.kafka.producer();
+    let batch = 0;
+    const failsOnce: RecordSink = {
+      async sendBatch(records) {
+        if (++batch === 3) throw new Error("broker said no"); // nothing of this batch reached Kafka
+        await real.sendBatch(records);
+      },
+    };
+    env.relay({ pool, producer: failsOnce, batchSize: 10, pollMs: 100 }).start();
+    await waitFor(async () => (await unpublished(pool)) === 0);
+    expect(batch).toBe(6); // five batches and the failed one
+    const got = await readAll(env.kafka);
+    await waitFor(() => got.length >= 45);
+    await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
+    expectEachOnce(got, 45);
+    expectOrdered(got);
+  });
+
   it("republishes a batch whose relay died between publish and mark; nothing is lost", async () => {
     const env = await setup();
     const real = env.kafka.producer();

@@ -16,6 +16,9 @@ import { assignFeedPositions } from "../store/status-feed.js";
 // Nothing committed is skipped: each batch takes every unpublished row rather than following
 // an id cursor, because ids are drawn at insert but become visible at commit, out of order.
 //
+// A backlog is pipelined (publishAll): batch N+1 is selected and positioned, and batch N-1
+// marked, while Kafka acknowledges batch N; N+1 is sent only after N's acknowledgement.
+//
 // One publisher at a time, so records leave in outbox id order: the leader holds a session
 // advisory lock and publishes over that same connection. If the connection dies, the lock is
 // gone and so is this relay's ability to read the next batch; another relay takes over.
@@ -80,6 +83,12 @@ interface OutboxRow {
   key: string;
   value: Buffer;
   headers: Record<string, unknown>;
+}
+
+/** A batch selected and positioned, not yet published. */
+interface Prepared {
+  ids: string[];
+  records: KafkaRecord[];
 }
 
 /** The publish step failed; the rows are not marked. */
@@ -178,21 +187,70 @@ export function createRelay(deps: RelayDeps): Relay {
     }
   }
 
-  async function publishBatch(client: pg.PoolClient): Promise<number> {
+  /**
+   * The next batch, selected and given its feed positions on the leader's session: every
+   * unpublished row but those of `inFlight` (being published, not yet marked).
+   */
+  async function prepare(client: pg.PoolClient, inFlight: readonly string[]): Promise<Prepared | undefined> {
     notified = false; // the SELECT below sees every commit notified so far
     const { rows } = await client.query<OutboxRow>(
-      "SELECT id, topic, key, value, headers FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-      [batchSize],
+      `SELECT id, topic, key, value, headers FROM outbox
+       WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[])) ORDER BY id LIMIT $1`,
+      [batchSize, inFlight],
     );
-    if (rows.length === 0) return 0;
-    const records = await withFeedPositions(client, rows);
+    if (rows.length === 0) return undefined;
+    return { ids: rows.map((r) => r.id), records: await withFeedPositions(client, rows) };
+  }
+
+  async function publish(batch: Prepared): Promise<void> {
     try {
-      await producer.sendBatch(records);
+      await producer.sendBatch(batch.records);
     } catch (err) {
       throw new PublishError("publish failed", { cause: err });
     }
-    await client.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [rows.map((r) => r.id)]);
-    return rows.length;
+  }
+
+  async function mark(client: pg.PoolClient, ids: readonly string[]): Promise<void> {
+    await client.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [ids]);
+  }
+
+  /** One batch, one step after the other (runOnce). */
+  async function publishBatch(client: pg.PoolClient): Promise<number> {
+    const batch = await prepare(client, []);
+    if (!batch) return 0;
+    await publish(batch);
+    await mark(client, batch.ids);
+    return batch.ids.length;
+  }
+
+  /**
+   * Publishes until nothing is left, pipelined: while Kafka acknowledges batch N, the leader's
+   * session marks batch N-1 and prepares batch N+1, so a cycle costs the longer of the two
+   * instead of their sum. Batch N+1 is published only after N's acknowledgement, so records
+   * still leave in order and feed positions still reach Kafka increasing; a batch is marked
+   * only after its acknowledgement. A failed publish drops the prepared batch unmarked (the
+   * next attempt selects it again, with the positions it was given). Returns the rows published.
+   */
+  async function publishAll(client: pg.PoolClient): Promise<number> {
+    let published = 0;
+    let current = await prepare(client, []);
+    let unmarked: readonly string[] = [];
+    while (current && !closing) {
+      const batch: Prepared = current;
+      const sending = publish(batch);
+      const alongside = (async () => {
+        if (unmarked.length > 0) await mark(client, unmarked);
+        return prepare(client, batch.ids);
+      })();
+      const [sent, next] = await Promise.allSettled([sending, alongside]);
+      if (next.status === "rejected") throw next.reason; // the database: the caller drops the lead
+      if (sent.status === "rejected") throw sent.reason;
+      published += batch.ids.length;
+      unmarked = batch.ids;
+      current = next.value;
+    }
+    if (unmarked.length > 0) await mark(client, unmarked);
+    return published;
   }
 
   async function housekeep(client: pg.PoolClient): Promise<void> {
@@ -235,9 +293,8 @@ export function createRelay(deps: RelayDeps): Relay {
         }
         continue;
       }
-      let published: number;
       try {
-        published = await exclusive(() => publishBatch(client));
+        await exclusive(() => publishAll(client));
       } catch (err) {
         if (closing) break;
         if (err instanceof PublishError) {
@@ -259,7 +316,6 @@ export function createRelay(deps: RelayDeps): Relay {
         log.info({ failures, downMs: clock.now() - failingSince }, "relay publishing again");
         failures = 0;
       }
-      if (published === batchSize) continue; // more waiting: no pause
       await housekeep(client);
       await sleep(pollMs, true);
     }
