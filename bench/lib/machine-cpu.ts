@@ -64,3 +64,24 @@ export async function withCpu<T>(named: Record<string, number | undefined>, work
   const result = await work();
   return { result, cpu: cpuBetween(before, await cpuSnapshot(), named) };
 }
+
+/** CPU spent on `calls` calls (requests, notifications): machine-wide and by part. */
+export interface CpuUse {
+  busy: number;
+  parts: Record<string, number>;
+  calls: number;
+}
+
+/** Milliseconds of CPU per call. */
+export const perCall = (seconds: number, calls: number) => (calls > 0 ? (seconds * 1000) / calls : 0);
+export const ms3 = (x: number) => x.toFixed(3);
+
+/** Two report columns: machine CPU per call, and its split by part (largest first). */
+export const cpuExtra = (u: CpuUse, what: string): Record<string, string> => ({
+  [`CPU ms/${what} (machine)`]: ms3(perCall(u.busy, u.calls)),
+  [`CPU ms/${what} by part`]: Object.entries(u.parts)
+    .filter(([, seconds]) => perCall(seconds, u.calls) >= 0.001)
+    .sort((a, b) => b[1] - a[1])
+    .map(([part, seconds]) => `${part} ${ms3(perCall(seconds, u.calls))}`)
+    .join(" · "),
+});

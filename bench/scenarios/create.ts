@@ -1,7 +1,7 @@
 import { cpus } from "node:os";
 import { createRequestBytes, getRequestBytes } from "../lib/bodies.js";
 import { GRPC_HEADERS, grpcFrame, h2load, spread, type H2loadOptions, type H2loadResult } from "../lib/h2load.js";
-import { withCpu } from "../lib/machine-cpu.js";
+import { cpuExtra, ms3, perCall, withCpu, type CpuUse } from "../lib/machine-cpu.js";
 import { grpcCall, startNoop } from "../lib/noop.js";
 import type { Figure, LatencySeries, Ratio, Scenario, ScenarioContext, TargetCheck, TimeSeries } from "../lib/result.js";
 import { startStack, type Stack } from "../lib/stack.js";
@@ -23,22 +23,6 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en");
 
 /** The parts of a Create's CPU that are not Herald's own code: the database, the broker, the load generator. */
 const NOT_HERALD = ["postgresql", "kafka", "h2load"];
-interface CpuUse {
-  busy: number;
-  parts: Record<string, number>;
-  calls: number;
-}
-/** Milliseconds of CPU per call. */
-const perCall = (seconds: number, calls: number) => (calls > 0 ? (seconds * 1000) / calls : 0);
-const ms3 = (x: number) => x.toFixed(3);
-const cpuExtra = (u: CpuUse, what: string): Record<string, string> => ({
-  [`CPU ms/${what} (machine)`]: ms3(perCall(u.busy, u.calls)),
-  [`CPU ms/${what} by part`]: Object.entries(u.parts)
-    .filter(([, seconds]) => perCall(seconds, u.calls) >= 0.001)
-    .sort((a, b) => b[1] - a[1])
-    .map(([part, seconds]) => `${part} ${ms3(perCall(seconds, u.calls))}`)
-    .join(" · "),
-});
 
 export const run: Scenario = async (ctx) => {
   const levels = ctx.quick ? [1, 50] : [1, 10, 50, 200];

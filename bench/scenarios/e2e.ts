@@ -1,6 +1,8 @@
+import { cpus } from "node:os";
 import { Channel, Status } from "../../gen/herald/v1/notification_pb.js";
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
 import { channelTopic } from "../../src/kafka/topics.js";
+import { cpuExtra, ms3, perCall, withCpu } from "../lib/machine-cpu.js";
 import { offeredLoad } from "../lib/offered-load.js";
 import type { Figure, LatencySeries, LatencySummary, Scenario, TargetCheck, TimeSeries } from "../lib/result.js";
 import { startStack, type Stack } from "../lib/stack.js";
@@ -12,6 +14,7 @@ import { downsample, perSecond, summarize } from "../lib/stats.js";
 // worker's clock, same machine); throughput is SENT events per second.
 
 const CONNECTIONS = 4;
+const cores = cpus().length;
 
 export const run: Scenario = async (ctx) => {
   const rates = ctx.quick ? [200, 1000] : [200, 1000, 2000];
@@ -26,7 +29,9 @@ export const run: Scenario = async (ctx) => {
   try {
     for (const rate of rates) {
       ctx.progress.step(`sink, ${rate}/s offered for ${seconds}s`);
-      const level = await runLevel(stack, clients, rate, seconds, `r${rate}`);
+      const pids = { server: stack.pid("server"), relay: stack.pid("relay"), scheduler: stack.pid("scheduler"), worker: stack.pid("worker:sms"), generator: process.pid };
+      const { result: level, cpu } = await withCpu(pids, () => runLevel(stack, clients, rate, seconds, `r${rate}`));
+      const use = { ...cpu, calls: level.endToEndMs.length };
       const name = `Create → SENT, local sink, ${rate}/s offered`;
       figures.push({
         name,
@@ -40,11 +45,19 @@ export const run: Scenario = async (ctx) => {
           "Create p99 ms": summarize(level.createMs).p99,
           "to Kafka ack p50/p99 ms": `${level.stages.published.p50} / ${level.stages.published.p99}`,
           "to claim p50/p99 ms": `${level.stages.claimed.p50} / ${level.stages.claimed.p99}`,
+          ...cpuExtra(use, "notification"),
         },
       });
       latencies.push({ name: `sink ${rate}/s`, samplesMs: downsample(level.endToEndMs, 2000) });
       timeseries.push({ name: `SENT/s at ${rate}/s offered`, unit: "deliveries/s", points: level.sentPerSecond });
       if (rate === 1000) {
+        // What one notification costs the whole machine, from Create to SENT: the rate this
+        // machine could sustain with every core busy and nothing else running.
+        const machineMs = perCall(use.busy, use.calls);
+        notes.push(
+          `At ${rate}/s offered a notification cost ${ms3(machineMs)} ms of machine CPU from Create to SENT (split by process in the table); ` +
+            `${cores} cores busy with nothing else would sustain at most ${Math.round((cores * 1000) / machineMs).toLocaleString("en")} notifications/s at that cost.`,
+        );
         const p99 = summarize(level.endToEndMs).p99;
         targets.push({ name: "End to end (local sink) p99 at 1,000/s", target: "≤ 100 ms", actual: `${p99} ms`, met: p99 <= 100 });
       }
