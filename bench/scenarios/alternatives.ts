@@ -17,7 +17,11 @@ import { cpuByProcess } from "../alternatives/cpu.js";
 const PROVIDER_DELAY_MS = 50;
 /** Requests in flight against each API (as for Herald's Create in the create scenario). */
 const API_CONCURRENCY = 50;
-/** Jobs in flight per worker process: HERALD_WORKER_CONCURRENCY's default, used for both queues. */
+/**
+ * Provider sends in flight per worker process, for both queues: BullMQ's worker concurrency, and
+ * HERALD_WORKER_CONCURRENCY (its default). Herald's worker also holds claimed records beyond it
+ * (HERALD_WORKER_IN_FLIGHT, default 4×), as BullMQ's worker also fetches its next job while busy.
+ */
 const WORKER_CONCURRENCY = 32;
 
 interface Plan {
@@ -307,7 +311,8 @@ function report(plan: Plan, m: Measured): ScenarioResult {
   const saturated = ([["BullMQ", m.bullDrain], ["Herald", m.heraldDrain]] as const).filter(([, d]) => d.perSecond < 1.1 * plan.rate);
   const notes = [
     `Every system sends to the same provider stand-in (bench/slow-provider-server.ts, its own process): Twilio's Messages API, success after ${PROVIDER_DELAY_MS} ms. ` +
-      `With ${WORKER_CONCURRENCY} sends in flight per worker the drain cannot exceed ${fmt(ceiling)} deliveries/s for either queue; near that figure both are provider-bound and the ratio says little more than "equal".`,
+      `With ${WORKER_CONCURRENCY} sends in flight per worker the drain cannot exceed ${fmt(ceiling)} deliveries/s for either queue; near that figure both are provider-bound and the ratio says little more than "equal". ` +
+      "Both bound the same thing: provider calls in flight (BullMQ's concurrency, Herald's HERALD_WORKER_CONCURRENCY); Herald's claims and outcomes, which wait on PostgreSQL group commits, run outside that bound (HERALD_WORKER_IN_FLIGHT records at most).",
     `All three APIs are driven by the same Node HTTP/1.1 JSON generator (${c}, keep-alive), in the scenario's process: Herald through its Connect endpoint, not gRPC (the create scenario measures gRPC).`,
     "Processes: sync = 1 Node process + PostgreSQL; BullMQ = producer API + 1 worker + Redis; Herald = server + relay + scheduler + 1 sms worker + PostgreSQL + Kafka. One process per role each, none tuned.",
     "Durability is not equal. Herald answers Create after an fsync'ed PostgreSQL commit (group commit) and the relay publishes with acks=all; " +
