@@ -38,7 +38,8 @@ export interface AcceptInput {
   spec: NotificationSpec;
   /** "" = none. */
   idempotencyKey: string;
-  requestHash: Buffer;
+  /** SHA-256 of the canonical request (domain/request-hash.ts); null without an idempotency key, which nothing compares it with. */
+  requestHash: Buffer | null;
   correlationId: string;
   status: Status.QUEUED | Status.SCHEDULED;
   deliverAt: Date;
@@ -227,7 +228,7 @@ async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: readonly Acc
       // The spec the row was encoded from: no need to decode it back.
       return { kind: "created", notification: toNotification(winner, input.spec) };
     }
-    return winner.request_hash?.equals(input.requestHash)
+    return input.requestHash && winner.request_hash?.equals(input.requestHash)
       ? { kind: "duplicate", notification: toNotification(winner) }
       : { kind: "key_conflict" };
   });
