@@ -4,9 +4,9 @@ import type { DescMethod } from "@bufbuild/protobuf";
 // The HandlerContext of one grpc-js call. connect's createHandlerContext builds three
 // AbortControllers, three listeners, a deadline timer and three Headers per call, and ending
 // the call with abort() makes a DOMException and dispatches an abort event: about a tenth of
-// the server's CPU per Create, which never reads ctx.signal. Here the signal is built on its
-// first read, already aborted if the call was cancelled, timed out or the server is shutting
-// down by then; a call that never reads it allocates none of it.
+// the server's CPU per Create, which never reads ctx.signal. Here the signal and the headers
+// are built on first read (the signal already aborted if the call was cancelled, timed out or
+// the server is shutting down by then); a call that never reads them allocates none of it.
 
 /** What a call needs to know to abort its signal. */
 export interface CallSource {
@@ -19,7 +19,8 @@ export interface CallSource {
 export interface CallContextInit {
   method: DescMethod;
   call: CallSource;
-  requestHeader: Headers;
+  /** Builds the request headers; called on the first read of ctx.requestHeader. */
+  requestHeader: () => Headers;
   values: ContextValues;
   /** Aborted on shutdown: reaches the call as ctx.signal. */
   shutdownSignal: AbortSignal;
@@ -44,6 +45,7 @@ export function createCallContext(init: CallContextInit): CallContext {
   let controller: AbortController | undefined;
   let timer: NodeJS.Timeout | undefined;
   let ended = false;
+  let requestHeader: Headers | undefined;
   let responseHeader: Headers | undefined;
   let responseTrailer: Headers | undefined;
 
@@ -83,11 +85,15 @@ export function createCallContext(init: CallContextInit): CallContext {
     protocolName: "grpc",
     requestMethod: "POST",
     url: `/${method.parent.typeName}/${method.name}`,
-    requestHeader: init.requestHeader,
     values: init.values,
     timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
     get signal() {
       return (controller ?? link()).signal;
+    },
+    // The edge reads two headers without them (a Headers of every metadata entry costs more
+    // than the rest of the call's setup); handlers that want them get them.
+    get requestHeader() {
+      return (requestHeader ??= init.requestHeader());
     },
     // The grpc-js adapter sends neither; they exist because handlers may set them.
     get responseHeader() {

@@ -18,7 +18,7 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 export interface Edge {
   /** Authenticates the call and stores its CallInfo in `values`; throws Unauthenticated. */
-  admit(method: DescMethod, header: Headers, values: ContextValues): void;
+  admit(method: DescMethod, header: Pick<Headers, "get">, values: ContextValues): void;
   /** Maps any error to a ConnectError; unexpected ones are logged with their cause and become Internal. */
   classify(err: unknown, method: DescMethod, values: ContextValues): ConnectError;
 }

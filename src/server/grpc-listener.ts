@@ -41,6 +41,16 @@ function headersFrom(metadata: grpc.Metadata): Headers {
   return headers;
 }
 
+/** Header lookups straight from the metadata, as Headers.get answers them (first value, text only). */
+function metadataHeader(metadata: grpc.Metadata): Pick<Headers, "get"> {
+  return {
+    get(name) {
+      const value = metadata.get(name.toLowerCase())[0];
+      return typeof value === "string" ? value : null;
+    },
+  };
+}
+
 function toStatus(err: ConnectError): grpc.StatusObject {
   // Connect's Code values are the gRPC status codes; the error's metadata goes out as trailers
   // (e.g. herald-resume-cursor on an interrupted WatchStatus stream).
@@ -109,16 +119,15 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
     const deadline = call.getDeadline();
     const timeoutMs = deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : undefined;
     const values = createContextValues();
-    const header = headersFrom(call.metadata);
     const context = createCallContext({
       method,
       call,
-      requestHeader: header,
+      requestHeader: () => headersFrom(call.metadata),
       values,
       shutdownSignal: opts.shutdownSignal,
       timeoutMs,
     });
-    edge.admit(method, header, values);
+    edge.admit(method, metadataHeader(call.metadata), values);
     return context;
   }
 

@@ -22,7 +22,7 @@ function setup(timeoutMs?: number) {
   const context = createCallContext({
     method: NotificationService.method.create,
     call,
-    requestHeader: new Headers({ "x-request-id": "r1" }),
+    requestHeader: () => new Headers({ "x-request-id": "r1" }),
     values: createContextValues(),
     shutdownSignal: shutdown.signal,
     timeoutMs,
@@ -42,6 +42,21 @@ describe("call context", () => {
     expect(ctx.service.typeName).toBe("herald.v1.NotificationService");
     expect(ctx.requestHeader.get("x-request-id")).toBe("r1");
     expect(ctx.timeoutMs()).toBeUndefined();
+  });
+
+  it("builds the request headers once, on first read", () => {
+    let built = 0;
+    const { ctx } = createCallContext({
+      method: NotificationService.method.create,
+      call: fakeCall(),
+      requestHeader: () => (built++, new Headers({ a: "1" })),
+      values: createContextValues(),
+      shutdownSignal: new AbortController().signal,
+    });
+    expect(built).toBe(0);
+    expect(ctx.requestHeader.get("a")).toBe("1");
+    expect(ctx.requestHeader).toBe(ctx.requestHeader);
+    expect(built).toBe(1);
   });
 
   it("links nothing for a call that never reads its signal", () => {
