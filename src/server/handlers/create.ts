@@ -30,7 +30,6 @@ export function createHandler(deps: AcceptDeps & { pinTemplate: PinTemplate }) {
       deliverAt: now,
       now,
     });
-    call.log.debug({ notificationId: notification.id }, "notification accepted");
     return { notification };
   };
 }

@@ -33,7 +33,6 @@ export function scheduleHandler(deps: AcceptDeps & { pinTemplate: PinTemplate })
       localTime,
       now,
     });
-    call.log.debug({ notificationId: notification.id, deliverAt }, "notification scheduled");
     return { notification };
   };
 }
