@@ -276,8 +276,10 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
   const writes = rows.map((row) => transitionWrites(row, { detail: "accepted" }));
   const events = eventsSource(16, writes.map((w) => w.event));
   const records = outboxSource(25, writes.flatMap((w) => w.outbox));
-  const result = await client.query<{ id: string }>(
-    `WITH inserted AS (
+  // Named, so each connection parses and plans this statement once, not on every flush.
+  const result = await client.query<{ id: string }>({
+    name: "herald-accept",
+    text: `WITH inserted AS (
        INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
          request_hash, correlation_id, local_time, deliver_at, max_attempts, last_sequence, created_at, updated_at)
        SELECT id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
@@ -297,7 +299,7 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
        INSERT INTO outbox (${OUTBOX_COLUMNS}) SELECT ${OUTBOX_COLUMNS} FROM ${records.sql}
        WHERE notification_id IN (SELECT id FROM inserted) ORDER BY ord)
      SELECT inserted.id, (SELECT pg_notify($30, '')) AS woke FROM inserted`,
-    [
+    values: [
       inputs.map((i) => i.id),
       inputs.map((i) => i.tenant),
       inputs.map((i) => i.spec.channel),
@@ -317,7 +319,7 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
       ...records.params,
       OUTBOX_CHANNEL,
     ],
-  );
+  });
   const inserted = new Set(result.rows.map((r) => r.id));
   return new Map(rows.filter((row) => inserted.has(row.id)).map((row) => [row.id, row]));
 }
