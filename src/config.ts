@@ -33,8 +33,8 @@ export interface Config {
   maxMessageBytes: number;
   /** How far ahead Schedule may go, in ms. */
   scheduleHorizonMs: number;
-  /** Group commit: flush when this many requests wait, or after maxDelayMs. */
-  commit: { maxBatch: number; maxDelayMs: number };
+  /** Group commit: flush when this many requests wait, or after maxDelayMs; maxInFlight transactions at once. */
+  commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number };
   relay: { batchSize: number; pollMs: number };
   scheduler: { batchSize: number; pollMs: number };
   /** Workers, providers, retries and rate limits. */
@@ -129,6 +129,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     commit: {
       maxBatch: int(env, "HERALD_COMMIT_MAX_BATCH", 256, 1, 10_000),
       maxDelayMs: int(env, "HERALD_COMMIT_MAX_DELAY_MS", 2, 0, 1000),
+      maxInFlight: int(env, "HERALD_COMMIT_MAX_IN_FLIGHT", 2, 1, 16),
     },
     relay: {
       batchSize: int(env, "HERALD_RELAY_BATCH", 500, 1, 10_000),

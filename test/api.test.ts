@@ -150,7 +150,8 @@ describe("idempotency", () => {
     const first = await client.create({ notification: email("idem-user"), idempotencyKey: "order-42" });
     const second = await client.create({ notification: email("idem-user"), idempotencyKey: "order-42" });
     expect(second.notification?.id).toBe(first.notification?.id);
-    expect(second.notification?.createTime).toEqual(first.notification?.createTime);
+    // The first answer is built from the row as inserted, the second from the row as stored.
+    expect(second.notification).toEqual(first.notification);
     expect(await countRows("SELECT 1 FROM notifications WHERE idempotency_key = 'order-42'")).toBe(1);
     const records = await readTopic(herald.topic("herald.email"), { until: (r) => r.some((x) => x.key === "idem-user"), settleMs: 1000 });
     expect(records.filter((r) => r.key === "idem-user")).toHaveLength(1);
@@ -163,6 +164,19 @@ describe("idempotency", () => {
     expect(err?.code).toBe(Code.AlreadyExists);
     expect(err?.rawMessage).toMatch(/^idempotency_key: /);
     expect(await countRows("SELECT 1 FROM notifications WHERE idempotency_key = 'order-43'")).toBe(1);
+  });
+
+  it("the request hash is stored only with a key: nothing compares a keyless one", async () => {
+    const client = herald.client();
+    const keyed = await client.create({ notification: email("idem-hash"), idempotencyKey: "order-44" });
+    const keyless = await client.create({ notification: email("idem-hash") });
+    const hashes = await herald.db.pool.query<{ id: string; request_hash: Buffer | null }>(
+      "SELECT id, request_hash FROM notifications WHERE id = ANY($1::uuid[])",
+      [[keyed.notification!.id, keyless.notification!.id]],
+    );
+    const byId = new Map(hashes.rows.map((r) => [r.id, r.request_hash]));
+    expect(byId.get(keyed.notification!.id)).toHaveLength(32);
+    expect(byId.get(keyless.notification!.id)).toBeNull();
   });
 
   it("keys are per tenant", async () => {

@@ -250,6 +250,31 @@ describe("accept", () => {
     console.info(`200 concurrent accepts: ${txs} transactions, ${200 / txs} rows per transaction`);
   });
 
+  it("two transactions in flight with the same keys in opposite orders: each key once, no batch failed", async () => {
+    const tenant = newTenant();
+    const warnings: string[] = [];
+    const watched = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
+    const overlapping = createNotificationStore({ pool: db.pool, commit: { maxBatch: 50, maxDelayMs: 1, maxInFlight: 2 }, log: watched });
+    const keys = Array.from({ length: 50 }, (_, k) => `key-${k}`);
+    // Two idle connections, so the second transaction does not start only after connecting.
+    await Promise.all([db.pool.query("SELECT pg_sleep(0.01)"), db.pool.query("SELECT pg_sleep(0.01)")]);
+    // Two full batches at once: both flush at the same time, each inserting all 50 keys.
+    const first = keys.map((key) => input({ tenant, idempotencyKey: key }));
+    const second = [...keys].reverse().map((key) => input({ tenant, idempotencyKey: key }));
+    const outcomes = await Promise.all([...first, ...second].map((i) => overlapping.accept(i)));
+    await overlapping.close();
+    expect(warnings).toEqual([]); // a failed batch (a deadlock, say) is logged and retried in halves
+    const byKey = new Map<string, string[]>();
+    [...first, ...second].forEach((i, n) => {
+      const o = outcomes[n]!;
+      expect(o.kind).not.toBe("key_conflict");
+      if (o.kind !== "key_conflict") byKey.set(i.idempotencyKey, [...(byKey.get(i.idempotencyKey) ?? []), o.notification.id]);
+    });
+    for (const ids of byKey.values()) expect(new Set(ids).size).toBe(1);
+    expect(outcomes.filter((o) => o.kind === "created")).toHaveLength(50);
+    expect(await countFor(tenant)).toEqual({ rows: 50, events: 50, outbox: 100 });
+  });
+
   it("an input PostgreSQL refuses fails alone, not the batch it shares", async () => {
     const tenant = newTenant();
     const good = Array.from({ length: 9 }, () => input({ tenant }));

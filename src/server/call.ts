@@ -10,7 +10,7 @@ export interface CallInfo {
   keyId: string;
   /** The caller's x-request-id, or one we generated; logged and carried to Kafka as correlation-id. */
   requestId: string;
-  /** A child logger with requestId, tenant and method on every line. */
+  /** A child logger with requestId, tenant and method on every line (made on first use). */
   log: Logger;
 }
 

@@ -18,7 +18,7 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 export interface Edge {
   /** Authenticates the call and stores its CallInfo in `values`; throws Unauthenticated. */
-  admit(method: DescMethod, header: Headers, values: ContextValues): void;
+  admit(method: DescMethod, header: Pick<Headers, "get">, values: ContextValues): void;
   /** Maps any error to a ConnectError; unexpected ones are logged with their cause and become Internal. */
   classify(err: unknown, method: DescMethod, values: ContextValues): ConnectError;
 }
@@ -35,11 +35,16 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
       const hash = hashApiKey(m[1]!);
       const tenant = deps.apiKeys.get(hash);
       if (!tenant) throw new ConnectError("unknown API key", Code.Unauthenticated);
+      let log: Logger | undefined;
       values.set(callKey, {
         tenant,
         keyId: hash.slice(0, 16),
         requestId,
-        log: deps.log.child({ requestId, tenant, rpc: method.name }),
+        // Made on first use: a pino child runs the redaction over its bindings, which cost
+        // more than the rest of admit, and most calls never log.
+        get log() {
+          return (log ??= deps.log.child({ requestId, tenant, rpc: method.name }));
+        },
       });
     },
     classify(err, method, values) {

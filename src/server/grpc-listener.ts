@@ -1,7 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
+import { createCallContext, type CallContext } from "./call-context.js";
 import type { Edge } from "./edge.js";
 import type { MountedService } from "./services.js";
 
@@ -30,8 +31,6 @@ export interface GrpcListener {
 }
 
 type AnyImpl = (req: unknown, ctx: HandlerContext) => unknown;
-/** A handler context we can abort when the call ends, which unlinks it from the shutdown signal. */
-type CallContext = ReturnType<typeof createHandlerContext>;
 type StreamCall = grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
 
 function headersFrom(metadata: grpc.Metadata): Headers {
@@ -40,6 +39,16 @@ function headersFrom(metadata: grpc.Metadata): Headers {
     if (typeof value === "string") headers.append(key, value);
   }
   return headers;
+}
+
+/** Header lookups straight from the metadata, as Headers.get answers them (first value, text only). */
+function metadataHeader(metadata: grpc.Metadata): Pick<Headers, "get"> {
+  return {
+    get(name) {
+      const value = metadata.get(name.toLowerCase())[0];
+      return typeof value === "string" ? value : null;
+    },
+  };
 }
 
 function toStatus(err: ConnectError): grpc.StatusObject {
@@ -105,28 +114,21 @@ export async function startGrpcListener(opts: GrpcListenerOptions): Promise<Grpc
 function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions): grpc.UntypedHandleCall {
   const { edge } = opts;
 
-  // Builds the connect HandlerContext for a grpc-js call and runs the edge.
+  // Builds the HandlerContext for a grpc-js call and runs the edge.
   function prepare(call: grpc.ServerUnaryCall<Buffer, Buffer> | StreamCall): CallContext {
-    const abort = new AbortController();
-    (call as NodeJS.EventEmitter).on("cancelled", () => abort.abort(new ConnectError("client canceled", Code.Canceled)));
     const deadline = call.getDeadline();
     const timeoutMs = deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : undefined;
     const values = createContextValues();
-    const header = headersFrom(call.metadata);
-    const ctx = createHandlerContext({
-      service: method.parent,
+    const context = createCallContext({
       method,
-      protocolName: "grpc",
-      requestMethod: "POST",
-      url: `/${method.parent.typeName}/${method.name}`,
-      requestSignal: abort.signal,
+      call,
+      requestHeader: () => headersFrom(call.metadata),
+      values,
       shutdownSignal: opts.shutdownSignal,
-      timeoutMs: timeoutMs !== undefined && timeoutMs > 0 ? timeoutMs : undefined,
-      requestHeader: header,
-      contextValues: values,
+      timeoutMs,
     });
-    edge.admit(method, header, values);
-    return ctx;
+    edge.admit(method, metadataHeader(call.metadata), values);
+    return context;
   }
 
   function decode(bytes: Buffer): unknown {
@@ -148,52 +150,52 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
   switch (method.methodKind) {
     case "unary":
       return ((call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-        let ctx: CallContext | undefined;
+        let context: CallContext | undefined;
         Promise.resolve()
           .then(async () => {
-            ctx = prepare(call);
-            return encode(await fn(decode(call.request), ctx));
+            context = prepare(call);
+            return encode(await fn(decode(call.request), context.ctx));
           })
           .then(
             (out) => cb(null, out),
-            (err: unknown) => cb(fail(err, ctx?.values)),
+            (err: unknown) => cb(fail(err, context?.ctx.values)),
           )
-          .finally(() => ctx?.abort());
+          .finally(() => context?.end());
       }) as grpc.UntypedHandleCall;
     case "server_streaming":
       return ((call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-        let ctx: CallContext | undefined;
+        let context: CallContext | undefined;
         void (async () => {
           try {
-            ctx = prepare(call);
-            const out = fn(decode(call.request), ctx) as AsyncIterable<unknown>;
+            context = prepare(call);
+            const out = fn(decode(call.request), context.ctx) as AsyncIterable<unknown>;
             await writeAll(call, out, encode);
             call.end();
           } catch (err) {
-            if (!call.cancelled) call.emit("error", fail(err, ctx?.values));
+            if (!call.cancelled) call.emit("error", fail(err, context?.ctx.values));
           } finally {
-            ctx?.abort();
+            context?.end();
           }
         })();
       }) as grpc.UntypedHandleCall;
     case "bidi_streaming":
       return ((call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        let ctx: CallContext | undefined;
+        let context: CallContext | undefined;
         void (async () => {
           try {
-            ctx = prepare(call);
+            context = prepare(call);
             async function* requests(): AsyncIterable<unknown> {
               // destroyOnReturn: false — leaving the loop at the client's half-close
               // must not destroy the call, or the status trailer is never sent.
               for await (const chunk of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) yield decode(chunk);
             }
-            const out = fn(requests(), ctx) as AsyncIterable<unknown>;
+            const out = fn(requests(), context.ctx) as AsyncIterable<unknown>;
             await writeAll(call, out, encode);
             call.end();
           } catch (err) {
-            if (!call.cancelled) call.emit("error", fail(err, ctx?.values));
+            if (!call.cancelled) call.emit("error", fail(err, context?.ctx.values));
           } finally {
-            ctx?.abort();
+            context?.end();
           }
         })();
       }) as grpc.UntypedHandleCall;

@@ -38,7 +38,8 @@ export interface AcceptInput {
   spec: NotificationSpec;
   /** "" = none. */
   idempotencyKey: string;
-  requestHash: Buffer;
+  /** SHA-256 of the canonical request (domain/request-hash.ts); null without an idempotency key, which nothing compares it with. */
+  requestHash: Buffer | null;
   correlationId: string;
   status: Status.QUEUED | Status.SCHEDULED;
   deliverAt: Date;
@@ -214,21 +215,20 @@ async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: readonly Acc
     (a, b) => compare(a.tenant, b.tenant) || compare(a.idempotencyKey, b.idempotencyKey),
   );
 
-  const inserted = await insertNotifications(client, leaders);
-  const insertedById = new Map(inserted.map((row) => [row.id, row]));
-  const conflicted = leaders.filter((l) => !insertedById.has(l.id.toLowerCase()));
+  const rows = await insertNotifications(client, leaders);
+  const conflicted = leaders.filter((l) => !rows.has(l.id.toLowerCase()));
   const existing = await loadByKeys(client, conflicted);
 
   return inputs.map((input): AcceptOutcome => {
     const key = keyOf(input);
     const leader = key === undefined ? input : leaderOf.get(key);
-    const winner =
-      (leader && insertedById.get(leader.id.toLowerCase())) ?? (key === undefined ? undefined : existing.get(key));
+    const winner = (leader && rows.get(leader.id.toLowerCase())) ?? (key === undefined ? undefined : existing.get(key));
     if (!winner) throw new Error(`accept: no row for notification ${input.id} after insert`);
     if (leader === input && winner.id === input.id.toLowerCase()) {
-      return { kind: "created", notification: toNotification(winner) };
+      // The spec the row was encoded from: no need to decode it back.
+      return { kind: "created", notification: toNotification(winner, input.spec) };
     }
-    return winner.request_hash?.equals(input.requestHash)
+    return input.requestHash && winner.request_hash?.equals(input.requestHash)
       ? { kind: "duplicate", notification: toNotification(winner) }
       : { kind: "key_conflict" };
   });
@@ -265,16 +265,21 @@ function rowOf(input: AcceptInput, spec: Buffer): NotificationRow {
 
 /**
  * Inserts the batch, its first status events and its outbox records, and wakes the relay, in ONE
- * statement; returns the rows inserted (not those whose key already existed). The events and
+ * statement; returns the rows inserted (not those whose key already existed) by id. The events and
  * records are built beforehand for every input and kept only for the rows the INSERT returns.
+ * Only ids come back: the rows are the ones built here, which are what was inserted, so
+ * PostgreSQL need not send every column (the spec as hex text) back for us to parse.
  */
-async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<NotificationRow[]> {
+async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<Map<string, NotificationRow>> {
   const specs = inputs.map((i) => Buffer.from(toBinary(NotificationSpecSchema, i.spec)));
-  const writes = inputs.map((input, n) => transitionWrites(rowOf(input, specs[n]!), { detail: "accepted" }));
+  const rows = inputs.map((input, n) => rowOf(input, specs[n]!));
+  const writes = rows.map((row) => transitionWrites(row, { detail: "accepted" }));
   const events = eventsSource(16, writes.map((w) => w.event));
   const records = outboxSource(25, writes.flatMap((w) => w.outbox));
-  const result = await client.query<NotificationRow>(
-    `WITH inserted AS (
+  // Named, so each connection parses and plans this statement once, not on every flush.
+  const result = await client.query<{ id: string }>({
+    name: "herald-accept",
+    text: `WITH inserted AS (
        INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
          request_hash, correlation_id, local_time, deliver_at, max_attempts, last_sequence, created_at, updated_at)
        SELECT id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
@@ -286,15 +291,15 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
               request_hash, correlation_id, local_time, deliver_at, max_attempts, created_at, ord)
        ORDER BY ord
        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-       RETURNING *),
+       RETURNING id),
      events AS (
        INSERT INTO status_events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${events.sql}
        WHERE notification_id IN (SELECT id FROM inserted) ORDER BY ord),
      records AS (
        INSERT INTO outbox (${OUTBOX_COLUMNS}) SELECT ${OUTBOX_COLUMNS} FROM ${records.sql}
        WHERE notification_id IN (SELECT id FROM inserted) ORDER BY ord)
-     SELECT inserted.*, (SELECT pg_notify($30, '')) AS woke FROM inserted`,
-    [
+     SELECT inserted.id, (SELECT pg_notify($30, '')) AS woke FROM inserted`,
+    values: [
       inputs.map((i) => i.id),
       inputs.map((i) => i.tenant),
       inputs.map((i) => i.spec.channel),
@@ -314,12 +319,9 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
       ...records.params,
       OUTBOX_CHANNEL,
     ],
-  );
-  // RETURNING order is not promised; restore the statement's (lock) order.
-  const order = new Map(inputs.map((input, i) => [input.id.toLowerCase(), i]));
-  return result.rows
-    .map(({ woke: _woke, ...row }: NotificationRow & { woke?: unknown }) => row)
-    .sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
+  });
+  const inserted = new Set(result.rows.map((r) => r.id));
+  return new Map(rows.filter((row) => inserted.has(row.id)).map((row) => [row.id, row]));
 }
 
 /** The stored rows for inputs whose (tenant, key) was taken, by keyOf. */

@@ -1,5 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import type pg from "pg";
 import { DispatchSchema } from "../../gen/herald/v1/dispatch_pb.js";
 import {
@@ -10,6 +11,7 @@ import {
   StatusEventSchema,
   type Channel,
   type Notification,
+  type NotificationSpec,
   type Priority,
   type StatusEvent,
 } from "../../gen/herald/v1/notification_pb.js";
@@ -76,8 +78,8 @@ export interface TransitionWrites {
   outbox: OutboxRecord[];
 }
 
-export function toNotification(row: NotificationRow): Notification {
-  const spec = fromBinary(NotificationSpecSchema, row.spec);
+/** `spec` is row.spec decoded, when the caller already has it (accept does). */
+export function toNotification(row: NotificationRow, spec: NotificationSpec = fromBinary(NotificationSpecSchema, row.spec)): Notification {
   return create(NotificationSchema, {
     id: row.id,
     channel: row.channel,
@@ -111,22 +113,32 @@ export function toStatusEvent(row: StatusEventRow): StatusEvent {
   });
 }
 
+const dispatchNotificationField = DispatchSchema.field.notification.number;
+
 /**
  * The channel-topic record asking a worker for delivery attempt `attempt`.
  * Keyed by recipient so one person's notifications stay in order.
  */
 export function dispatchRecord(row: NotificationRow, attempt: number): OutboxRecord {
-  const value = toBinary(
-    DispatchSchema,
-    create(DispatchSchema, {
-      notificationId: row.id,
-      tenant: row.tenant,
-      notification: fromBinary(NotificationSpecSchema, row.spec),
-      attempt,
-      createTime: timestampFromDate(row.created_at),
-      correlationId: row.correlation_id,
-    }),
-  );
+  // The spec is stored encoded. Appending those bytes as the `notification` field is the same
+  // message as decoding and re-encoding them (a parser takes fields in any order), for a
+  // fraction of the work, which every Create pays.
+  const value = new BinaryWriter()
+    .raw(
+      toBinary(
+        DispatchSchema,
+        create(DispatchSchema, {
+          notificationId: row.id,
+          tenant: row.tenant,
+          attempt,
+          createTime: timestampFromDate(row.created_at),
+          correlationId: row.correlation_id,
+        }),
+      ),
+    )
+    .tag(dispatchNotificationField, WireType.LengthDelimited)
+    .bytes(row.spec)
+    .finish();
   return {
     topic: channelTopic(row.channel),
     key: row.user_id,

@@ -16,7 +16,8 @@ export function createHandler(deps: AcceptDeps & { pinTemplate: PinTemplate }) {
     const spec = req.notification!;
     // The hash is of what the caller sent, so a retry with version 0 after a new
     // PutTemplate is still the same request; the pinned spec is what is stored.
-    const hash = requestHash({ method: "create", spec });
+    // Without a key nothing is ever compared with it: no hash.
+    const hash = req.idempotencyKey === "" ? null : requestHash({ method: "create", spec });
     const pinned = await deps.pinTemplate(call.tenant, spec);
     const now = deps.clock();
     const notification = await accept(deps, {
@@ -29,7 +30,6 @@ export function createHandler(deps: AcceptDeps & { pinTemplate: PinTemplate }) {
       deliverAt: now,
       now,
     });
-    call.log.debug({ notificationId: notification.id }, "notification accepted");
     return { notification };
   };
 }

@@ -17,7 +17,8 @@ export function scheduleHandler(deps: AcceptDeps & { pinTemplate: PinTemplate })
     const spec = req.notification!;
     // The hash is of what the caller sent, so a retry with version 0 after a new
     // PutTemplate is still the same request; the pinned spec is what is stored.
-    const hash = requestHash({ method: "schedule", spec, when: req.when });
+    // Without a key nothing is ever compared with it: no hash.
+    const hash = req.idempotencyKey === "" ? null : requestHash({ method: "schedule", spec, when: req.when });
     const now = deps.clock();
     const { deliverAt, localTime } = resolveDeliverAt(req.when, { now, horizonMs: deps.horizonMs });
     const pinned = await deps.pinTemplate(call.tenant, spec);
@@ -32,7 +33,6 @@ export function scheduleHandler(deps: AcceptDeps & { pinTemplate: PinTemplate })
       localTime,
       now,
     });
-    call.log.debug({ notificationId: notification.id, deliverAt }, "notification scheduled");
     return { notification };
   };
 }
