@@ -17,10 +17,7 @@ import { OUTBOX_CHANNEL } from "./outbox-channel.js";
 import {
   toNotification,
   toStatusEvent,
-  EVENT_COLUMNS,
-  eventsSource,
-  OUTBOX_COLUMNS,
-  outboxSource,
+  keptTransitions,
   transitionWrites,
   writeTransitions,
   type NotificationRow,
@@ -271,8 +268,7 @@ function rowOf(input: AcceptInput, spec: Buffer): NotificationRow {
 async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<NotificationRow[]> {
   const specs = inputs.map((i) => Buffer.from(toBinary(NotificationSpecSchema, i.spec)));
   const writes = inputs.map((input, n) => transitionWrites(rowOf(input, specs[n]!), { detail: "accepted" }));
-  const events = eventsSource(16, writes.map((w) => w.event));
-  const records = outboxSource(25, writes.flatMap((w) => w.outbox));
+  const appended = keptTransitions(16, writes, "inserted");
   const result = await client.query<NotificationRow>(
     `WITH inserted AS (
        INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
@@ -287,13 +283,8 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
        ORDER BY ord
        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING *),
-     events AS (
-       INSERT INTO status_events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${events.sql}
-       WHERE notification_id IN (SELECT id FROM inserted) ORDER BY ord),
-     records AS (
-       INSERT INTO outbox (${OUTBOX_COLUMNS}) SELECT ${OUTBOX_COLUMNS} FROM ${records.sql}
-       WHERE notification_id IN (SELECT id FROM inserted) ORDER BY ord)
-     SELECT inserted.*, (SELECT pg_notify($30, '')) AS woke FROM inserted`,
+     ${appended.sql}
+     SELECT inserted.*, (SELECT pg_notify($${16 + appended.params.length}, '')) AS woke FROM inserted`,
     [
       inputs.map((i) => i.id),
       inputs.map((i) => i.tenant),
@@ -310,8 +301,7 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
       inputs.map((i) => i.deliverAt),
       inputs.map((i) => i.maxAttempts),
       inputs.map((i) => i.now),
-      ...events.params,
-      ...records.params,
+      ...appended.params,
       OUTBOX_CHANNEL,
     ],
   );
