@@ -1,12 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { create, fromBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { pino } from "pino";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DispatchSchema } from "../gen/herald/v1/dispatch_pb.js";
 import { Channel, NotificationSpecSchema, Status, StatusEventSchema } from "../gen/herald/v1/notification_pb.js";
 import { createScheduler } from "../src/scheduler/scheduler.js";
+import { dispatchRecord, type NotificationRow } from "../src/store/records.js";
 import { createPool } from "../src/store/db.js";
 import { createNotificationStore, type AcceptInput, type NotificationStore } from "../src/store/notifications.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
@@ -100,11 +102,17 @@ describe("scheduler", () => {
         headers: { tenant, "correlation-id": "corr-s", attempt: "1" },
       });
       expect(fromBinary(DispatchSchema, dispatch!.value)).toMatchObject({ notificationId: id, tenant, attempt: 1 });
+      // The release leaves the spec in PostgreSQL and frames it there: the record must still be
+      // byte for byte what records.ts builds from the whole row, as accept does.
+      const stored = await db.pool.query<NotificationRow>("SELECT * FROM notifications WHERE id = $1", [id]);
+      expect(dispatch!.value).toEqual(Buffer.from(dispatchRecord(stored.rows[0]!, 1).value));
+      expect(fromBinary(DispatchSchema, dispatch!.value).notification).toEqual(fromBinary(NotificationSpecSchema, stored.rows[0]!.spec));
       expect(released).toMatchObject({ topic: "herald.status", key: id, headers: { tenant, "correlation-id": "corr-s" } });
       expect(fromBinary(StatusEventSchema, released!.value)).toMatchObject({
         sequence: 2,
         status: Status.QUEUED,
         detail: "released",
+        time: timestampFromDate((await eventsOf(id))[1]!.created_at),
       });
     }
     expect((await eventsOf(later)).map((e) => e.status)).toEqual([Status.SCHEDULED]);

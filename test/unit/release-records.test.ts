@@ -3,6 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { DispatchSchema } from "../../gen/herald/v1/dispatch_pb.js";
 import { Channel, NotificationSpecSchema, Status } from "../../gen/herald/v1/notification_pb.js";
+import { sleepUntilDue } from "../../src/scheduler/scheduler.js";
 import { dispatchFrame, dispatchRecord, transitionWrites, type NotificationRow } from "../../src/store/records.js";
 
 const createdAt = new Date("2026-11-30T10:00:00.123Z");
@@ -80,5 +81,23 @@ describe("Dispatch records around the stored spec", () => {
     expect(Buffer.concat([dispatch!.value, bytes, dispatch!.specTail!])).toEqual(Buffer.from(full.outbox[0]!.value));
     expect({ ...dispatch, value: undefined, specTail: undefined }).toEqual({ ...full.outbox[0], value: undefined });
     expect(status).toEqual(full.outbox[1]);
+  });
+});
+
+describe("sleepUntilDue", () => {
+  const now = new Date("2026-11-30T10:00:00.000Z");
+  const at = (ms: number) => new Date(now.getTime() + ms);
+
+  it("sleeps until the next due row to the millisecond, however close, at most pollMs", () => {
+    expect(sleepUntilDue(at(7), now, 200)).toBe(7);
+    expect(sleepUntilDue(at(1), now, 200)).toBe(1);
+    expect(sleepUntilDue(at(0), now, 200)).toBe(1); // due within this millisecond (µs in the database)
+    expect(sleepUntilDue(at(5_000), now, 200)).toBe(200);
+    expect(sleepUntilDue(null, now, 200)).toBe(200);
+  });
+
+  it("backs off a little when rows are due already (another instance holds them)", () => {
+    expect(sleepUntilDue(at(-1), now, 200)).toBe(20);
+    expect(sleepUntilDue(at(-60_000), now, 10)).toBe(10);
   });
 });
