@@ -86,7 +86,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
    * them as they are until commit); the spec stays in PostgreSQL, the Dispatch records take it
    * from the UPDATE's RETURNING.
    */
-  async function release(): Promise<{ released: number; full: boolean }> {
+  async function release(onLocked?: (full: boolean) => void): Promise<{ released: number; full: boolean }> {
     const now = clock();
     let swept: string[] = [];
     const rows = await withStoreErrors(() =>
@@ -107,6 +107,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
            SELECT * FROM scheduled UNION ALL SELECT * FROM retrying`,
           [now, batchSize, Status.SCHEDULED, Status.RETRYING],
         );
+        onLocked?.(isFull(locked.rows));
         if (locked.rows.length === 0) return [];
         const writes = locked.rows.map((row) =>
           transitionWrites(
@@ -138,8 +139,43 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       }),
     );
     if (swept.length > 0) log.warn({ count: swept.length, ids: swept.slice(0, 10) }, "stale claims returned to retry");
+    return { released: rows.length, full: isFull(rows) };
+  }
+
+  /** A full batch of either kind: more may be due. */
+  function isFull(rows: readonly LockedRow[]): boolean {
     const scheduled = rows.filter((r) => r.from_status === Status.SCHEDULED).length;
-    return { released: rows.length, full: scheduled >= batchSize || rows.length - scheduled >= batchSize };
+    return scheduled >= batchSize || rows.length - scheduled >= batchSize;
+  }
+
+  /**
+   * Releases batches until one is not full. Once a full batch holds its rows, the next one
+   * starts: it locks rows past them (SKIP LOCKED) and builds its records here while PostgreSQL
+   * writes and commits the one before, so neither waits for the other. At most two at once.
+   */
+  async function releaseDue(): Promise<void> {
+    const inFlight = new Set<Promise<unknown>>();
+    let previous: Promise<unknown> | undefined;
+    try {
+      for (;;) {
+        let locked!: (full: boolean) => void;
+        const holding = new Promise<boolean>((resolve) => (locked = resolve));
+        const current = release(locked);
+        inFlight.add(current);
+        const settled = () => inFlight.delete(current);
+        current.then(settled, settled);
+        const full = await Promise.race([holding, current.then((r) => r.full)]);
+        if (previous) await previous;
+        if (!full) {
+          await current;
+          return;
+        }
+        previous = current;
+      }
+    } finally {
+      // After a failure: the other batch still finishes (or fails) before the loop backs off.
+      await Promise.allSettled(inFlight);
+    }
   }
 
   /**
@@ -202,8 +238,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     while (!closed) {
       let delay: number;
       try {
-        const { full } = await release();
-        delay = full ? 0 : await withStoreErrors(nextDelay);
+        await releaseDue();
+        delay = await withStoreErrors(nextDelay);
         if (failures > 0) log.info({ failures }, "scheduler recovered");
         failures = 0;
       } catch (err) {
