@@ -3,7 +3,8 @@ import { Status } from "../../gen/herald/v1/notification_pb.js";
 import type { Logger } from "../log.js";
 import { inTransaction } from "../store/db.js";
 import { withStoreErrors } from "../store/errors.js";
-import { transitionWrites, writeTransitions, type NotificationRow } from "../store/records.js";
+import { OUTBOX_CHANNEL } from "../store/outbox-channel.js";
+import { keptTransitions, transitionWrites, writeTransitions, type NotificationRow, type TransitionRow } from "../store/records.js";
 import { writeDeadLetter } from "../store/dead-letters.js";
 
 // The scheduler moves due SCHEDULED (deliver_at) and due RETRYING
@@ -45,6 +46,18 @@ export interface Scheduler {
 
 /** Shortest sleep when due rows exist but another instance holds them: no busy loop. */
 const minSleepMs = 20;
+
+/**
+ * How long the loop sleeps after a batch that was not full: until the next due row, to the
+ * millisecond (a burst due at one instant starts at that instant), at most pollMs; minSleepMs
+ * when a row is due already, so another instance holds it. Due times have µs and a Date only
+ * ms, and a timer may fire a little early: a row due within this millisecond waits 1 ms.
+ */
+export function sleepUntilDue(nextDue: Date | null, now: Date, pollMs: number): number {
+  if (!nextDue) return pollMs;
+  const wait = nextDue.getTime() - now.getTime();
+  return Math.min(pollMs, wait >= 0 ? Math.max(1, Math.ceil(wait)) : minSleepMs);
+}
 /** Longest back-off while the database is failing. */
 const maxBackoffMs = 5_000;
 
@@ -53,7 +66,8 @@ const detailFor: Partial<Record<Status, string>> = {
   [Status.RETRYING]: "retry due",
 };
 
-type ReleasedRow = NotificationRow & { from_status: Status };
+/** A due row as locked for release: what its records need, without the spec. */
+type LockedRow = Omit<TransitionRow, "status" | "updated_at" | "spec"> & { spec_length: number; from_status: Status };
 
 const STALE_CLAIM = "claim expired: worker lost";
 
@@ -66,8 +80,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   let closing: Promise<void> | undefined;
   let wake: (() => void) | undefined;
 
-  /** One transaction: lock due rows, move them to QUEUED, append events and outbox records. */
-  async function release(): Promise<{ released: number; full: boolean }> {
+  /**
+   * One transaction: lock due rows, then in one statement move them to QUEUED and append their
+   * events and outbox records. The records are built from the rows as locked (the lock holds
+   * them as they are until commit); the spec stays in PostgreSQL, the Dispatch records take it
+   * from the UPDATE's RETURNING.
+   */
+  async function release(onLocked?: (full: boolean) => void): Promise<{ released: number; full: boolean }> {
     const now = clock();
     let swept: string[] = [];
     const rows = await withStoreErrors(() =>
@@ -75,30 +94,88 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         swept = await sweepStaleClaims(client, now);
         // One CTE per partial index, each ordered by its due time, so both
         // scans stay index scans and neither kind can starve the other.
-        const result = await client.query<ReleasedRow>(
+        const columns = `id, tenant, channel, user_id, attempts, last_sequence, correlation_id, created_at,
+                         octet_length(spec) AS spec_length, status AS from_status`;
+        const locked = await client.query<LockedRow>(
           `WITH scheduled AS MATERIALIZED (
-             SELECT id, status FROM notifications WHERE status = $3 AND deliver_at <= $1
+             SELECT ${columns} FROM notifications WHERE status = $3 AND deliver_at <= $1
              ORDER BY deliver_at LIMIT $2 FOR UPDATE SKIP LOCKED
            ), retrying AS MATERIALIZED (
-             SELECT id, status FROM notifications WHERE status = $4 AND next_attempt_at <= $1
+             SELECT ${columns} FROM notifications WHERE status = $4 AND next_attempt_at <= $1
              ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
-           ), due AS (SELECT * FROM scheduled UNION ALL SELECT * FROM retrying)
-           UPDATE notifications n
-           SET status = $5, last_sequence = n.last_sequence + 1, updated_at = $1, next_attempt_at = NULL
-           FROM due WHERE n.id = due.id AND n.status = due.status
-           RETURNING n.*, due.status AS from_status`,
-          [now, batchSize, Status.SCHEDULED, Status.RETRYING, Status.QUEUED],
+           )
+           SELECT * FROM scheduled UNION ALL SELECT * FROM retrying`,
+          [now, batchSize, Status.SCHEDULED, Status.RETRYING],
         );
-        await writeTransitions(
-          client,
-          result.rows.map((row) => transitionWrites(row, { detail: detailFor[row.from_status] ?? "released" })),
+        onLocked?.(isFull(locked.rows));
+        if (locked.rows.length === 0) return [];
+        const writes = locked.rows.map((row) =>
+          transitionWrites(
+            { ...row, status: Status.QUEUED, last_sequence: row.last_sequence + 1, updated_at: now },
+            { detail: detailFor[row.from_status] ?? "released" },
+          ),
         );
-        return result.rows;
+        const appended = keptTransitions(5, writes, "released");
+        // The UPDATE re-checks the status it locked; only the rows it returns get records.
+        await client.query(
+          `WITH released AS (
+             UPDATE notifications n
+             SET status = $1, last_sequence = n.last_sequence + 1, updated_at = $2, next_attempt_at = NULL
+             FROM unnest($3::uuid[], $4::smallint[]) AS due(id, status)
+             WHERE n.id = due.id AND n.status = due.status
+             RETURNING n.id, n.spec),
+           ${appended.sql}
+           SELECT pg_notify($${5 + appended.params.length}, '')`,
+          [
+            Status.QUEUED,
+            now,
+            locked.rows.map((r) => r.id),
+            locked.rows.map((r) => r.from_status),
+            ...appended.params,
+            OUTBOX_CHANNEL,
+          ],
+        );
+        return locked.rows;
       }),
     );
     if (swept.length > 0) log.warn({ count: swept.length, ids: swept.slice(0, 10) }, "stale claims returned to retry");
+    return { released: rows.length, full: isFull(rows) };
+  }
+
+  /** A full batch of either kind: more may be due. */
+  function isFull(rows: readonly LockedRow[]): boolean {
     const scheduled = rows.filter((r) => r.from_status === Status.SCHEDULED).length;
-    return { released: rows.length, full: scheduled >= batchSize || rows.length - scheduled >= batchSize };
+    return scheduled >= batchSize || rows.length - scheduled >= batchSize;
+  }
+
+  /**
+   * Releases batches until one is not full. Once a full batch holds its rows, the next one
+   * starts: it locks rows past them (SKIP LOCKED) and builds its records here while PostgreSQL
+   * writes and commits the one before, so neither waits for the other. At most two at once.
+   */
+  async function releaseDue(): Promise<void> {
+    const inFlight = new Set<Promise<unknown>>();
+    let previous: Promise<unknown> | undefined;
+    try {
+      for (;;) {
+        let locked!: (full: boolean) => void;
+        const holding = new Promise<boolean>((resolve) => (locked = resolve));
+        const current = release(locked);
+        inFlight.add(current);
+        const settled = () => inFlight.delete(current);
+        current.then(settled, settled);
+        const full = await Promise.race([holding, current.then((r) => r.full)]);
+        if (previous) await previous;
+        if (!full) {
+          await current;
+          return;
+        }
+        previous = current;
+      }
+    } finally {
+      // After a failure: the other batch still finishes (or fails) before the loop backs off.
+      await Promise.allSettled(inFlight);
+    }
   }
 
   /**
@@ -130,7 +207,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     return swept.rows.map((r) => r.id);
   }
 
-  /** How long to sleep: until the next due row, within [minSleepMs, pollMs]. */
+  /** How long to sleep: see sleepUntilDue. */
   async function nextDelay(): Promise<number> {
     // Both subqueries read one end of a partial index.
     const result = await pool.query<{ next_due: Date | null }>(
@@ -139,9 +216,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
          (SELECT min(next_attempt_at) FROM notifications WHERE status = $2)) AS next_due`,
       [Status.SCHEDULED, Status.RETRYING],
     );
-    const next = result.rows[0]?.next_due;
-    if (!next) return pollMs;
-    return Math.min(pollMs, Math.max(minSleepMs, next.getTime() - clock().getTime()));
+    return sleepUntilDue(result.rows[0]?.next_due ?? null, clock(), pollMs);
   }
 
   function sleep(ms: number): Promise<void> {
@@ -163,8 +238,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     while (!closed) {
       let delay: number;
       try {
-        const { full } = await release();
-        delay = full ? 0 : await withStoreErrors(nextDelay);
+        await releaseDue();
+        delay = await withStoreErrors(nextDelay);
         if (failures > 0) log.info({ failures }, "scheduler recovered");
         failures = 0;
       } catch (err) {

@@ -17,10 +17,7 @@ import { OUTBOX_CHANNEL } from "./outbox-channel.js";
 import {
   toNotification,
   toStatusEvent,
-  EVENT_COLUMNS,
-  eventsSource,
-  OUTBOX_COLUMNS,
-  outboxSource,
+  keptTransitions,
   transitionWrites,
   writeTransitions,
   type NotificationRow,
@@ -274,8 +271,8 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
   const specs = inputs.map((i) => Buffer.from(toBinary(NotificationSpecSchema, i.spec)));
   const rows = inputs.map((input, n) => rowOf(input, specs[n]!));
   const writes = rows.map((row) => transitionWrites(row, { detail: "accepted" }));
-  const events = eventsSource(16, writes.map((w) => w.event));
-  const records = outboxSource(25, writes.flatMap((w) => w.outbox));
+  // Every record is whole (the spec is at hand), so `inserted` needs no spec column.
+  const appended = keptTransitions(16, writes, "inserted");
   // Named, so each connection parses and plans this statement once, not on every flush.
   const result = await client.query<{ id: string }>({
     name: "herald-accept",
@@ -292,13 +289,8 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
        ORDER BY ord
        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING id),
-     events AS (
-       INSERT INTO status_events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${events.sql}
-       WHERE notification_id IN (SELECT id FROM inserted) ORDER BY ord),
-     records AS (
-       INSERT INTO outbox (${OUTBOX_COLUMNS}) SELECT ${OUTBOX_COLUMNS} FROM ${records.sql}
-       WHERE notification_id IN (SELECT id FROM inserted) ORDER BY ord)
-     SELECT inserted.id, (SELECT pg_notify($30, '')) AS woke FROM inserted`,
+     ${appended.sql}
+     SELECT inserted.id, (SELECT pg_notify($${16 + appended.params.length}, '')) AS woke FROM inserted`,
     values: [
       inputs.map((i) => i.id),
       inputs.map((i) => i.tenant),
@@ -315,8 +307,7 @@ async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: read
       inputs.map((i) => i.deliverAt),
       inputs.map((i) => i.maxAttempts),
       inputs.map((i) => i.now),
-      ...events.params,
-      ...records.params,
+      ...appended.params,
       OUTBOX_CHANNEL,
     ],
   });

@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type pg from "pg";
 import { DispatchSchema } from "../../gen/herald/v1/dispatch_pb.js";
 import {
@@ -68,9 +68,23 @@ export interface OutboxRecord {
   topic: string;
   key: string;
   value: Uint8Array;
+  /**
+   * When set, `value` is only the head of the record: the insert appends the stored spec of
+   * notification `notificationId` and then this (see dispatchFrame). Only for a notification
+   * row that exists before the inserting statement.
+   */
+  specTail?: Uint8Array;
   headers: RecordHeaders;
   notificationId: string;
 }
+
+/** The columns a transition reads from its notification row; a release reads no more. */
+export type TransitionRow = Pick<
+  NotificationRow,
+  "id" | "tenant" | "channel" | "user_id" | "status" | "attempts" | "last_sequence" | "correlation_id" | "created_at" | "updated_at"
+> &
+  /** The stored spec, or only its length: the Dispatch then takes the spec from the row as it is inserted. */
+  ({ spec: Buffer } | { spec_length: number });
 
 /** Everything one transition appends, next to the updated notification row. */
 export interface TransitionWrites {
@@ -113,36 +127,40 @@ export function toStatusEvent(row: StatusEventRow): StatusEvent {
   });
 }
 
-const dispatchNotificationField = DispatchSchema.field.notification.number;
+/**
+ * A Dispatch's bytes on either side of its spec: head || spec || tail is the Dispatch. A
+ * message is the concatenation of its fields, written in field-number order, and the spec is
+ * field 3; so head holds fields 1, 2 and field 3's tag and length, and tail fields 4 to 6, and
+ * the stored spec is used as it is, never decoded and encoded again.
+ */
+export function dispatchFrame(
+  row: Pick<NotificationRow, "id" | "tenant" | "created_at" | "correlation_id">,
+  attempt: number,
+  specLength: number,
+): { head: Uint8Array; tail: Uint8Array } {
+  const head = new BinaryWriter()
+    .raw(toBinary(DispatchSchema, create(DispatchSchema, { notificationId: row.id, tenant: row.tenant })))
+    .tag(3, WireType.LengthDelimited)
+    .uint32(specLength)
+    .finish();
+  const tail = toBinary(
+    DispatchSchema,
+    create(DispatchSchema, { attempt, createTime: timestampFromDate(row.created_at), correlationId: row.correlation_id }),
+  );
+  return { head, tail };
+}
 
 /**
  * The channel-topic record asking a worker for delivery attempt `attempt`.
  * Keyed by recipient so one person's notifications stay in order.
  */
-export function dispatchRecord(row: NotificationRow, attempt: number): OutboxRecord {
-  // The spec is stored encoded. Appending those bytes as the `notification` field is the same
-  // message as decoding and re-encoding them (a parser takes fields in any order), for a
-  // fraction of the work, which every Create pays.
-  const value = new BinaryWriter()
-    .raw(
-      toBinary(
-        DispatchSchema,
-        create(DispatchSchema, {
-          notificationId: row.id,
-          tenant: row.tenant,
-          attempt,
-          createTime: timestampFromDate(row.created_at),
-          correlationId: row.correlation_id,
-        }),
-      ),
-    )
-    .tag(dispatchNotificationField, WireType.LengthDelimited)
-    .bytes(row.spec)
-    .finish();
+export function dispatchRecord(row: TransitionRow, attempt: number): OutboxRecord {
+  const stored = "spec" in row;
+  const { head, tail } = dispatchFrame(row, attempt, stored ? row.spec.length : row.spec_length);
   return {
     topic: channelTopic(row.channel),
     key: row.user_id,
-    value,
+    ...(stored ? { value: Buffer.concat([head, row.spec, tail]) } : { value: head, specTail: tail }),
     headers: { tenant: row.tenant, "correlation-id": row.correlation_id, attempt: String(attempt) },
     notificationId: row.id,
   };
@@ -166,7 +184,7 @@ export function statusRecord(event: StatusEventRow, correlationId: string): Outb
  * for the next one (attempts + 1) on the channel topic.
  */
 export function transitionWrites(
-  row: NotificationRow,
+  row: TransitionRow,
   opts: { detail: string; /** Of the request causing it; defaults to the notification's. */ correlationId?: string },
 ): TransitionWrites {
   const event: StatusEventRow = {
@@ -212,16 +230,29 @@ export function eventsSource(first: number, events: readonly StatusEventRow[]): 
   };
 }
 
-/** The outbox rows of `records` as one `unnest(...)` source (aliased `r`, with `ord`), like eventsSource. */
-export function outboxSource(first: number, records: readonly OutboxRecord[]): { sql: string; params: unknown[] } {
-  const types = ["text", "text", "bytea", "jsonb", "uuid"];
+/**
+ * The outbox rows of `records` as one source (aliased `r`, with `ord`), like eventsSource. A
+ * record with a specTail gets its notification's spec between value and tail, from `specs`: a
+ * relation with columns id and spec (the notifications table, or the RETURNING of the statement).
+ */
+export function outboxSource(first: number, records: readonly OutboxRecord[], specs = "notifications"): { sql: string; params: unknown[] } {
+  const types = ["text", "text", "bytea", "bytea", "jsonb", "uuid"];
+  const source = `unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(", ")})
+                WITH ORDINALITY AS u(topic, key, head, tail, headers, notification_id, ord)`;
+  // Without a spliced record, `specs` need not have a spec column (accept returns only ids).
+  const spliced = records.some((r) => r.specTail);
   return {
-    sql: `unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(", ")})
-          WITH ORDINALITY AS r(topic, key, value, headers, notification_id, ord)`,
+    sql: spliced
+      ? `(SELECT u.topic, u.key, u.headers, u.notification_id, u.ord,
+             CASE WHEN u.tail IS NULL THEN u.head ELSE u.head || s.spec || u.tail END AS value
+           FROM ${source}
+           LEFT JOIN ${specs} s ON u.tail IS NOT NULL AND s.id = u.notification_id) AS r`
+      : `(SELECT u.topic, u.key, u.headers, u.notification_id, u.ord, u.head AS value FROM ${source}) AS r`,
     params: [
       records.map((r) => r.topic),
       records.map((r) => r.key),
       records.map((r) => asBuffer(r.value)),
+      records.map((r) => (r.specTail ? asBuffer(r.specTail) : null)),
       records.map((r) => JSON.stringify(r.headers)),
       records.map((r) => r.notificationId),
     ],
@@ -231,6 +262,26 @@ export function outboxSource(first: number, records: readonly OutboxRecord[]): {
 /** Column lists of the two inserts, for statements that build their own. */
 export const EVENT_COLUMNS = "notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at";
 export const OUTBOX_COLUMNS = "topic, key, value, headers, notification_id";
+
+/**
+ * Two CTEs (`events`, `records`) appending `writes` for only the notifications that the relation
+ * `kept` (an earlier CTE of the statement: id, and spec if a record has a specTail) returns,
+ * with their parameters from $`first`. For statements that write the notification rows and
+ * their transitions at once, building the records before knowing which rows it will write.
+ */
+export function keptTransitions(first: number, writes: readonly TransitionWrites[], kept: string): { sql: string; params: unknown[] } {
+  const events = eventsSource(first, writes.map((w) => w.event));
+  const records = outboxSource(first + events.params.length, writes.flatMap((w) => w.outbox), kept);
+  return {
+    sql: `events AS (
+       INSERT INTO status_events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM ${events.sql}
+       WHERE notification_id IN (SELECT id FROM ${kept}) ORDER BY ord),
+     records AS (
+       INSERT INTO outbox (${OUTBOX_COLUMNS}) SELECT ${OUTBOX_COLUMNS} FROM ${records.sql}
+       WHERE notification_id IN (SELECT id FROM ${kept}) ORDER BY ord)`,
+    params: [...events.params, ...records.params],
+  };
+}
 
 /**
  * Appends the events and outbox rows of many transitions in two statements,
@@ -249,7 +300,7 @@ export async function writeTransitions(client: pg.ClientBase, writes: readonly T
   await client.query(
     `WITH inserted AS (
        INSERT INTO outbox (${OUTBOX_COLUMNS}) SELECT ${OUTBOX_COLUMNS} FROM ${records.sql} ORDER BY ord)
-     SELECT pg_notify($6, '')`,
+     SELECT pg_notify($${records.params.length + 1}, '')`,
     [...records.params, OUTBOX_CHANNEL],
   );
 }
