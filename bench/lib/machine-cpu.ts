@@ -27,17 +27,25 @@ export async function cpuSnapshot(): Promise<CpuSnapshot> {
   const pids = (await readdir("/proc")).filter((name) => /^\d+$/.test(name));
   await Promise.all(
     pids.map(async (name) => {
-      try {
-        const s = await readFile(`/proc/${name}/stat`, "utf8");
-        const comm = s.slice(s.indexOf("(") + 1, s.lastIndexOf(")"));
-        const rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
-        byPid.set(Number(name), { comm, seconds: (Number(rest[11]) + Number(rest[12])) / TICKS_PER_SECOND });
-      } catch {
-        // Gone between readdir and read: its time is lost with it, as it would be anyway.
-      }
+      const cpu = await processCpu(Number(name));
+      // Gone between readdir and read: its time is lost with it, as it would be anyway.
+      if (cpu) byPid.set(Number(name), cpu);
     }),
   );
   return { busy, byPid };
+}
+
+/** A process's command name and user + system CPU seconds so far; undefined once it is gone. */
+export async function processCpu(pid: number): Promise<{ comm: string; seconds: number } | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // The command name is in parentheses and may hold spaces; utime and stime are fields 14 and 15.
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { comm, seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND };
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -229,10 +229,9 @@ export function createRelay(deps: RelayDeps): Relay {
    * instead of their sum. Batch N+1 is published only after N's acknowledgement, so records
    * still leave in order and feed positions still reach Kafka increasing; a batch is marked
    * only after its acknowledgement. A failed publish drops the prepared batch unmarked (the
-   * next attempt selects it again, with the positions it was given). Returns the rows published.
+   * next attempt selects it again, with the positions it was given).
    */
-  async function publishAll(client: pg.PoolClient): Promise<number> {
-    let published = 0;
+  async function publishAll(client: pg.PoolClient): Promise<void> {
     let current = await prepare(client, []);
     let unmarked: readonly string[] = [];
     while (current && !closing) {
@@ -245,12 +244,10 @@ export function createRelay(deps: RelayDeps): Relay {
       const [sent, next] = await Promise.allSettled([sending, alongside]);
       if (next.status === "rejected") throw next.reason; // the database: the caller drops the lead
       if (sent.status === "rejected") throw sent.reason;
-      published += batch.ids.length;
       unmarked = batch.ids;
       current = next.value;
     }
     if (unmarked.length > 0) await mark(client, unmarked);
-    return published;
   }
 
   async function housekeep(client: pg.PoolClient): Promise<void> {
