@@ -154,7 +154,7 @@ describe("channel worker", () => {
   });
 });
 
-describe("worker shutdown", () => {
+describe("worker membership, shutdown and fetching", () => {
   /** An SMS worker of its own on the herald's runtime (the herald runs only email workers). */
   function smsWorker(provider: Provider): ChannelWorker {
     const { rt } = herald;
@@ -223,6 +223,39 @@ describe("worker shutdown", () => {
     } finally {
       await w2.close();
     }
+  });
+
+  it("fetches and sends more while a record of an earlier fetch is still being sent", async () => {
+    const slowId = await create("pipe-slow", "pipe slow", Channel.SMS);
+    let releaseSlow!: () => void;
+    const slowHeld = new Promise<void>((resolve) => (releaseSlow = resolve));
+    const sent: string[] = [];
+    const w = smsWorker({
+      name: "pipe",
+      async send(message) {
+        if (message.notificationId === slowId) await slowHeld;
+        sent.push(message.notificationId);
+        return { providerMessageId: `pipe-${message.notificationId}` };
+      },
+      close: async () => {},
+    });
+    await w.start();
+    try {
+      await waitForStatus([slowId], Status.SENDING);
+      // Published only now, so no fetch can hold them together with the held record: kafkajs
+      // fetches again only once every batch of its last fetch was handled, and a batch that
+      // waited for its records would wait for the held one here.
+      const others = await Promise.all(Array.from({ length: 12 }, (_, u) => create(`pipe-${u}`, `pipe ${u}`, Channel.SMS)));
+      for (let waited = 0; !others.some((id) => sent.includes(id)) && waited < 30_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+      expect(others.filter((id) => sent.includes(id)).length).toBeGreaterThan(0);
+      expect(sent).not.toContain(slowId);
+      releaseSlow();
+      await waitForStatus([slowId, ...others], Status.SENT);
+    } finally {
+      releaseSlow();
+      await w.close();
+    }
+    expect(sent.filter((id) => id === slowId)).toHaveLength(1);
   });
 
   it("survives a rebalance mid-batch: every notification sent once, none lost", async () => {

@@ -60,6 +60,30 @@ export interface ConsumerOptions {
   sessionTimeoutMs?: number;
   /** Shortest time between two heartbeats. @defaultValue 3000 (kafkajs) */
   heartbeatIntervalMs?: number;
+  /**
+   * A fetch returns once this many bytes are ready, or after `fetchMaxWaitMs`. Above 1, the
+   * broker gathers records into fewer, larger batches for a consumer that fetches again at once.
+   * @defaultValue 1
+   */
+  fetchMinBytes?: number;
+  /** Longest a fetch waits on the broker for `fetchMinBytes`; close() waits for the fetch in flight. @defaultValue 500 */
+  fetchMaxWaitMs?: number;
+  /**
+   * Called each time this member has (re)joined the group, with the partitions it now owns
+   * (logical topic names). A partition missing from it may already be fetched by another member.
+   */
+  onAssigned?: (assigned: readonly TopicPartition[]) => void;
+}
+
+/** A partition of a logical topic. */
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+/** What to commit for one partition: Kafka's "next record to read". */
+export interface PartitionOffset extends TopicPartition {
+  offset: string;
 }
 
 export interface KafkaConsumer {
@@ -74,6 +98,11 @@ export interface KafkaConsumer {
    * what is done and when to commit (see ConsumedBatch).
    */
   run(handle: MessageHandler | { eachBatch: BatchHandler }): Promise<void>;
+  /**
+   * Commits offsets outside any batch, for a handler that lets records outlive their batch. Only
+   * while running (between run and close); rejects while the group rebalances.
+   */
+  commit(offsets: readonly PartitionOffset[]): Promise<void>;
   /** Stops fetching, waits for the handler in flight, leaves the group. Idempotent. */
   close(): Promise<void>;
 }
@@ -84,10 +113,21 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
     allowAutoTopicCreation: false,
     // How long an idle fetch waits on the broker. close() waits for the fetch in flight, so
     // kafkajs' 5 s default would make every shutdown take 5 s; 500 ms is the Java default.
-    maxWaitTimeInMs: 500,
+    maxWaitTimeInMs: opts.fetchMaxWaitMs ?? 500,
+    ...(opts.fetchMinBytes === undefined ? {} : { minBytes: opts.fetchMinBytes }),
     ...(opts.sessionTimeoutMs === undefined ? {} : { sessionTimeout: opts.sessionTimeoutMs }),
     ...(opts.heartbeatIntervalMs === undefined ? {} : { heartbeatInterval: opts.heartbeatIntervalMs }),
   });
+  if (opts.onAssigned) {
+    const onAssigned = opts.onAssigned;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      const assigned: TopicPartition[] = [];
+      for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
+        for (const partition of partitions) assigned.push({ topic: topic.slice(topicPrefix.length), partition });
+      }
+      onAssigned(assigned);
+    });
+  }
   consumer.on(consumer.events.CRASH, (e) => {
     log.error({ err: e.payload.error, group: opts.groupId, restart: e.payload.restart }, "kafka consumer crashed");
   });
@@ -126,6 +166,10 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
           }
         },
       });
+    },
+    async commit(offsets) {
+      if (offsets.length === 0) return;
+      await consumer.commitOffsets(offsets.map((o) => ({ topic: topicPrefix + o.topic, partition: o.partition, offset: o.offset })));
     },
     close() {
       closing ??= consumer.disconnect();

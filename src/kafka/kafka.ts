@@ -9,7 +9,7 @@ import { createProducer, type KafkaProducer } from "./producer.js";
 // reachable" are classified here, once, as KafkaUnavailableError.
 
 export type { TopicSettings } from "./admin.js";
-export type { ConsumedMessage, ConsumerOptions, KafkaConsumer, MessageHandler } from "./consumer.js";
+export type { ConsumedMessage, ConsumerOptions, KafkaConsumer, MessageHandler, PartitionOffset, TopicPartition } from "./consumer.js";
 export type { KafkaProducer, KafkaRecord } from "./producer.js";
 
 /** Kafka could not be reached or did not answer in time: transient, retry later. */
@@ -104,7 +104,11 @@ export function createKafka(opts: KafkaOptions): Kafka {
     },
     consumer(consumerOpts) {
       const c = createConsumer(client, topicPrefix, consumerOpts, log);
-      return { run: (handle) => classified(() => c.run(handle)), close: track(() => c.close()) };
+      return {
+        run: (handle) => classified(() => c.run(handle)),
+        commit: (offsets) => classified(() => c.commit(offsets)),
+        close: track(() => c.close()),
+      };
     },
     ping: (signal) =>
       classified(() => bounded(admin().then((a) => a.describeCluster()), pingTimeoutMs, signal)).then(() => {}),

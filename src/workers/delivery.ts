@@ -32,7 +32,7 @@ export interface DeliveryCounters {
   deadLettered: number;
   /** Records with nothing to do: duplicates, past attempts, canceled or finished notifications. */
   skipped: number;
-  /** Times a record waited for another worker's live claim. */
+  /** Records that waited for another worker's live claim (once each, however many times it looked again). */
   leaseWaits: number;
   /** Outcomes not stored because the claim had been taken over meanwhile. */
   outcomesLost: number;
@@ -81,7 +81,12 @@ export interface DeliveryHandlerDeps {
   clock?: () => Date;
   /** @defaultValue Math.random */
   random?: () => number;
-  /** Longest single wait for another worker's claim; the claim is tried again after it. @defaultValue 30000 */
+  /**
+   * Longest single wait for another worker's claim; the claim is tried again after it. Short:
+   * after a rebalance the holder is usually the partition's previous owner finishing a send,
+   * and the record is skipped as soon as that outcome is stored, long before the lease ends.
+   * @defaultValue 500
+   */
   maxLeaseWaitMs?: number;
   /** Cap of the pause between retries while the database fails. @defaultValue 5000 */
   maxStoreBackoffMs?: number;
@@ -104,7 +109,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
   const { store, renderer, provider, limiter, sends, backoff } = deps;
   const clock = deps.clock ?? (() => new Date());
   const random = deps.random ?? Math.random;
-  const { maxLeaseWaitMs = 30_000, maxStoreBackoffMs = 5_000 } = deps;
+  const { maxLeaseWaitMs = 500, maxStoreBackoffMs = 5_000 } = deps;
   const counters = deps.counters ?? newCounters();
   // Shared by all messages in flight: an outage is logged once when it starts
   // and once when it ends, not once per message or per retry.
@@ -136,16 +141,17 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
 
   async function claim(dispatch: Dispatch, signals: DeliverySignals, log: Logger) {
     const { notificationId: id, attempt } = dispatch;
-    for (;;) {
+    for (let waits = 0; ; waits++) {
       const result = await persist(() => store.claim({ id, attempt, now: clock() }), signals.stop, log);
       if (result.kind !== "leased") return result;
       // The holder is alive or its lease has not run out yet: either it stores
       // an outcome (our next claim finds the row moved on) or the lease ends
       // and the attempt is ours. Leases are never extended, so this ends.
-      counters.leaseWaits++;
-      const waitMs = Math.min(result.leaseLeftMs + 50, maxLeaseWaitMs);
-      log.info({ waitMs }, "another worker holds this attempt; waiting for its lease");
-      await sleep(waitMs, signals.stop);
+      if (waits === 0) {
+        counters.leaseWaits++;
+        log.info({ leaseLeftMs: result.leaseLeftMs }, "another worker holds this attempt; waiting for its outcome or the end of its lease");
+      }
+      await sleep(Math.min(result.leaseLeftMs + 50, maxLeaseWaitMs), signals.stop);
     }
   }
 
