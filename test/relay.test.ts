@@ -137,6 +137,16 @@ function expectEachOnce(messages: ConsumedMessage[], n: number): void {
   expect(messages.map(indexOf).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
 }
 
+/** Reads the topics until `n` records came (and a moment more), and checks each came once, in order. */
+async function expectPublishedOnceInOrder(kafka: Kafka, n: number): Promise<ConsumedMessage[]> {
+  const got = await readAll(kafka);
+  await waitFor(() => got.length >= n);
+  await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
+  expectEachOnce(got, n);
+  expectOrdered(got);
+  return got;
+}
+
 function counting(sink: RecordSink, count: (n: number) => void): RecordSink {
   return {
     async sendBatch(records) {
@@ -173,12 +183,7 @@ describe("relay", () => {
     expect([await relay.runOnce(), await relay.runOnce(), await relay.runOnce(), await relay.runOnce()]).toEqual([10, 10, 5, 0]);
     expect(await unpublished(pool)).toBe(0);
 
-    const got = await readAll(env.kafka);
-    await waitFor(() => got.length >= 25);
-    await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
-    expectEachOnce(got, 25);
-    expectIntact(got);
-    expectOrdered(got);
+    expectIntact(await expectPublishedOnceInOrder(env.kafka, 25));
   });
 
   it("wakes on NOTIFY: an idle relay publishes a committed row within milliseconds", async () => {
@@ -296,12 +301,7 @@ describe("relay", () => {
       "acked 5",
       "mark 5",
     ]);
-    const got = await readAll(env.kafka);
-    await waitFor(() => got.length >= 45);
-    await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
-    expectEachOnce(got, 45);
-    expectIntact(got);
-    expectOrdered(got);
+    expectIntact(await expectPublishedOnceInOrder(env.kafka, 45));
   });
 
   it("a publish failing mid-backlog drops the batch prepared beside it; everything still goes out once, in order", async () => {
@@ -319,11 +319,7 @@ describe("relay", () => {
     env.relay({ pool, producer: failsOnce, batchSize: 10, pollMs: 100 }).start();
     await waitFor(async () => (await unpublished(pool)) === 0);
     expect(batch).toBe(6); // five batches and the failed one
-    const got = await readAll(env.kafka);
-    await waitFor(() => got.length >= 45);
-    await new Promise((r) => setTimeout(r, 300)); // anything extra would show up now
-    expectEachOnce(got, 45);
-    expectOrdered(got);
+    await expectPublishedOnceInOrder(env.kafka, 45);
   });
 
   it("republishes a batch whose relay died between publish and mark; nothing is lost", async () => {

@@ -17,9 +17,10 @@ export interface ConsumedMessage {
 export type MessageHandler = (message: ConsumedMessage) => Promise<void>;
 
 /**
- * One fetched batch of one partition, for handlers that finish records out of order (the
- * channel workers). Nothing is committed or resolved unless the handler says so: records
- * after the last `commit` are fetched again, by this member or the partition's next owner.
+ * One fetched batch of one partition, for handlers that decide themselves what is done (the
+ * channel workers, the status feed). Nothing is committed or resolved unless the handler says
+ * so: `resolve` moves this member's fetch position, `KafkaConsumer.commit` records progress for
+ * the group, and a rejoin fetches again from the committed offset.
  */
 export interface ConsumedBatch {
   /** Logical topic name. */
@@ -32,14 +33,12 @@ export interface ConsumedBatch {
   /**
    * Keeps this member in the group while a batch runs long (kafkajs heartbeats only when asked;
    * calls are throttled to the heartbeat interval). Rejects while the group rebalances: the
-   * partition may be taken away, so finish what runs, commit, and rethrow to let it rejoin.
+   * partition may be taken away, so start nothing more of it and rethrow to let it rejoin.
    */
   heartbeat(): Promise<void>;
-  /** Commits `nextOffset` (the first record not yet done) for this partition; later fetches start there. */
-  commit(nextOffset: string): Promise<void>;
   /**
-   * Moves this member's fetch position to `nextOffset` without committing it: for groups whose
-   * committed offsets nobody reads (an API instance's own herald.status group), no broker round trip.
+   * Moves this member's fetch position to `nextOffset` without committing it: the next fetch of
+   * this partition starts there. No broker round trip.
    */
   resolve(nextOffset: string): void;
 }
@@ -187,14 +186,8 @@ function toBatch(ctx: EachBatchPayload, topicPrefix: string): ConsumedBatch {
     messages: batch.messages.map((m) => toConsumed(topic, batch.partition, m)),
     isActive: () => ctx.isRunning() && !ctx.isStale(),
     heartbeat: () => ctx.heartbeat(),
+    // kafkajs resolves the last record done; ours name the next one to read.
     resolve: (nextOffset) => ctx.resolveOffset((BigInt(nextOffset) - 1n).toString()),
-    async commit(nextOffset) {
-      // Resolving moves this member's fetch position; committing records it for the group.
-      ctx.resolveOffset((BigInt(nextOffset) - 1n).toString());
-      await ctx.commitOffsetsIfNecessary({
-        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: nextOffset }] }],
-      });
-    },
   };
 }
 

@@ -154,27 +154,25 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
    * writes and commits the one before, so neither waits for the other. At most two at once.
    */
   async function releaseDue(): Promise<void> {
-    const inFlight = new Set<Promise<unknown>>();
-    let previous: Promise<unknown> | undefined;
+    let previous: Promise<unknown> = Promise.resolve();
+    let current: Promise<unknown> = Promise.resolve();
     try {
       for (;;) {
         let locked!: (full: boolean) => void;
         const holding = new Promise<boolean>((resolve) => (locked = resolve));
-        const current = release(locked);
-        inFlight.add(current);
-        const settled = () => inFlight.delete(current);
-        current.then(settled, settled);
-        const full = await Promise.race([holding, current.then((r) => r.full)]);
-        if (previous) await previous;
+        const batch = release(locked);
+        current = batch;
+        const full = await Promise.race([holding, batch.then((r) => r.full)]);
+        await previous;
         if (!full) {
-          await current;
+          await batch;
           return;
         }
-        previous = current;
+        previous = batch;
       }
     } finally {
       // After a failure: the other batch still finishes (or fails) before the loop backs off.
-      await Promise.allSettled(inFlight);
+      await Promise.allSettled([previous, current]);
     }
   }
 

@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import { fromBinary } from "@bufbuild/protobuf";
 import { DispatchSchema, type Dispatch } from "../../gen/herald/v1/dispatch_pb.js";
 import type { Channel } from "../../gen/herald/v1/notification_pb.js";
-import type { ConsumedBatch, ConsumedMessage, PartitionOffset, TopicPartition } from "../kafka/consumer.js";
+import type { ConsumedBatch, ConsumedMessage, TopicPartition } from "../kafka/consumer.js";
 import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
 import { channelName, channelTopic } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
@@ -171,7 +171,8 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
   }
 
   async function onBatch(batch: ConsumedBatch): Promise<void> {
-    if (stopping.signal.aborted) return;
+    // A batch fetched before a rejoin that took its partition away: not ours to hold.
+    if (stopping.signal.aborted || !batch.isActive()) return;
     const p = hold(batch);
     const settled: Promise<void>[] = [];
     let last: string | undefined;
@@ -221,18 +222,14 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
   function commitProgress(): Promise<void> {
     committing = committing.then(async () => {
       if (!consumer) return;
-      const offsets: PartitionOffset[] = [];
-      const targets: Array<[HeldPartition, string]> = [];
-      for (const p of held.values()) {
-        const next = p.progress.next();
-        if (next === undefined || next === p.committed) continue;
-        offsets.push({ topic: p.topic, partition: p.partition, offset: next });
-        targets.push([p, next]);
-      }
-      if (offsets.length === 0) return;
+      const moved = [...held.values()].flatMap((p) => {
+        const offset = p.progress.next();
+        return offset === undefined || offset === p.committed ? [] : [{ p, offset }];
+      });
+      if (moved.length === 0) return;
       try {
-        await consumer.commit(offsets);
-        for (const [p, next] of targets) p.committed = next;
+        await consumer.commit(moved.map(({ p, offset }) => ({ topic: p.topic, partition: p.partition, offset })));
+        for (const { p, offset } of moved) p.committed = offset;
       } catch (err) {
         // A rebalance in progress, or Kafka away: the next round commits the
         // (then further) progress; until then a crash only redoes no-ops.
