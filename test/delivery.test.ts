@@ -9,10 +9,10 @@ import { DispatchSchema, type Dispatch } from "../gen/herald/v1/dispatch_pb.js";
 import { Channel, NotificationSpecSchema, Status, StatusEventSchema } from "../gen/herald/v1/notification_pb.js";
 import { createScheduler } from "../src/scheduler/scheduler.js";
 import { createDeliveryStore, type DeliveryStore } from "../src/store/deliveries.js";
-import { StoreUnavailableError } from "../src/store/errors.js";
+import { UnavailableError } from "../src/errors.js";
 import { createNotificationStore, type NotificationStore } from "../src/store/notifications.js";
 import { RenderError, type Renderer } from "../src/templates/renderer.js";
-import { backoffCeilingMs } from "../src/workers/backoff.js";
+import { backoffCeilingMs } from "../src/loop/backoff.js";
 import {
   createDeliveryHandler,
   DeliveryAbandonedError,
@@ -20,7 +20,8 @@ import {
   type DeliverySignals,
 } from "../src/workers/delivery.js";
 import { createSlots } from "../src/workers/slots.js";
-import { PermanentError, TransientError, type Provider, type RenderedMessage, type SendResult } from "../src/workers/providers/provider.js";
+import { PermanentError, TransientError } from "../src/errors.js";
+import { type Provider, type RenderedMessage, type SendResult } from "../src/workers/providers/provider.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 
 // The per-message handler against the real PostgreSQL schema, with a fake
@@ -420,7 +421,7 @@ describe("delivery handler", () => {
     const { id, dispatch } = await queued();
     let claimFailures = 2;
     let finishFailures = 3;
-    const down = () => new StoreUnavailableError("database unavailable", { cause: new Error("connect ECONNREFUSED") });
+    const down = () => new UnavailableError("database", "database unavailable", { cause: new Error("connect ECONNREFUSED") });
     const flaky: DeliveryStore = {
       claim: (input) => (claimFailures-- > 0 ? Promise.reject(down()) : store.claim(input)),
       finish: (input) => (finishFailures-- > 0 ? Promise.reject(down()) : store.finish(input)),
@@ -443,7 +444,7 @@ describe("delivery handler", () => {
   it("gives up on a claim at shutdown while the database is down, leaving the record unfinished", async () => {
     const { id, dispatch } = await queued();
     const flaky: DeliveryStore = {
-      claim: () => Promise.reject(new StoreUnavailableError("database unavailable")),
+      claim: () => Promise.reject(new UnavailableError("database", "database unavailable")),
       finish: (input) => store.finish(input),
       release: (input) => store.release(input),
     };

@@ -16,7 +16,7 @@ import {
 } from "../gen/herald/v1/notification_pb.js";
 import { OUTBOX_CHANNEL } from "../src/relay/relay.js";
 import { createPool } from "../src/store/db.js";
-import { StoreUnavailableError, UnstorableInputError } from "../src/store/errors.js";
+import { InvalidInputError, UnavailableError } from "../src/errors.js";
 import { createNotificationStore, type AcceptInput, type NotificationStore } from "../src/store/notifications.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 
@@ -284,32 +284,32 @@ describe("accept", () => {
     const results = await Promise.allSettled([...good, nul, surrogate, badId].map((i) => store.accept(i)));
     expect(results.slice(0, 9).every((r) => r.status === "fulfilled" && r.value.kind === "created")).toBe(true);
     const [rNul, rSurrogate, rBad] = results.slice(9);
-    expect((rNul as PromiseRejectedResult).reason).toBeInstanceOf(UnstorableInputError);
+    expect((rNul as PromiseRejectedResult).reason).toBeInstanceOf(InvalidInputError);
     expect((rNul as PromiseRejectedResult).reason).toEqual(
-      new UnstorableInputError("notification.labels: must not contain NUL or unpaired surrogates"),
+      new InvalidInputError("notification.labels: must not contain NUL or unpaired surrogates"),
     );
     expect((rSurrogate as PromiseRejectedResult).reason).toEqual(
-      new UnstorableInputError("notification.recipient.user_id: must not contain NUL or unpaired surrogates"),
+      new InvalidInputError("notification.recipient.user_id: must not contain NUL or unpaired surrogates"),
     );
     // Not caught up front: the batch failed, was split, and only this input's part failed.
     expect(rBad).toMatchObject({ status: "rejected", reason: { code: "22P02" } });
     expect(await countFor(tenant)).toEqual({ rows: 9, events: 9, outbox: 18 });
   });
 
-  it("an unreachable database is StoreUnavailableError, quickly", async () => {
+  it("an unreachable database is UnavailableError, quickly", async () => {
     const pool = createPool({ url: "postgres://postgres@127.0.0.1:1/herald", connectTimeoutMs: 1000 });
     const down = createNotificationStore({ pool, commit: { maxBatch: 10, maxDelayMs: 2 }, log });
     const started = Date.now();
     const results = await Promise.allSettled([down.accept(input()), down.accept(input())]);
     for (const r of results) {
       expect(r.status).toBe("rejected");
-      const reason = (r as PromiseRejectedResult).reason as StoreUnavailableError;
-      expect(reason).toBeInstanceOf(StoreUnavailableError);
+      const reason = (r as PromiseRejectedResult).reason as UnavailableError;
+      expect(reason).toBeInstanceOf(UnavailableError);
       expect(reason.cause).toHaveProperty("code", "ECONNREFUSED");
     }
-    await expect(down.get("acme", uuidv7())).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(down.get("acme", uuidv7())).rejects.toBeInstanceOf(UnavailableError);
     await expect(down.cancel("acme", uuidv7(), { now: new Date(), correlationId: "c" })).rejects.toBeInstanceOf(
-      StoreUnavailableError,
+      UnavailableError,
     );
     expect(Date.now() - started).toBeLessThan(2_000);
     await down.close();
@@ -322,8 +322,8 @@ describe("accept", () => {
     await closing.close();
     await closing.close(); // idempotent
     expect((await pending).kind).toBe("created");
-    await expect(closing.accept(input())).rejects.toBeInstanceOf(StoreUnavailableError);
-    await expect(closing.get("acme", uuidv7())).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(closing.accept(input())).rejects.toBeInstanceOf(UnavailableError);
+    await expect(closing.get("acme", uuidv7())).rejects.toBeInstanceOf(UnavailableError);
   });
 });
 

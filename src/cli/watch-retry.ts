@@ -1,5 +1,5 @@
 import { Code, type ConnectError } from "@connectrpc/connect";
-import { backoffCeilingMs, type BackoffOptions } from "../workers/backoff.js";
+import { backoffCeilingMs, type BackoffOptions } from "../loop/backoff.js";
 
 // When `herald watch` reconnects by itself, and how long it waits first.
 

@@ -7,6 +7,7 @@ import {
   type Recipient,
   type TemplateRef,
 } from "../../gen/herald/v1/notification_pb.js";
+import { isUuid } from "./ids.js";
 
 // Request validation for the herald.v1 contract. Every limit lives in `limits`
 // so the README and the tests quote the same numbers the server enforces.
@@ -71,7 +72,6 @@ const e164 = /^\+[1-9]\d{1,14}$/;
 const templateIdPattern = /^[A-Za-z0-9._-]+$/;
 const variableKeyPattern = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 const labelKeyPattern = /^[A-Za-z0-9._/-]+$/;
-const uuidPattern = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /** The address kind each channel needs, as proto field names. */
 const addressFor: Record<Channel, Recipient["address"]["case"] | undefined> = {
@@ -257,5 +257,5 @@ export function validateIdempotencyKey(key: string, path = "idempotency_key"): v
 /** Ids are UUIDs of any version; both hex cases are accepted. */
 export function validateId(id: string, path = "id"): void {
   if (id === "") throw invalidArgument(path, "is required");
-  if (!uuidPattern.test(id)) throw invalidArgument(path, "must be a UUID like 123e4567-e89b-12d3-a456-426614174000");
+  if (!isUuid(id)) throw invalidArgument(path, "must be a UUID like 123e4567-e89b-12d3-a456-426614174000");
 }

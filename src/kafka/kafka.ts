@@ -1,4 +1,5 @@
 import { Kafka as KafkaJS, logLevel, type Admin, type logCreator } from "kafkajs";
+import { UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { describeTopics, ensureTopics, type TopicSettings } from "./admin.js";
 import { createConsumer, type ConsumerOptions, type KafkaConsumer } from "./consumer.js";
@@ -6,16 +7,11 @@ import { createProducer, type KafkaProducer } from "./producer.js";
 
 // The one door to Kafka. Only this folder imports kafkajs (unmaintained since 2023), so the
 // client library can be swapped without touching callers. Errors meaning "Kafka is not
-// reachable" are classified here, once, as KafkaUnavailableError.
+// reachable" are classified here, once, as UnavailableError("kafka").
 
 export type { TopicSettings } from "./admin.js";
 export type { ConsumedMessage, ConsumerOptions, KafkaConsumer, MessageHandler, PartitionOffset, TopicPartition } from "./consumer.js";
 export type { KafkaProducer, KafkaRecord } from "./producer.js";
-
-/** Kafka could not be reached or did not answer in time: transient, retry later. */
-export class KafkaUnavailableError extends Error {
-  override name = "KafkaUnavailableError";
-}
 
 export interface KafkaOptions {
   brokers: string[];
@@ -38,7 +34,7 @@ export interface Kafka {
   describeTopics(logicalNames: readonly string[]): Promise<Map<string, number>>;
   producer(): KafkaProducer;
   consumer(opts: ConsumerOptions): KafkaConsumer;
-  /** Cheap liveness check (cluster metadata); throws KafkaUnavailableError when Kafka does not answer. */
+  /** Cheap liveness check (cluster metadata); throws UnavailableError("kafka") when Kafka does not answer. */
   ping(signal?: AbortSignal): Promise<void>;
   /** Disconnects everything this client created. Idempotent. */
   close(): Promise<void>;
@@ -119,13 +115,13 @@ export function createKafka(opts: KafkaOptions): Kafka {
   };
 }
 
-/** Runs `fn`, rethrowing "cannot reach Kafka" failures as KafkaUnavailableError and others as they are. */
+/** Runs `fn`, rethrowing "cannot reach Kafka" failures as UnavailableError("kafka") and others as they are. */
 async function classified<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof KafkaUnavailableError || !isUnavailable(err)) throw err;
-    throw new KafkaUnavailableError(`kafka unavailable: ${(err as Error).message}`, { cause: err });
+    if (err instanceof UnavailableError || !isUnavailable(err)) throw err;
+    throw new UnavailableError("kafka", `kafka unavailable: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -167,7 +163,7 @@ async function bounded<T>(work: Promise<T>, ms: number, signal?: AbortSignal): P
   const deadline = signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
   let onAbort = () => {};
   const gaveUp = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new KafkaUnavailableError(`kafka did not answer within ${ms} ms`, { cause: deadline.reason }));
+    onAbort = () => reject(new UnavailableError("kafka", `kafka did not answer within ${ms} ms`, { cause: deadline.reason }));
     if (deadline.aborted) onAbort();
     else deadline.addEventListener("abort", onAbort, { once: true });
   });

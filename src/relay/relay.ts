@@ -1,12 +1,14 @@
 import type pg from "pg";
 import { fromBinary } from "@bufbuild/protobuf";
 import { StatusEventSchema } from "../../gen/herald/v1/notification_pb.js";
-import { KafkaUnavailableError, type KafkaRecord } from "../kafka/kafka.js";
+import { UnavailableError } from "../errors.js";
+import type { KafkaRecord } from "../kafka/kafka.js";
 import { STATUS_TOPIC } from "../kafka/topics.js";
 import { FEED_POSITION_HEADER } from "../feed/feed-event.js";
 import type { Logger } from "../log.js";
 import { OUTBOX_CHANNEL } from "../store/outbox-channel.js";
 import { assignFeedPositions } from "../store/status-feed.js";
+import { systemClock, type Clock } from "../clock.js";
 
 // The outbox relay: publishes committed outbox rows to Kafka, oldest first, then marks them.
 //
@@ -46,7 +48,7 @@ export interface RelayDeps {
   /** Safety net: look for rows this often even without a NOTIFY. */
   pollMs: number;
   /** @defaultValue Date */
-  clock?: { now(): number };
+  clock?: Clock;
   /** @defaultValue RELAY_LOCK_KEY */
   lockKey?: number;
   /** Try to become the leader this often while another relay is. @defaultValue 1000 */
@@ -100,7 +102,7 @@ const HOUSEKEEPING_BATCH = 1000;
 
 export function createRelay(deps: RelayDeps): Relay {
   const { pool, producer, log, batchSize, pollMs } = deps;
-  const clock = deps.clock ?? Date;
+  const clock = deps.clock ?? systemClock;
   const lockKey = deps.lockKey ?? RELAY_LOCK_KEY;
   const { leaderRetryMs = 1000, retentionMs = 3_600_000, housekeepingMs = 60_000 } = deps;
   const { closeTimeoutMs = 10_000, maxBackoffMs = 5000 } = deps;
@@ -298,7 +300,7 @@ export function createRelay(deps: RelayDeps): Relay {
           if (failures++ === 0) {
             failingSince = clock.now();
             const cause = err.cause;
-            if (cause instanceof KafkaUnavailableError) log.warn({ err: cause }, "kafka unavailable; relay backing off");
+            if (cause instanceof UnavailableError) log.warn({ err: cause }, "kafka unavailable; relay backing off");
             else log.error({ err: cause }, "publishing outbox rows failed; relay backing off");
           }
           await sleep(relayBackoffMs(failures, maxBackoffMs), false);

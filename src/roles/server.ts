@@ -26,6 +26,7 @@ import { createStatusFeed, type StatusFeed } from "../feed/feed.js";
 import { kafkaFeedSource } from "../feed/kafka-source.js";
 import { createStreamLimiter } from "../server/stream-limiter.js";
 import type { Runtime } from "./runtime.js";
+import { systemClock } from "../clock.js";
 
 /** The API server: NotificationService, health and reflection on both listeners. */
 export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
@@ -59,7 +60,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     notificationService({
       store,
       templates,
-      clock: () => new Date(),
+      clock: systemClock,
       newId: () => uuidv7(),
       maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName],
       horizonMs: config.scheduleHorizonMs,
@@ -72,10 +73,10 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
         shutdownSignal: rt.shutdownSignal,
       },
     }),
-    templateService({ templates, clock: () => new Date() }),
+    templateService({ templates, clock: systemClock }),
     deadLetterService({
       store: createDeadLetterStore({ pool, maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName] }),
-      clock: () => new Date(),
+      clock: systemClock,
     }),
     mount(Health, health.impl),
     ...reflectionServices({

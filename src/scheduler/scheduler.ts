@@ -6,6 +6,7 @@ import { withStoreErrors } from "../store/errors.js";
 import { OUTBOX_CHANNEL } from "../store/outbox-channel.js";
 import { keptTransitions, transitionWrites, writeTransitions, type NotificationRow, type TransitionRow } from "../store/records.js";
 import { writeDeadLetter } from "../store/dead-letters.js";
+import { systemClock, type Clock } from "../clock.js";
 
 // The scheduler moves due SCHEDULED (deliver_at) and due RETRYING
 // (next_attempt_at) notifications to QUEUED, with the same event and outbox
@@ -27,7 +28,7 @@ export interface SchedulerDeps {
   /** Longest sleep between ticks; new rows due sooner than this are found at the next wake-up. */
   pollMs: number;
   /** @defaultValue () => new Date() */
-  clock?: () => Date;
+  clock?: Clock;
   /**
    * A claim (SENDING) is presumed lost this long after its lease ended. Leases are already
    * several send timeouts long; the grace gives a live worker's outcome, and the redelivered
@@ -73,7 +74,7 @@ const STALE_CLAIM = "claim expired: worker lost";
 
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   const { pool, log, batchSize, pollMs } = deps;
-  const clock = deps.clock ?? (() => new Date());
+  const clock = deps.clock ?? systemClock;
   const claimGraceMs = deps.claimGraceMs ?? 60_000;
   let closed = false;
   let running: Promise<void> | undefined;
@@ -87,7 +88,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
    * from the UPDATE's RETURNING.
    */
   async function release(onLocked?: (full: boolean) => void): Promise<{ released: number; full: boolean }> {
-    const now = clock();
+    const now = new Date(clock.now());
     let swept: string[] = [];
     const rows = await withStoreErrors(() =>
       inTransaction(pool, async (client) => {
@@ -214,7 +215,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
          (SELECT min(next_attempt_at) FROM notifications WHERE status = $2)) AS next_due`,
       [Status.SCHEDULED, Status.RETRYING],
     );
-    return sleepUntilDue(result.rows[0]?.next_due ?? null, clock(), pollMs);
+    return sleepUntilDue(result.rows[0]?.next_due ?? null, new Date(clock.now()), pollMs);
   }
 
   function sleep(ms: number): Promise<void> {

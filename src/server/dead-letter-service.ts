@@ -4,10 +4,11 @@ import { listDeadLettersHandler } from "./handlers/dead-letters/list.js";
 import { getDeadLetterHandler } from "./handlers/dead-letters/get.js";
 import { redriveDeadLettersHandler } from "./handlers/dead-letters/redrive.js";
 import { mount, type MountedService } from "./services.js";
+import { type Clock } from "../clock.js";
 
 export interface DeadLetterServiceDeps {
   store: DeadLetterStore;
-  clock: () => Date;
+  clock: Clock;
 }
 
 /** herald.v1.DeadLetterService, wired from one handler per RPC; every call is scoped to the caller's tenant. */

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../log.js";
-import { StoreUnavailableError, UnstorableInputError } from "../store/errors.js";
+import { InvalidInputError, UnavailableError } from "../errors.js";
 import { hashApiKey, type ApiKeyTable } from "./api-keys.js";
 import { callKey } from "./call.js";
 
@@ -53,13 +53,13 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
         if (err.code === Code.Internal || err.code === Code.Unknown) log.error({ err }, "rpc failed");
         return err;
       }
-      if (err instanceof UnstorableInputError) {
+      if (err instanceof InvalidInputError) {
         // Its message names the field and the rule, and echoes no input.
         return new ConnectError(err.message, Code.InvalidArgument);
       }
-      if (err instanceof StoreUnavailableError) {
-        log.warn({ err: err.cause ?? err }, "database unavailable");
-        return new ConnectError("database unavailable, retry later", Code.Unavailable);
+      if (err instanceof UnavailableError) {
+        log.warn({ err: err.cause ?? err, dependency: err.dependency }, `${err.dependency} unavailable`);
+        return new ConnectError(`${err.dependency} unavailable, retry later`, Code.Unavailable);
       }
       // Never send an unexpected error's message or stack to the client.
       log.error({ err }, "rpc failed unexpectedly");

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { systemClock, type Clock } from "../clock.js";
 
 // grpc.health.v1.Health (https://github.com/grpc/grpc/blob/master/doc/health-checking.md)
 // driven by dependency checks run in the background: Check and Watch answer
@@ -27,7 +28,7 @@ export interface HealthOptions {
   /** A check not settled by then counts as failed. @defaultValue 1500 */
   timeoutMs?: number;
   /** Time for `checkedAt`. @defaultValue the system clock */
-  clock?: { now(): Date };
+  clock?: Clock;
   /** Told once per change of a check's state, never per round. */
   log?: { warn(obj: object, msg: string): void; info?(obj: object, msg: string): void };
 }
@@ -60,7 +61,7 @@ interface CheckState {
 }
 
 export function createHealth(opts: HealthOptions): HealthServer {
-  const { checks, intervalMs = 2000, timeoutMs = 1500, clock = { now: () => new Date() }, log } = opts;
+  const { checks, intervalMs = 2000, timeoutMs = 1500, clock = systemClock, log } = opts;
   if (new Set(checks.map((c) => c.name)).size !== checks.length) throw new Error("health: check names must be unique");
   if (!(intervalMs > 0) || !(timeoutMs > 0)) throw new Error("health: intervalMs and timeoutMs must be positive");
   const known = new Set(["", ...opts.services]);
@@ -118,7 +119,7 @@ export function createHealth(opts: HealthOptions): HealthServer {
           if (log?.info) log.info({ check: check.name }, "health check recovered");
           else log?.warn({ check: check.name }, "health check recovered");
         }
-        Object.assign(state, { ok, error, checkedAt: clock.now() });
+        Object.assign(state, { ok, error, checkedAt: new Date(clock.now()) });
       }),
     );
     ranOnce = true;

@@ -5,10 +5,11 @@ import { putTemplateHandler } from "./handlers/templates/put.js";
 import { getTemplateHandler } from "./handlers/templates/get.js";
 import { listTemplatesHandler } from "./handlers/templates/list.js";
 import { mount, type MountedService } from "./services.js";
+import { type Clock } from "../clock.js";
 
 export interface TemplateServiceDeps {
   templates: TemplateStore;
-  clock: () => Date;
+  clock: Clock;
 }
 
 /** herald.v1.TemplateService, wired from one handler per RPC; every call is scoped to the caller's tenant. */

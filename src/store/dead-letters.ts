@@ -8,6 +8,7 @@ import { inTransaction } from "./db.js";
 import { withStoreErrors } from "./errors.js";
 import { OUTBOX_CHANNEL } from "./outbox-channel.js";
 import { toNotification, transitionWrites, writeTransitions, type NotificationRow } from "./records.js";
+import { isUuid } from "../domain/ids.js";
 
 // Dead letters: notifications that ended FAILED or DEAD_LETTERED. Workers
 // record a death with writeDeadLetter inside their outcome transaction; the
@@ -59,7 +60,6 @@ export interface DeadLetterStoreDeps {
 /** The statuses a dead letter can be in, i.e. those redrive leaves from. */
 export const deadStatuses: readonly Status[] = [Status.FAILED, Status.DEAD_LETTERED];
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Records that `row` (as it is AFTER its transition to FAILED or
@@ -149,7 +149,7 @@ export function decodePageToken(token: string): Cursor | undefined {
     if (!Array.isArray(value) || value.length !== 2) return undefined;
     const [createdUs, id] = value as unknown[];
     if (typeof createdUs !== "string" || !/^-?\d{1,19}$/.test(createdUs)) return undefined;
-    if (typeof id !== "string" || !uuidPattern.test(id)) return undefined;
+    if (typeof id !== "string" || !isUuid(id)) return undefined;
     return { createdUs, id };
   } catch {
     return undefined;
@@ -232,7 +232,7 @@ export function createDeadLetterStore(deps: DeadLetterStoreDeps): DeadLetterStor
   }
 
   async function redriveOne(tenant: string, id: string, opts: { now: Date; correlationId: string }): Promise<RedriveOutcome> {
-    if (!uuidPattern.test(id)) return { kind: "not_found" };
+    if (!isUuid(id)) return { kind: "not_found" };
     return inTransaction(pool, async (client): Promise<RedriveOutcome> => {
       // Lock first so "not dead" reports the status that actually won a race.
       const found = await client.query<{ status: Status }>(
@@ -312,7 +312,7 @@ export function createDeadLetterStore(deps: DeadLetterStoreDeps): DeadLetterStor
     },
 
     async get(tenant, id) {
-      if (!uuidPattern.test(id)) return undefined;
+      if (!isUuid(id)) return undefined;
       const rows = await withStoreErrors(() =>
         select(tenant, (where, params) => where.push(`d.notification_id = $${params.push(id)}::uuid`), 1),
       );

@@ -1,20 +1,14 @@
+import { UnavailableError } from "../errors.js";
+
 // The store's one translation point for PostgreSQL failures (STYLE habit 4):
-// "the database cannot answer right now" becomes StoreUnavailableError, which
-// the API maps to UNAVAILABLE and workers treat as "back off and retry".
+// "the database cannot answer right now" becomes UnavailableError("database"),
+// which the API maps to UNAVAILABLE and workers treat as "back off and retry".
 // Everything else (a bug, a constraint we did not expect) propagates unchanged
 // and ends up as INTERNAL with its cause logged.
 
-/** PostgreSQL could not be reached or refused work for a reason that may pass: retry later. */
-export class StoreUnavailableError extends Error {
-  override name = "StoreUnavailableError";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
-
-/** An input the database cannot store (e.g. a NUL character in a text value); the caller's fault. */
-export class UnstorableInputError extends Error {
-  override name = "UnstorableInputError";
+/** The database cannot answer now: the store is closed, or PostgreSQL is unreachable or refusing work. */
+export function databaseUnavailable(message: string, cause?: unknown): UnavailableError {
+  return new UnavailableError("database", message, { cause });
 }
 
 // Socket-level failures from node:net / dns while connecting or mid-query.
@@ -42,7 +36,7 @@ const messages =
 
 /** Whether `err` means the database is unreachable or temporarily refusing work. */
 export function isUnavailable(err: unknown): boolean {
-  if (err instanceof StoreUnavailableError) return true;
+  if (err instanceof UnavailableError) return err.dependency === "database";
   if (typeof err !== "object" || err === null) return false;
   const { code, message } = err as { code?: unknown; message?: unknown };
   if (typeof code === "string") {
@@ -55,12 +49,12 @@ export function isUnavailable(err: unknown): boolean {
   return false;
 }
 
-/** Runs `fn`, turning unavailability into StoreUnavailableError (with the original as `cause`). */
+/** Runs `fn`, turning unavailability into UnavailableError("database") (with the original as `cause`). */
 export async function withStoreErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof StoreUnavailableError || !isUnavailable(err)) throw err;
-    throw new StoreUnavailableError("database unavailable", { cause: err });
+    if (err instanceof UnavailableError || !isUnavailable(err)) throw err;
+    throw databaseUnavailable("database unavailable", err);
   }
 }

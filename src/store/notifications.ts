@@ -11,7 +11,8 @@ import { cancelable } from "../domain/status.js";
 import { CHANNELS, channelTopic } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import { inTransaction } from "./db.js";
-import { StoreUnavailableError, UnstorableInputError, withStoreErrors } from "./errors.js";
+import { InvalidInputError, UnavailableError } from "../errors.js";
+import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
 import { OUTBOX_CHANNEL } from "./outbox-channel.js";
 import {
@@ -23,6 +24,7 @@ import {
   type NotificationRow,
   type StatusEventRow,
 } from "./records.js";
+import { isUuid } from "../domain/ids.js";
 
 // The notification store: the accept path (group-committed), reads, and
 // Cancel. Every status change writes the row, its status event and its
@@ -72,7 +74,6 @@ export interface NotificationStoreDeps {
   log: Logger;
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const channelTopics = CHANNELS.map(channelTopic);
 
 export function createNotificationStore(deps: NotificationStoreDeps): NotificationStore {
@@ -93,7 +94,7 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
       log.debug({ size: inputs.length, ms: Math.round(performance.now() - started) }, "accept batch committed");
       return outcomes.map((value) => ({ status: "fulfilled", value }));
     } catch (err) {
-      if (err instanceof StoreUnavailableError || inputs.length === 1) {
+      if (err instanceof UnavailableError || inputs.length === 1) {
         return inputs.map(() => ({ status: "rejected", reason: err }));
       }
       log.warn({ err, size: inputs.length }, "accept batch failed; retrying in halves to isolate the input");
@@ -105,11 +106,11 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
   const commits = createGroupCommit<AcceptInput, AcceptOutcome>({
     ...deps.commit,
     flush,
-    closedError: () => new StoreUnavailableError("notification store is closed"),
+    closedError: () => databaseUnavailable("notification store is closed"),
   });
 
   function refuseIfClosed(): void {
-    if (closed) throw new StoreUnavailableError("notification store is closed");
+    if (closed) throw databaseUnavailable("notification store is closed");
   }
 
   return {
@@ -118,14 +119,14 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
       // retry) everyone else's batch too.
       const field = unstorableField(input);
       if (field) {
-        return Promise.reject(new UnstorableInputError(`${field}: must not contain NUL or unpaired surrogates`));
+        return Promise.reject(new InvalidInputError(`${field}: must not contain NUL or unpaired surrogates`));
       }
       return commits.submit(input);
     },
 
     async get(tenant, id) {
       refuseIfClosed();
-      if (!uuidPattern.test(id)) return undefined;
+      if (!isUuid(id)) return undefined;
       return withStoreErrors(async () => {
         const found = await pool.query<NotificationRow>("SELECT * FROM notifications WHERE id = $1 AND tenant = $2", [
           id,
@@ -146,7 +147,7 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
 
     async cancel(tenant, id, opts) {
       refuseIfClosed();
-      if (!uuidPattern.test(id)) return { kind: "not_found" };
+      if (!isUuid(id)) return { kind: "not_found" };
       return withStoreErrors(() =>
         inTransaction(pool, async (client): Promise<CancelOutcome> => {
           // Lock first so "too late" reports the status that actually won the race.

@@ -24,7 +24,7 @@ export interface Rendered {
 }
 
 export interface Renderer {
-  /** Throws RenderError (permanent) or the store's errors (StoreUnavailableError: retry later). */
+  /** Throws RenderError (permanent) or the store's errors (UnavailableError: retry later). */
   render(tenant: string, spec: NotificationSpec): Promise<Rendered>;
 }
 

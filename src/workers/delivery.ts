@@ -4,13 +4,15 @@ import { NotificationSpecSchema } from "../../gen/herald/v1/notification_pb.js";
 import { channelName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import type { DeliveryStore, Outcome } from "../store/deliveries.js";
-import { StoreUnavailableError } from "../store/errors.js";
+import { UnavailableError } from "../errors.js";
 import type { NotificationRow } from "../store/records.js";
 import { RenderError, type Renderer } from "../templates/renderer.js";
-import { backoffCeilingMs, backoffMs, type BackoffOptions } from "./backoff.js";
-import { PermanentError, TransientError, type Provider, type RenderedMessage } from "./providers/provider.js";
+import { backoffCeilingMs, backoffMs, type BackoffOptions } from "../loop/backoff.js";
+import { PermanentError, TransientError } from "../errors.js";
+import { type Provider, type RenderedMessage } from "./providers/provider.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { SlotWaitAbortedError, type Slots } from "./slots.js";
+import { isUuid } from "../domain/ids.js";
 
 // One Dispatch, one attempt: claim it, render, take a send slot and a
 // rate-limit token, send, store the outcome. Only the token and the send hold
@@ -99,7 +101,6 @@ export interface DeliveryHandler {
   readonly counters: DeliveryCounters;
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Errors and details are stored and published; a provider's message can be long. */
 const MAX_DETAIL = 1000;
@@ -126,7 +127,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       } catch (err) {
         if (!retry(err)) throw err;
         if (!storeDown) {
-          if (err instanceof StoreUnavailableError) log.warn({ err }, "database unavailable; deliveries wait and retry");
+          if (err instanceof UnavailableError) log.warn({ err }, "database unavailable; deliveries wait and retry");
           else log.error({ err }, "storing a delivery step failed; retrying");
         }
         storeDown = true;
@@ -169,7 +170,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     const spec = fromBinary(NotificationSpecSchema, row.spec);
     if (!spec.recipient) throw new PermanentError("notification has no recipient");
     // Templates live in the database too: a store outage is waited out, not a failed attempt.
-    const rendered = await persist(() => renderer.render(row.tenant, spec), signals.abort, log, (e) => e instanceof StoreUnavailableError);
+    const rendered = await persist(() => renderer.render(row.tenant, spec), signals.abort, log, (e) => e instanceof UnavailableError);
     const message: RenderedMessage = {
       notificationId: row.id,
       tenant: row.tenant,
@@ -200,7 +201,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     async handle(dispatch, signals) {
       const channel = dispatch.notification ? safeChannelName(dispatch.notification.channel) : undefined;
       const log = deps.log.child({ notificationId: dispatch.notificationId, tenant: dispatch.tenant, channel, attempt: dispatch.attempt });
-      if (!uuidPattern.test(dispatch.notificationId) || dispatch.attempt < 1) {
+      if (!isUuid(dispatch.notificationId) || dispatch.attempt < 1) {
         // It can never match a row; retrying would only block the recipient's lane.
         counters.malformed++;
         log.error("dispatch record without a notification id or attempt; skipping");

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from "rate-limiter-flexible";
 import type { Logger } from "../log.js";
+import { systemClock, type Clock } from "../clock.js";
 
 // Provider rate limits, shared by every worker process through Redis.
 //
@@ -54,7 +55,7 @@ export interface RateLimiterOptions {
   keyPrefix?: string;
   log: Logger;
   /** Wall clock that picks the slot. @defaultValue Date */
-  clock?: { now(): number };
+  clock?: Clock;
   /** A Redis call slower than this counts as Redis being unreachable. @defaultValue 500 */
   redisTimeoutMs?: number;
   /** While on the fallback limit, how often Redis is tried again. @defaultValue 1000 */
@@ -103,7 +104,7 @@ interface Waiter {
 }
 
 export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
-  const { redis, name, perSecond, log, clock = Date, redisTimeoutMs = 500, probeIntervalMs = 1000 } = opts;
+  const { redis, name, perSecond, log, clock = systemClock, redisTimeoutMs = 500, probeIntervalMs = 1000 } = opts;
   if (!name) throw new RangeError("rate limiter: name must not be empty");
   if (!Number.isInteger(perSecond) || perSecond < 0) throw new RangeError(`rate limiter ${name}: perSecond must be an integer >= 0, got ${perSecond}`);
   if (!(opts.fallbackPerSecond >= 0) || !Number.isFinite(opts.fallbackPerSecond)) {

@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { Channel, RecipientSchema } from "../../gen/herald/v1/notification_pb.js";
 import { createFcmProvider, type FcmConfig } from "../../src/workers/providers/fcm.js";
-import { PermanentError, TransientError, type Provider, type RenderedMessage } from "../../src/workers/providers/provider.js";
+import { PermanentError, TransientError } from "../../src/errors.js";
+import { type Provider, type RenderedMessage } from "../../src/workers/providers/provider.js";
 import { closedPort, fail, hang, retryAfter } from "../support/stand-ins/behaviour.js";
 import { fcmError, startFcmStandIn, type FcmStandIn } from "../support/stand-ins/fcm.js";
 
@@ -30,7 +31,7 @@ async function setup(over: Partial<FcmConfig> = {}, now?: () => number): Promise
   const fcm = await startFcmStandIn({ projectId, accessToken });
   cleanups.push(() => fcm.close());
   const config: FcmConfig = { kind: "fcm", baseUrl: fcm.url, projectId, accessToken, timeoutMs: 2000, ...over };
-  const provider = createFcmProvider(config, { now });
+  const provider = createFcmProvider(config, { clock: now ? { now } : undefined });
   cleanups.push(() => provider.close());
   return { fcm, provider, config };
 }

@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Channel, RecipientSchema } from "../../gen/herald/v1/notification_pb.js";
 import { DeliveryConfigError } from "../../src/config-delivery.js";
 import { createProvider } from "../../src/workers/providers/index.js";
-import { TransientError, type RenderedMessage } from "../../src/workers/providers/provider.js";
+import { TransientError } from "../../src/errors.js";
+import { type RenderedMessage } from "../../src/workers/providers/provider.js";
 import { createSinkProvider, SINK_FROM } from "../../src/workers/providers/sink.js";
 import { parseEmail } from "../support/stand-ins/smtp.js";
 

@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import { Channel, RecipientSchema } from "../../gen/herald/v1/notification_pb.js";
-import { PermanentError, TransientError, type Provider, type RenderedMessage } from "../../src/workers/providers/provider.js";
+import { PermanentError, TransientError } from "../../src/errors.js";
+import { type Provider, type RenderedMessage } from "../../src/workers/providers/provider.js";
 import { parseRetryAfter } from "../../src/workers/providers/http-response.js";
 import { createTwilioProvider, type TwilioConfig } from "../../src/workers/providers/twilio.js";
 import { closedPort, closeSocket, fail, hang, retryAfter, times } from "../support/stand-ins/behaviour.js";
@@ -37,7 +38,7 @@ async function setup(over: Partial<TwilioConfig> = {}, now?: () => number): Prom
   const twilio = await startTwilioStandIn({ accountSid, authToken });
   cleanups.push(() => twilio.close());
   const config: TwilioConfig = { kind: "twilio", baseUrl: twilio.url, accountSid, authToken, from: "+15005550006", timeoutMs: 2000, ...over };
-  const provider = createTwilioProvider(config, { now });
+  const provider = createTwilioProvider(config, { clock: now ? { now } : undefined });
   cleanups.push(() => provider.close());
   return { twilio, provider, config };
 }

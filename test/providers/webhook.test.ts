@@ -2,7 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { createHmac, randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { Channel, RecipientSchema } from "../../gen/herald/v1/notification_pb.js";
-import { PermanentError, TransientError, type Provider, type RenderedMessage } from "../../src/workers/providers/provider.js";
+import { PermanentError, TransientError } from "../../src/errors.js";
+import { type Provider, type RenderedMessage } from "../../src/workers/providers/provider.js";
 import { createWebhookProvider } from "../../src/workers/providers/webhook.js";
 import { closedPort, fail, hang, retryAfter } from "../support/stand-ins/behaviour.js";
 import { startWebhookReceiver, verifyWebhook, type WebhookReceiver } from "../support/stand-ins/webhook-receiver.js";
@@ -28,7 +29,7 @@ async function setup(opts: { timeoutMs?: number; now?: () => number; receiverSec
   const secret = newSecret();
   const receiver = await startWebhookReceiver({ secret: opts.receiverSecret ?? secret });
   cleanups.push(() => receiver.close());
-  const provider = createWebhookProvider({ kind: "http", secrets: new Map([["acme", secret]]), timeoutMs: opts.timeoutMs ?? 2000 }, { now: opts.now });
+  const provider = createWebhookProvider({ kind: "http", secrets: new Map([["acme", secret]]), timeoutMs: opts.timeoutMs ?? 2000 }, { clock: opts.now ? { now: opts.now } : undefined });
   cleanups.push(() => provider.close());
   return { receiver, provider, secret };
 }

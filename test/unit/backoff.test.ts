@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffCeilingMs, backoffMs } from "../../src/workers/backoff.js";
+import { backoffCeilingMs, backoffMs } from "../../src/loop/backoff.js";
 
 const opts = { baseMs: 1000, capMs: 300_000 };
 /** Just below 1: the top of Math.random's range. */

@@ -63,7 +63,7 @@ describe("Check", () => {
   });
 
   it("is NOT_SERVING when one check throws, and reports which one", async () => {
-    const clock = { now: () => new Date("2030-01-02T03:04:05.000Z") };
+    const clock = { now: () => Date.parse("2030-01-02T03:04:05.000Z") };
     const { health, client } = setup({ checks: [switchable("db").check, switchable("kafka", false).check], clock });
     await health.refresh();
     expect((await client.check({ service: SERVICE })).status).toBe(ServingStatus.NOT_SERVING);

@@ -5,7 +5,7 @@ import { Channel, NotificationSpecSchema, type NotificationSpec } from "../../ge
 import { PutTemplateRequestSchema, TemplateSchema, type Template } from "../../gen/herald/v1/template_pb.js";
 import { checkPutTemplate, templateLimits } from "../../src/server/handlers/templates/put.js";
 import { createTemplatePin } from "../../src/server/handlers/template-ref.js";
-import { StoreUnavailableError } from "../../src/store/errors.js";
+import { UnavailableError } from "../../src/errors.js";
 import type { TemplateStore } from "../../src/store/templates.js";
 import { createEngine } from "../../src/templates/compile.js";
 import { createRenderer, RenderError } from "../../src/templates/renderer.js";
@@ -235,8 +235,8 @@ describe("renderer", () => {
     expect(calls.map((c) => c[2])).toEqual([1, 2, 3, 2]);
   });
 
-  it("lets StoreUnavailableError through unchanged, and does not cache it", async () => {
-    const down = new StoreUnavailableError("database unavailable");
+  it("lets UnavailableError through unchanged, and does not cache it", async () => {
+    const down = new UnavailableError("database", "database unavailable");
     const { store, calls } = fakeStore([welcome], { fail: down });
     const renderer = createRenderer({ templates: store });
     for (let i = 0; i < 2; i++) {

@@ -1,11 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Channel, Notification } from "../../../gen/herald/v1/notification_pb.js";
 import type { AcceptInput, AcceptOutcome, NotificationStore } from "../../store/notifications.js";
+import { type Clock } from "../../clock.js";
 
 /** What Create and Schedule need from the process. */
 export interface AcceptDeps {
   store: Pick<NotificationStore, "accept">;
-  clock: () => Date;
+  clock: Clock;
   /** New notification ids (UUIDv7: time-ordered). */
   newId: () => string;
   /** Delivery attempts in all for a channel, stored with each notification. */

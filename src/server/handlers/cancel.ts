@@ -5,15 +5,16 @@ import type { NotificationStore } from "../../store/notifications.js";
 import { cancelable } from "../../domain/status.js";
 import { validateId } from "../../domain/validate.js";
 import { callInfo } from "../call.js";
+import { type Clock } from "../../clock.js";
 
 const cancelableNames = cancelable.map((s) => Status[s]).join(", ");
 
 /** Cancel: stops a notification that has not been sent; too late is FAILED_PRECONDITION. */
-export function cancelHandler(deps: { store: Pick<NotificationStore, "cancel">; clock: () => Date }) {
+export function cancelHandler(deps: { store: Pick<NotificationStore, "cancel">; clock: Clock }) {
   return async (req: CancelRequest, ctx: HandlerContext): Promise<Pick<CancelResponse, "notification">> => {
     const call = callInfo(ctx);
     validateId(req.id);
-    const result = await deps.store.cancel(call.tenant, req.id, { now: deps.clock(), correlationId: call.requestId });
+    const result = await deps.store.cancel(call.tenant, req.id, { now: new Date(deps.clock.now()), correlationId: call.requestId });
     switch (result.kind) {
       case "canceled":
         call.log.info({ notificationId: req.id }, "notification canceled");

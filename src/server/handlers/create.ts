@@ -19,7 +19,7 @@ export function createHandler(deps: AcceptDeps & { pinTemplate: PinTemplate }) {
     // Without a key nothing is ever compared with it: no hash.
     const hash = req.idempotencyKey === "" ? null : requestHash({ method: "create", spec });
     const pinned = await deps.pinTemplate(call.tenant, spec);
-    const now = deps.clock();
+    const now = new Date(deps.clock.now());
     const notification = await accept(deps, {
       tenant: call.tenant,
       spec: pinned,

@@ -19,7 +19,7 @@ export function scheduleHandler(deps: AcceptDeps & { pinTemplate: PinTemplate })
     // PutTemplate is still the same request; the pinned spec is what is stored.
     // Without a key nothing is ever compared with it: no hash.
     const hash = req.idempotencyKey === "" ? null : requestHash({ method: "schedule", spec, when: req.when });
-    const now = deps.clock();
+    const now = new Date(deps.clock.now());
     const { deliverAt, localTime } = resolveDeliverAt(req.when, { now, horizonMs: deps.horizonMs });
     const pinned = await deps.pinTemplate(call.tenant, spec);
     const notification = await accept(deps, {

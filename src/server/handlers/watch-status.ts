@@ -15,6 +15,7 @@ import type { StatusFeedStore } from "../../store/status-feed.js";
 import type { WatchSnapshotStore } from "../../store/watch-snapshot.js";
 import { callInfo } from "../call.js";
 import type { StreamLimiter } from "../stream-limiter.js";
+import { type Clock } from "../../clock.js";
 
 // WatchStatus: catch up (from a cursor, or a snapshot), then live events from this instance's
 // feed, with heartbeats while idle. The cursor of a message is the feed position up to which
@@ -51,7 +52,7 @@ export interface WatchStatusDeps {
   limits: WatchLimits;
   /** Aborted when the server shuts down (ctx.signal also aborts when the client leaves). */
   shutdownSignal: AbortSignal;
-  clock: () => Date;
+  clock: Clock;
 }
 
 const STORE_PAGE = 500;
@@ -113,7 +114,7 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
   }
 
   async function* snapshot(plan: WatchPlan, stream: StreamState): AsyncGenerator<WatchStatusResponse> {
-    const since = plan.snapshotSince ?? new Date(deps.clock().getTime() - limits.snapshotWindowMs);
+    const since = plan.snapshotSince ?? new Date(deps.clock.now() - limits.snapshotWindowMs);
     const items = await deps.snapshots.snapshot(plan.selection, since, limits.snapshotLimit);
     const cursor = encodeCursor(stream.position);
     for (const item of items) {

@@ -1,6 +1,8 @@
 import type { PushProviderConfig } from "../../config-delivery.js";
 import { createHttpProvider, type HttpFailure } from "./http-response.js";
-import { PermanentError, TransientError, type Provider } from "./provider.js";
+import { PermanentError, TransientError } from "../../errors.js";
+import { type Provider } from "./provider.js";
+import { systemClock, type Clock } from "../../clock.js";
 
 // Push through the FCM HTTP v1 API (base URL configurable).
 // https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send
@@ -9,8 +11,8 @@ import { PermanentError, TransientError, type Provider } from "./provider.js";
 export type FcmConfig = Extract<PushProviderConfig, { kind: "fcm" }>;
 
 export interface FcmOptions {
-  /** Milliseconds since the epoch, for Retry-After dates. @defaultValue Date.now */
-  now?: () => number;
+  /** For Retry-After dates. @defaultValue systemClock */
+  clock?: Clock;
 }
 
 /** Google's error body: `{ error: { code, status, message, details: [{ "@type", errorCode }] } }`. */
@@ -50,7 +52,7 @@ export function createFcmProvider(config: FcmConfig, opts: FcmOptions = {}): Pro
     name: "fcm",
     timeoutMs: config.timeoutMs,
     secrets: [config.accessToken],
-    now: opts.now ?? Date.now,
+    clock: opts.clock ?? systemClock,
     request(message) {
       const { address } = message.recipient;
       if (address.case !== "deviceToken") throw new PermanentError(`fcm: the recipient has no device token (got ${address.case ?? "none"})`);

@@ -1,4 +1,6 @@
-import { PermanentError, TransientError, type Provider, type RenderedMessage, type SendResult } from "./provider.js";
+import { PermanentError, TransientError } from "../../errors.js";
+import { type Provider, type RenderedMessage, type SendResult } from "./provider.js";
+import type { Clock } from "../../clock.js";
 
 // What the HTTP adapters (twilio, fcm, webhook) share: one deadline per send, Node's own fetch
 // with redirects refused, and one place that turns an answer or a failure into TransientError or
@@ -163,8 +165,8 @@ export interface HttpProviderOptions extends ProviderErrorReader {
   timeoutMs: number;
   /** Values that must never appear in an error message (tokens, signing secrets). */
   secrets: readonly string[];
-  /** Milliseconds since the epoch; for Retry-After dates. */
-  now: () => number;
+  /** For Retry-After dates. */
+  clock: Clock;
   /** The request for a message; throws PermanentError when the message cannot be sent this way. */
   request(message: RenderedMessage): HttpRequestSpec;
   /** The result from a 2xx answer; throws when the answer does not say what the provider accepted. */
@@ -197,7 +199,7 @@ export function createHttpProvider(opts: HttpProviderOptions): Provider {
       d.dispose();
     }
     const json = parseJson(text);
-    if (status < 200 || status >= 300) throw httpFailure(name, { status, headers, text, json }, opts.now(), secrets, opts);
+    if (status < 200 || status >= 300) throw httpFailure(name, { status, headers, text, json }, opts.clock.now(), secrets, opts);
     return opts.accepted(json, message);
   }
 

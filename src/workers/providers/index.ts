@@ -13,7 +13,6 @@ import { createWebhookProvider } from "./webhook.js";
 // (workers receive the Provider). Base URLs, credentials and timeouts all come from config.
 
 export type { Provider, RenderedMessage, SendResult } from "./provider.js";
-export { PermanentError, TransientError } from "./provider.js";
 
 export interface ProviderDeps {
   /** Root folder of the local sink (config.delivery.sinkDir). */

@@ -45,22 +45,3 @@ export interface Provider {
   /** Releases connections (SMTP pool, HTTP agents). Idempotent. */
   close(): Promise<void>;
 }
-
-/** Trying again later may succeed: timeouts, 429, 5xx, connection failures. */
-export class TransientError extends Error {
-  override name = "TransientError";
-  /** The provider asked to wait at least this long (Retry-After), in ms. */
-  readonly retryAfterMs: number | undefined;
-  constructor(message: string, opts: { retryAfterMs?: number; cause?: unknown } = {}) {
-    super(message, { cause: opts.cause });
-    this.retryAfterMs = opts.retryAfterMs;
-  }
-}
-
-/** Trying again cannot succeed: invalid address, rejected content, 4xx other than 408/429. */
-export class PermanentError extends Error {
-  override name = "PermanentError";
-  constructor(message: string, opts: { cause?: unknown } = {}) {
-    super(message, { cause: opts.cause });
-  }
-}

@@ -6,7 +6,8 @@ import { Channel } from "../../../gen/herald/v1/notification_pb.js";
 import { channelName } from "../../kafka/topics.js";
 import type { Logger } from "../../log.js";
 import { excerpt } from "./http-response.js";
-import { PermanentError, TransientError, type Provider, type RenderedMessage } from "./provider.js";
+import { PermanentError, TransientError } from "../../errors.js";
+import { type Provider, type RenderedMessage } from "./provider.js";
 import { emailFields } from "./smtp.js";
 
 // The developer default for every channel: each delivery becomes a file, so a newcomer sees

@@ -4,7 +4,8 @@ import type { NodemailerError } from "nodemailer/lib/errors";
 import type { EmailProviderConfig } from "../../config-delivery.js";
 import type { Logger } from "../../log.js";
 import { deadline, excerpt, NETWORK_FAILURES, type Deadline } from "./http-response.js";
-import { PermanentError, TransientError, type Provider, type RenderedMessage } from "./provider.js";
+import { PermanentError, TransientError } from "../../errors.js";
+import { type Provider, type RenderedMessage } from "./provider.js";
 
 // Email over SMTP with nodemailer's pooled transport. The SMTP reply decides the class
 // (RFC 5321 §4.2.1): 4yz transient, 5yz permanent, except 503 (bad sequence of commands: the

@@ -1,6 +1,8 @@
 import type { SmsProviderConfig } from "../../config-delivery.js";
 import { createHttpProvider } from "./http-response.js";
-import { PermanentError, TransientError, type Provider } from "./provider.js";
+import { PermanentError, TransientError } from "../../errors.js";
+import { type Provider } from "./provider.js";
+import { systemClock, type Clock } from "../../clock.js";
 
 // SMS through Twilio's Programmable Messaging API (or anything that speaks it: the base URL is
 // configurable). https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource
@@ -8,8 +10,8 @@ import { PermanentError, TransientError, type Provider } from "./provider.js";
 export type TwilioConfig = Extract<SmsProviderConfig, { kind: "twilio" }>;
 
 export interface TwilioOptions {
-  /** Milliseconds since the epoch, for Retry-After dates. @defaultValue Date.now */
-  now?: () => number;
+  /** For Retry-After dates. @defaultValue systemClock */
+  clock?: Clock;
 }
 
 /** Twilio's error body `{ code, message, more_info, status }` as "error <code>: <message>". */
@@ -29,7 +31,7 @@ export function createTwilioProvider(config: TwilioConfig, opts: TwilioOptions =
     timeoutMs: config.timeoutMs,
     // The encoded form too: a proxy that echoes the request back must not leak it either.
     secrets: [config.authToken, authorization],
-    now: opts.now ?? Date.now,
+    clock: opts.clock ?? systemClock,
     request(message) {
       const { address } = message.recipient;
       if (address.case !== "phone") throw new PermanentError(`twilio: the recipient has no phone number (got ${address.case ?? "none"})`);

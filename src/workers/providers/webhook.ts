@@ -1,7 +1,9 @@
 import { Webhook } from "standardwebhooks";
 import type { WebhookProviderConfig } from "../../config-delivery.js";
 import { createHttpProvider } from "./http-response.js";
-import { PermanentError, type Provider, type RenderedMessage } from "./provider.js";
+import { PermanentError } from "../../errors.js";
+import { type Provider, type RenderedMessage } from "./provider.js";
+import { systemClock, type Clock } from "../../clock.js";
 
 // Signed HTTP POSTs to the recipient's URL, per Standard Webhooks
 // (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
@@ -12,8 +14,8 @@ import { PermanentError, type Provider, type RenderedMessage } from "./provider.
 export type WebhookConfig = Extract<WebhookProviderConfig, { kind: "http" }>;
 
 export interface WebhookOptions {
-  /** Milliseconds since the epoch: the signed timestamp and Retry-After dates. @defaultValue Date.now */
-  now?: () => number;
+  /** The signed timestamp and Retry-After dates. @defaultValue systemClock */
+  clock?: Clock;
 }
 
 /** The JSON body every receiver gets. */
@@ -50,7 +52,7 @@ function targetUrl(raw: string): string {
 }
 
 export function createWebhookProvider(config: WebhookConfig, opts: WebhookOptions = {}): Provider {
-  const now = opts.now ?? Date.now;
+  const clock = opts.clock ?? systemClock;
   // Decoding a secret is not free; one signer per tenant, made on first use.
   const signers = new Map<string, Webhook>();
   const signer = (tenant: string): Webhook => {
@@ -72,13 +74,13 @@ export function createWebhookProvider(config: WebhookConfig, opts: WebhookOption
     timeoutMs: config.timeoutMs,
     // With and without the whsec_ prefix: the key proper is the base64 part.
     secrets: [...config.secrets.values()].flatMap((s) => [s, s.replace(/^whsec_/, "")]),
-    now,
+    clock,
     request(message) {
       const { address } = message.recipient;
       if (address.case !== "webhookUrl") throw new PermanentError(`webhook: the recipient has no webhook URL (got ${address.case ?? "none"})`);
       const url = targetUrl(address.value);
       const sign = signer(message.tenant);
-      const at = new Date(now());
+      const at = new Date(clock.now());
       const body = JSON.stringify(webhookPayload(message, at));
       return {
         url,

@@ -8,6 +8,7 @@ import { invalidArgument, validateId } from "../../../domain/validate.js";
 import type { DeadLetterQuery, DeadLetterStore } from "../../../store/dead-letters.js";
 import { callInfo } from "../../call.js";
 import { toDeadLetterQuery } from "./list.js";
+import { type Clock } from "../../../clock.js";
 
 /** Limits of RedriveDeadLetters with a filter. */
 export const redriveLimits = { default: 1000, max: 10_000 } as const;
@@ -16,7 +17,7 @@ export const redriveLimits = { default: 1000, max: 10_000 } as const;
  * RedriveDeadLetters: queues dead letters again with a fresh attempt budget.
  * One id that is not dead is FAILED_PRECONDITION; a filter skips what is not.
  */
-export function redriveDeadLettersHandler(deps: { store: Pick<DeadLetterStore, "redrive">; clock: () => Date }) {
+export function redriveDeadLettersHandler(deps: { store: Pick<DeadLetterStore, "redrive">; clock: Clock }) {
   return async (
     req: RedriveDeadLettersRequest,
     ctx: HandlerContext,
@@ -30,7 +31,7 @@ export function redriveDeadLettersHandler(deps: { store: Pick<DeadLetterStore, "
     if (req.limit < 0 || req.limit > redriveLimits.max) {
       throw invalidArgument("limit", `must be 0 to ${redriveLimits.max} (0 means ${redriveLimits.default})`);
     }
-    const opts = { now: deps.clock(), correlationId: call.requestId };
+    const opts = { now: new Date(deps.clock.now()), correlationId: call.requestId };
 
     if ("filter" in query) {
       const limit = req.limit === 0 ? redriveLimits.default : req.limit;

@@ -14,6 +14,7 @@ import {
   type TemplateEngine,
 } from "../../../templates/compile.js";
 import { callInfo } from "../../call.js";
+import { type Clock } from "../../../clock.js";
 
 /** PutTemplate's limits, on the template source (what it renders to is bounded again at delivery). */
 export const templateLimits = {
@@ -30,7 +31,7 @@ export const templateLimits = {
 const templateIdPattern = /^[A-Za-z0-9._-]+$/;
 
 /** PutTemplate: validate and compile every field, then store the next version. */
-export function putTemplateHandler(deps: { templates: Pick<TemplateStore, "put">; clock: () => Date; engine: TemplateEngine }) {
+export function putTemplateHandler(deps: { templates: Pick<TemplateStore, "put">; clock: Clock; engine: TemplateEngine }) {
   return async (req: PutTemplateRequest, ctx: HandlerContext): Promise<Pick<PutTemplateResponse, "template">> => {
     const call = callInfo(ctx);
     const requiredVariables = checkPutTemplate(deps.engine, req);
@@ -43,7 +44,7 @@ export function putTemplateHandler(deps: { templates: Pick<TemplateStore, "put">
         description: req.description,
         requiredVariables,
       },
-      deps.clock(),
+      new Date(deps.clock.now()),
     );
     call.log.info({ templateId: template.templateId, version: template.version }, "template stored");
     return { template };

@@ -1,7 +1,8 @@
-// Retry delays for delivery attempts: exponential growth, a cap, and full
-// jitter (the whole interval is random, not just a slice of it), so a burst of
-// failures against one provider spreads out instead of coming back as a
-// synchronized wave. Pure: the random source is passed in, so tests pin it.
+// Retry delays for every loop that retries (delivery attempts, the relay, the scheduler, the
+// CLI's reconnects): exponential growth, a cap, and full jitter (the whole interval is random,
+// not just a slice of it), so a burst of failures against one provider or a dependency that
+// comes back spreads out instead of being met by a synchronized wave. Pure: the random
+// source is passed in, so tests pin it.
 
 export interface BackoffOptions {
   /** Ceiling of the first retry's delay. */
