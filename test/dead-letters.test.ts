@@ -9,7 +9,8 @@ import { runDlqCommand } from "../src/cli/dlq-commands.js";
 import { createDeadLetterClient, type DeadLetterClient } from "../src/client/index.js";
 import { inTransaction } from "../src/store/db.js";
 import { createDeadLetterStore, writeDeadLetter } from "../src/store/dead-letters.js";
-import { transitionWrites, writeTransitions, type NotificationRow } from "../src/store/records.js";
+import type { NotificationRow } from "../src/store/rows.js";
+import { transitionWrites, writeTransitions } from "../src/store/transitions.js";
 import { KEY_A, KEY_B, startTestHerald, type TestHerald } from "./support/herald.js";
 import { readTopic } from "./support/kafka-reader.js";
 

@@ -10,8 +10,10 @@ import { FEED_POSITION_HEADER, type FeedEvent } from "../src/feed/feed-event.js"
 import type { KafkaRecord } from "../src/kafka/kafka.js";
 import { createRelay, type RecordSink } from "../src/relay/relay.js";
 import { createNotificationStore, type NotificationStore } from "../src/store/notifications.js";
-import { transitionWrites, writeTransitions, type NotificationRow } from "../src/store/records.js";
-import { assignFeedPositions, createStatusFeedStore, type FeedAssignInput } from "../src/store/status-feed.js";
+import type { NotificationRow } from "../src/store/rows.js";
+import { transitionWrites, writeTransitions } from "../src/store/transitions.js";
+import { createStatusFeedStore } from "../src/feed/feed-store.js";
+import { assignFeedPositions, type FeedAssignInput } from "../src/feed/positions.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 
 // Feed positions on real PostgreSQL: assignFeedPositions (as the relay leader runs it), the

@@ -14,7 +14,7 @@ import {
   StatusEventSchema,
   type NotificationSpec,
 } from "../gen/herald/v1/notification_pb.js";
-import { OUTBOX_CHANNEL } from "../src/relay/relay.js";
+import { OUTBOX_CHANNEL } from "../src/outbox/channel.js";
 import { createPool } from "../src/store/db.js";
 import { InvalidInputError, UnavailableError } from "../src/errors.js";
 import { createNotificationStore, type AcceptInput, type NotificationStore } from "../src/store/notifications.js";

@@ -11,7 +11,7 @@ import {
 } from "../gen/herald/v1/notification_service_pb.js";
 import { createHeraldClient, type HeraldClient } from "../src/client/index.js";
 import { RESUME_CURSOR_HEADER } from "../src/server/handlers/watch-status.js";
-import { decodeCursor } from "../src/feed/cursor.js";
+import { decodeCursor } from "../src/domain/cursor.js";
 import { FAST, waitForGroup } from "./e2e/support.js";
 import { KEY_A, startTestHerald, type TestHerald } from "./support/herald.js";
 import { allSent, createSms, inSequenceOrder, instantProvider, keysOf, storedKeys, watch, type Watcher } from "./support/watch.js";

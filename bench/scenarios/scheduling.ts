@@ -3,7 +3,7 @@ import pg from "pg";
 import { Channel, Status } from "../../gen/herald/v1/notification_pb.js";
 import { createHeraldClient } from "../../src/client/index.js";
 import { channelTopic } from "../../src/kafka/topics.js";
-import { OUTBOX_CHANNEL } from "../../src/store/outbox-channel.js";
+import { OUTBOX_CHANNEL } from "../../src/outbox/channel.js";
 import type { Figure, LatencySeries, Scenario, TargetCheck } from "../lib/result.js";
 import { startStack, type Stack } from "../lib/stack.js";
 import { downsample, summarize } from "../lib/stats.js";

@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Channel, Status } from "../../gen/herald/v1/notification_pb.js";
 import type { WatchStatusRequest } from "../../gen/herald/v1/notification_service_pb.js";
-import { decodeCursor } from "../feed/cursor.js";
+import { decodeCursor } from "./cursor.js";
 import { controlChars, invalidArgument, limits, longerThan, validateId } from "./validate.js";
 
 // WatchStatusRequest → what to stream. Pure: the handler adds the tenant from the API key,

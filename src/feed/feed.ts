@@ -3,7 +3,7 @@ import { StatusEventSchema } from "../../gen/herald/v1/notification_pb.js";
 import { selects, type WatchSelection } from "../domain/watch-request.js";
 import type { ConsumedMessage } from "../kafka/kafka.js";
 import type { Logger } from "../log.js";
-import type { StatusFeedStore } from "../store/status-feed.js";
+import type { StatusFeedStore } from "./feed-store.js";
 import { FEED_POSITION_HEADER, type FeedEvent } from "./feed-event.js";
 import { SubscriberRegistry } from "./registry.js";
 import { EventRing } from "./ring.js";

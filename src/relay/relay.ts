@@ -6,8 +6,8 @@ import type { KafkaRecord } from "../kafka/kafka.js";
 import { STATUS_TOPIC } from "../kafka/topics.js";
 import { FEED_POSITION_HEADER } from "../feed/feed-event.js";
 import type { Logger } from "../log.js";
-import { OUTBOX_CHANNEL } from "../store/outbox-channel.js";
-import { assignFeedPositions } from "../store/status-feed.js";
+import { OUTBOX_CHANNEL } from "../outbox/channel.js";
+import { assignFeedPositions } from "../feed/positions.js";
 import { systemClock, type Clock } from "../clock.js";
 
 // The outbox relay: publishes committed outbox rows to Kafka, oldest first, then marks them.

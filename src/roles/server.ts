@@ -20,7 +20,7 @@ import { dashboardRoute } from "../server/dashboard.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
 import type { ChannelName } from "../config-delivery.js";
-import { createStatusFeedStore } from "../store/status-feed.js";
+import { createStatusFeedStore } from "../feed/feed-store.js";
 import { createWatchSnapshotStore } from "../store/watch-snapshot.js";
 import { createStatusFeed, type StatusFeed } from "../feed/feed.js";
 import { kafkaFeedSource } from "../feed/kafka-source.js";

@@ -3,8 +3,9 @@ import { Status } from "../../gen/herald/v1/notification_pb.js";
 import type { Logger } from "../log.js";
 import { inTransaction } from "../store/db.js";
 import { withStoreErrors } from "../store/errors.js";
-import { OUTBOX_CHANNEL } from "../store/outbox-channel.js";
-import { keptTransitions, transitionWrites, writeTransitions, type NotificationRow, type TransitionRow } from "../store/records.js";
+import { OUTBOX_CHANNEL } from "../outbox/channel.js";
+import type { NotificationRow } from "../store/rows.js";
+import { keptTransitions, transitionWrites, writeTransitions, type TransitionRow } from "../store/transitions.js";
 import { writeDeadLetter } from "../store/dead-letters.js";
 import { systemClock, type Clock } from "../clock.js";
 

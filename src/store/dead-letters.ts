@@ -6,8 +6,9 @@ import { Status, type Channel } from "../../gen/herald/v1/notification_pb.js";
 import { CHANNELS, DLQ_TOPIC } from "../kafka/topics.js";
 import { inTransaction } from "./db.js";
 import { withStoreErrors } from "./errors.js";
-import { OUTBOX_CHANNEL } from "./outbox-channel.js";
-import { toNotification, transitionWrites, writeTransitions, type NotificationRow } from "./records.js";
+import { OUTBOX_CHANNEL } from "../outbox/channel.js";
+import { toNotification, type NotificationRow } from "./rows.js";
+import { transitionWrites, writeTransitions } from "./transitions.js";
 import { isUuid } from "../domain/ids.js";
 
 // Dead letters: notifications that ended FAILED or DEAD_LETTERED. Workers

@@ -4,7 +4,8 @@ import { inTransaction } from "./db.js";
 import { writeDeadLetter } from "./dead-letters.js";
 import { withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
-import { transitionWrites, writeTransitions, type NotificationRow } from "./records.js";
+import type { NotificationRow } from "./rows.js";
+import { transitionWrites, writeTransitions } from "./transitions.js";
 
 // The workers' side of the notifications table: claiming one attempt and
 // storing its outcome. Both are guarded UPDATEs, so a redelivered Kafka

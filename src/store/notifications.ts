@@ -14,21 +14,14 @@ import { inTransaction } from "./db.js";
 import { InvalidInputError, UnavailableError } from "../errors.js";
 import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
-import { OUTBOX_CHANNEL } from "./outbox-channel.js";
-import {
-  toNotification,
-  toStatusEvent,
-  keptTransitions,
-  transitionWrites,
-  writeTransitions,
-  type NotificationRow,
-  type StatusEventRow,
-} from "./records.js";
+import { OUTBOX_CHANNEL } from "../outbox/channel.js";
+import { toNotification, toStatusEvent, type NotificationRow, type StatusEventRow } from "./rows.js";
+import { keptTransitions, transitionWrites, writeTransitions } from "./transitions.js";
 import { isUuid } from "../domain/ids.js";
 
 // The notification store: the accept path (group-committed), reads, and
 // Cancel. Every status change writes the row, its status event and its
-// outbox records in one transaction (see records.ts).
+// outbox records in one transaction (see transitions.ts).
 
 export interface AcceptInput {
   tenant: string;

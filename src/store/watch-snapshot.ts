@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { Notification } from "../../gen/herald/v1/notification_pb.js";
 import type { WatchSelection } from "../domain/watch-request.js";
 import { withStoreErrors } from "./errors.js";
-import { toNotification, type NotificationRow } from "./records.js";
+import { toNotification, type NotificationRow } from "./rows.js";
 
 // The snapshot phase of WatchStatus: the current state of what a stream selects, bounded.
 

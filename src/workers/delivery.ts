@@ -5,7 +5,7 @@ import { channelName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import type { DeliveryStore, Outcome } from "../store/deliveries.js";
 import { UnavailableError } from "../errors.js";
-import type { NotificationRow } from "../store/records.js";
+import type { NotificationRow } from "../store/rows.js";
 import { RenderError, type Renderer } from "../templates/renderer.js";
 import { backoffCeilingMs, backoffMs, type BackoffOptions } from "../loop/backoff.js";
 import { PermanentError, TransientError } from "../errors.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeCursor, encodeCursor } from "../../src/feed/cursor.js";
+import { decodeCursor, encodeCursor } from "../../src/domain/cursor.js";
 
 describe("feed cursors", () => {
   it("encode as h1. and the position in lowercase base 36", () => {

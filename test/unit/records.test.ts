@@ -3,7 +3,8 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DispatchSchema } from "../../gen/herald/v1/dispatch_pb.js";
 import { Channel, NotificationSpecSchema, Priority, Status } from "../../gen/herald/v1/notification_pb.js";
-import { dispatchRecord, toNotification, type NotificationRow } from "../../src/store/records.js";
+import { dispatchRecord } from "../../src/outbox/records.js";
+import { toNotification, type NotificationRow } from "../../src/store/rows.js";
 
 const spec = create(NotificationSpecSchema, {
   channel: Channel.EMAIL,

@@ -4,7 +4,9 @@ import { describe, expect, it } from "vitest";
 import { DispatchSchema } from "../../gen/herald/v1/dispatch_pb.js";
 import { Channel, NotificationSpecSchema, Status } from "../../gen/herald/v1/notification_pb.js";
 import { sleepUntilDue } from "../../src/scheduler/scheduler.js";
-import { dispatchFrame, dispatchRecord, transitionWrites, type NotificationRow } from "../../src/store/records.js";
+import { dispatchFrame, dispatchRecord } from "../../src/outbox/records.js";
+import type { NotificationRow } from "../../src/store/rows.js";
+import { transitionWrites } from "../../src/store/transitions.js";
 
 const createdAt = new Date("2026-11-30T10:00:00.123Z");
 

@@ -6,7 +6,7 @@ import { FEED_POSITION_HEADER, type FeedEvent } from "../../src/feed/feed-event.
 import { createStatusFeed, type FeedSource, type StatusFeed } from "../../src/feed/feed.js";
 import type { Subscription } from "../../src/feed/subscription.js";
 import type { ConsumedMessage } from "../../src/kafka/kafka.js";
-import type { StatusFeedStore } from "../../src/store/status-feed.js";
+import type { StatusFeedStore } from "../../src/feed/feed-store.js";
 import { feedEvent, positions, selection, type EventInit } from "../support/feed-events.js";
 
 // createStatusFeed with a fake herald.status source (the test hands it batches) and an

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { Channel, Status } from "../../gen/herald/v1/notification_pb.js";
 import { WatchStatusRequestSchema } from "../../gen/herald/v1/notification_service_pb.js";
 import { planWatch, selects, type WatchSelection } from "../../src/domain/watch-request.js";
-import { encodeCursor } from "../../src/feed/cursor.js";
+import { encodeCursor } from "../../src/domain/cursor.js";
 import { expectInvalid } from "../support/expect-invalid.js";
 
 type RequestInit = Exclude<MessageInitShape<typeof WatchStatusRequestSchema>, { $typeName: string }>;

@@ -7,11 +7,11 @@ import {
   type WatchStatusResponse,
 } from "../../../gen/herald/v1/notification_service_pb.js";
 import { planWatch, type WatchPlan } from "../../domain/watch-request.js";
-import { encodeCursor } from "../../feed/cursor.js";
+import { encodeCursor } from "../../domain/cursor.js";
 import type { FeedEvent } from "../../feed/feed-event.js";
 import type { StatusFeed } from "../../feed/feed.js";
 import type { Subscription } from "../../feed/subscription.js";
-import type { StatusFeedStore } from "../../store/status-feed.js";
+import type { StatusFeedStore } from "../../feed/feed-store.js";
 import type { WatchSnapshotStore } from "../../store/watch-snapshot.js";
 import { callInfo } from "../call.js";
 import type { StreamLimiter } from "../stream-limiter.js";

@@ -1,57 +1,11 @@
 import type pg from "pg";
 import type { WatchSelection } from "../domain/watch-request.js";
-import { withStoreErrors } from "./errors.js";
-import { toStatusEvent, type StatusEventRow } from "./records.js";
-import type { FeedEvent } from "../feed/feed-event.js";
+import { withStoreErrors } from "../store/errors.js";
+import { toStatusEvent, type StatusEventRow } from "../store/rows.js";
+import type { FeedEvent } from "./feed-event.js";
 
-// The status feed in PostgreSQL (migration 003): positions are assigned by the relay leader
-// just before it publishes herald.status records, and read back by API instances to fill
+// The status feed as PostgreSQL holds it (migration 003), read back by API instances to fill
 // gaps and to resume a stream from a cursor older than their in-memory ring.
-
-/** One herald.status outbox row the relay is about to publish, identified by its event. */
-export interface FeedAssignInput {
-  notificationId: string;
-  sequence: number;
-}
-
-/**
- * Gives each event a feed position (keeping the one it already has: a republished record
- * carries the same position as its first copy) and returns the positions in input order.
- * Must run on the relay leader's session: positions are dense and increasing only because
- * one writer at a time bumps `status_feed.head`, in the order given.
- * An event with no status_events row (cannot happen for rows written by writeTransitions)
- * gets undefined and is published without a position.
- */
-export async function assignFeedPositions(
-  client: pg.ClientBase,
-  inputs: readonly FeedAssignInput[],
-): Promise<(number | undefined)[]> {
-  if (inputs.length === 0) return [];
-  // One statement, so the head bump and the log rows commit together: a reader that sees
-  // head = N finds every position up to N in status_feed_log.
-  const { rows } = await client.query<{ ord: string; position: string }>(
-    `WITH input AS (
-       SELECT e.position AS event_position, e.tenant, e.user_id, e.notification_id, i.ord, f.position AS known
-       FROM unnest($1::uuid[], $2::int[]) WITH ORDINALITY AS i(notification_id, sequence, ord)
-       JOIN status_events e ON e.notification_id = i.notification_id AND e.sequence = i.sequence
-       LEFT JOIN status_feed_log f ON f.event_position = e.position),
-     fresh AS (
-       SELECT *, row_number() OVER (ORDER BY ord) AS n, count(*) OVER () AS total FROM input WHERE known IS NULL),
-     head AS (
-       UPDATE status_feed SET head = head + (SELECT count(*) FROM fresh)
-       WHERE id = 1 AND EXISTS (SELECT 1 FROM fresh) RETURNING head),
-     logged AS (
-       INSERT INTO status_feed_log (position, event_position, tenant, user_id, notification_id)
-       SELECT (SELECT head FROM head) - total + n, event_position, tenant, user_id, notification_id FROM fresh
-       RETURNING position, event_position)
-     SELECT i.ord, coalesce(i.known, l.position) AS position
-     FROM input i LEFT JOIN logged l ON l.event_position = i.event_position`,
-    [inputs.map((i) => i.notificationId), inputs.map((i) => i.sequence)],
-  );
-  const out: (number | undefined)[] = new Array<number | undefined>(inputs.length).fill(undefined);
-  for (const row of rows) out[Number(row.ord) - 1] = Number(row.position);
-  return out;
-}
 
 export interface StatusFeedStore {
   /** The highest position assigned (and committed) so far; 0 before the first. */

@@ -1,0 +1,105 @@
+import type pg from "pg";
+import { Status } from "../../gen/herald/v1/notification_pb.js";
+import { dispatchRecord, statusRecord, type OutboxRecord } from "../outbox/records.js";
+import { outboxInsert, writeOutbox } from "../outbox/write.js";
+import { toStatusEvent, type NotificationRow, type StatusEventRow } from "./rows.js";
+
+// What one status transition writes besides the notification row: its status_events row and
+// its outbox records, in the same transaction. Accept, Cancel, the scheduler and the workers
+// all build them here, so every status change is recorded and announced alike.
+
+/** The columns a transition reads from its notification row; a release reads no more. */
+export type TransitionRow = Pick<
+  NotificationRow,
+  "id" | "tenant" | "channel" | "user_id" | "status" | "attempts" | "last_sequence" | "correlation_id" | "created_at" | "updated_at"
+> &
+  /** The stored spec, or only its length: the Dispatch then takes the spec from the row as it is inserted. */
+  ({ spec: Buffer } | { spec_length: number });
+
+/** Everything one transition appends, next to the updated notification row. */
+export interface TransitionWrites {
+  event: StatusEventRow;
+  outbox: OutboxRecord[];
+}
+
+/**
+ * What entering `row.status` appends, given the row as it is AFTER the
+ * transition (status, last_sequence and updated_at already set). The event's
+ * attempt is the number of attempts started so far; entering QUEUED also asks
+ * for the next one (attempts + 1) on the channel topic.
+ */
+export function transitionWrites(
+  row: TransitionRow,
+  opts: { detail: string; /** Of the request causing it; defaults to the notification's. */ correlationId?: string },
+): TransitionWrites {
+  const event: StatusEventRow = {
+    notification_id: row.id,
+    sequence: row.last_sequence,
+    tenant: row.tenant,
+    user_id: row.user_id,
+    channel: row.channel,
+    status: row.status,
+    attempt: row.attempts,
+    detail: opts.detail,
+    created_at: row.updated_at,
+  };
+  const outbox: OutboxRecord[] = [];
+  if (row.status === Status.QUEUED) outbox.push(dispatchRecord(row, row.attempts + 1));
+  outbox.push(statusRecord(toStatusEvent(event), event.tenant, opts.correlationId ?? row.correlation_id));
+  return { event, outbox };
+}
+
+const EVENT_COLUMNS = "notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at";
+
+/**
+ * An INSERT of `events` in the given order (status_events.position follows it) with parameters
+ * from $`first`; with `kept`, only the events of the notifications that relation returns.
+ * Shared by writeTransitions and keptTransitions, so both insert exactly the same rows.
+ */
+function eventsInsert(first: number, events: readonly StatusEventRow[], kept?: string): { sql: string; params: unknown[] } {
+  const types = ["uuid", "int", "text", "text", "smallint", "smallint", "int", "text", "timestamptz"];
+  const where = kept ? `WHERE notification_id IN (SELECT id FROM ${kept})` : "";
+  return {
+    sql: `INSERT INTO status_events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS}
+          FROM unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(", ")})
+          WITH ORDINALITY AS e(${EVENT_COLUMNS}, ord) ${where} ORDER BY ord`,
+    params: [
+      events.map((e) => e.notification_id),
+      events.map((e) => e.sequence),
+      events.map((e) => e.tenant),
+      events.map((e) => e.user_id),
+      events.map((e) => e.channel),
+      events.map((e) => e.status),
+      events.map((e) => e.attempt),
+      events.map((e) => e.detail),
+      events.map((e) => e.created_at),
+    ],
+  };
+}
+
+/**
+ * Two CTEs (`events`, `records`) appending `writes` for only the notifications that the relation
+ * `kept` (an earlier CTE of the statement: id, and spec if a record has a specTail) returns,
+ * with their parameters from $`first`. For statements that write the notification rows and
+ * their transitions at once, building the records before knowing which rows it will write.
+ */
+export function keptTransitions(first: number, writes: readonly TransitionWrites[], kept: string): { sql: string; params: unknown[] } {
+  const events = eventsInsert(first, writes.map((w) => w.event), kept);
+  const records = outboxInsert(first + events.params.length, writes.flatMap((w) => w.outbox), kept);
+  return {
+    sql: `events AS (${events.sql}),
+     records AS (${records.sql})`,
+    params: [...events.params, ...records.params],
+  };
+}
+
+/**
+ * Appends the events and outbox rows of many transitions in two statements,
+ * in the given order, and wakes the relay (on commit).
+ */
+export async function writeTransitions(client: pg.ClientBase, writes: readonly TransitionWrites[]): Promise<void> {
+  if (writes.length === 0) return;
+  const events = eventsInsert(1, writes.map((w) => w.event));
+  await client.query(events.sql, events.params);
+  await writeOutbox(client, writes.flatMap((w) => w.outbox));
+}
