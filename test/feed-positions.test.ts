@@ -8,7 +8,8 @@ import { Channel, NotificationSpecSchema, Priority, Status, StatusEventSchema, t
 import type { WatchSelection } from "../src/domain/watch-request.js";
 import { FEED_POSITION_HEADER, type FeedEvent } from "../src/feed/feed-event.js";
 import type { KafkaRecord } from "../src/kafka/kafka.js";
-import { createRelay, type RecordSink } from "../src/relay/relay.js";
+import type { RecordSink } from "../src/relay/publish.js";
+import { createRelay } from "../src/relay/relay.js";
 import { createNotificationStore, type NotificationStore } from "../src/store/notifications.js";
 import type { NotificationRow } from "../src/store/rows.js";
 import { transitionWrites, writeTransitions } from "../src/store/transitions.js";

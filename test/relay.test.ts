@@ -3,7 +3,9 @@ import type pg from "pg";
 import { pino, type Logger } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createKafka, type ConsumedMessage, type Kafka, type KafkaRecord } from "../src/kafka/kafka.js";
-import { createRelay, OUTBOX_CHANNEL, relayBackoffMs, type RecordSink, type Relay } from "../src/relay/relay.js";
+import { OUTBOX_CHANNEL } from "../src/outbox/channel.js";
+import type { RecordSink } from "../src/relay/publish.js";
+import { createRelay, type Relay } from "../src/relay/relay.js";
 import { createPool } from "../src/store/db.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 import { startPrivateBroker, type PrivateBroker } from "./support/private-broker.js";
@@ -162,16 +164,6 @@ function capture(): { log: Logger; lines: Array<{ msg: string; level: number }> 
   const log = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s) as { msg: string; level: number }) });
   return { log, lines };
 }
-
-describe("relayBackoffMs", () => {
-  it("grows exponentially with jitter and stays under the cap", () => {
-    expect(relayBackoffMs(1, 5000, () => 0)).toBe(50);
-    expect(relayBackoffMs(1, 5000, () => 1)).toBe(100);
-    expect(relayBackoffMs(4, 5000, () => 1)).toBe(800);
-    expect(relayBackoffMs(50, 5000, () => 0)).toBe(2500);
-    expect(relayBackoffMs(50, 5000, () => 0.999)).toBeLessThan(5000);
-  });
-});
 
 describe("relay", () => {
   it("publishes rows in id order with key, value bytes and headers intact, then marks them", async () => {
