@@ -11,7 +11,8 @@ import { createScheduler } from "../src/scheduler/scheduler.js";
 import { dispatchRecord } from "../src/outbox/records.js";
 import type { NotificationRow } from "../src/store/rows.js";
 import { createPool } from "../src/store/db.js";
-import { createNotificationStore, type AcceptInput, type NotificationStore } from "../src/store/notifications.js";
+import type { AcceptInput } from "../src/store/accept-statement.js";
+import { createNotificationStore, type NotificationStore } from "../src/store/notifications.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 
 const log = pino({ level: "silent" });

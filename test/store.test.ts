@@ -17,7 +17,8 @@ import {
 import { OUTBOX_CHANNEL } from "../src/outbox/channel.js";
 import { createPool } from "../src/store/db.js";
 import { InvalidInputError, UnavailableError } from "../src/errors.js";
-import { createNotificationStore, type AcceptInput, type NotificationStore } from "../src/store/notifications.js";
+import type { AcceptInput } from "../src/store/accept-statement.js";
+import { createNotificationStore, type NotificationStore } from "../src/store/notifications.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 
 const log = pino({ level: "silent" });

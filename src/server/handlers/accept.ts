@@ -1,6 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Channel, Notification } from "../../../gen/herald/v1/notification_pb.js";
-import type { AcceptInput, AcceptOutcome, NotificationStore } from "../../store/notifications.js";
+import type { AcceptOutcome } from "../../store/accept.js";
+import type { AcceptInput } from "../../store/accept-statement.js";
+import type { NotificationStore } from "../../store/notifications.js";
 import { type Clock } from "../../clock.js";
 
 /** What Create and Schedule need from the process. */
