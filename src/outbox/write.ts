@@ -9,6 +9,7 @@ import type { OutboxRecord } from "./records.js";
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 const OUTBOX_COLUMNS = "topic, key, value, headers, notification_id";
+const channelTopics = CHANNELS.map(channelTopic);
 
 /**
  * The outbox rows of `records` as one `unnest(...)` source (aliased `r`, with `ord` for their
@@ -78,5 +79,3 @@ export async function withdrawDispatches(client: pg.ClientBase, notificationId: 
     channelTopics,
   ]);
 }
-
-const channelTopics = CHANNELS.map(channelTopic);

@@ -10,7 +10,12 @@ const HOUSEKEEPING_BATCH = 1000;
  * a batch per call, calling again at once while a batch comes back full. A failure is logged
  * and waits for the next round; publishing goes on.
  */
-export function createHousekeeping(deps: { clock: Clock; log: Logger; retentionMs: number; everyMs: number }) {
+export function createHousekeeping(deps: {
+  clock: Clock;
+  log: Logger;
+  retentionMs: number;
+  everyMs: number;
+}): (client: pg.ClientBase, stopped: AbortSignal) => Promise<void> {
   const { clock, log, retentionMs, everyMs } = deps;
   let next = clock.now();
   return async function housekeep(client: pg.ClientBase, stopped: AbortSignal): Promise<void> {
