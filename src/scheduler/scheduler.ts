@@ -5,7 +5,7 @@ import { inTransaction } from "../store/db.js";
 import { withStoreErrors } from "../store/errors.js";
 import { OUTBOX_CHANNEL } from "../store/outbox-channel.js";
 import { keptTransitions, transitionWrites, writeTransitions, type NotificationRow, type TransitionRow } from "../store/records.js";
-import { writeDeadLetter } from "../store/dead-letters.js";
+import { writeDeadLetter } from "../store/dead-letter-record.js";
 import { systemClock, type Clock } from "../clock.js";
 
 // The scheduler moves due SCHEDULED (deliver_at) and due RETRYING
