@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { ConnectError } from "@connectrpc/connect";
 import { parseArgs } from "node:util";
-import { ConfigError } from "./config.js";
-import { channelNames, DeliveryConfigError, type ChannelName } from "./config-delivery.js";
-import { hashApiKey } from "./server/api-keys.js";
+import { ConfigError } from "./config-env.js";
+import { channelNames, type ChannelName } from "./domain/channels.js";
+import { hashApiKey } from "./domain/api-keys.js";
 import { runRoles } from "./cli/run-roles.js";
 import { runClientCommand, UsageError } from "./cli/client-commands.js";
 import { dlqUsage, runDlqCommand } from "./cli/dlq-commands.js";
@@ -75,7 +75,7 @@ function workerChannels(args: string[]): ChannelName[] {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError || err instanceof ConfigError || err instanceof DeliveryConfigError || (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+  if (err instanceof UsageError || err instanceof ConfigError || (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
     console.error(`herald: ${(err as Error).message}\n\n${usage()}`);
     process.exitCode = 2;
   } else if (err instanceof ConnectError) {

@@ -7,7 +7,7 @@ import { createHeraldClient } from "../client/index.js";
 import { Channel, Priority, NotificationSpecSchema, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
 import { CreateResponseSchema, GetResponseSchema, CancelResponseSchema, ScheduleResponseSchema } from "../../gen/herald/v1/notification_service_pb.js";
 import { channelFromName } from "../kafka/topics.js";
-import { DEV_API_KEY } from "../server/api-keys.js";
+import { DEV_API_KEY } from "../domain/api-keys.js";
 
 // `herald send|schedule|get|cancel`: the CLI as a grpc-js client of a running server.
 

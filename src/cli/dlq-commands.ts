@@ -10,7 +10,7 @@ import {
 } from "../../gen/herald/v1/dead_letter_pb.js";
 import { Status } from "../../gen/herald/v1/notification_pb.js";
 import { channelFromName, channelName } from "../kafka/topics.js";
-import { DEV_API_KEY } from "../server/api-keys.js";
+import { DEV_API_KEY } from "../domain/api-keys.js";
 import { UsageError } from "./client-commands.js";
 
 // `herald dlq list|redrive`: operators' view of dead letters, as a grpc-js

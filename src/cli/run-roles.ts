@@ -1,11 +1,12 @@
-import { loadConfig, type Mode } from "../config.js";
+import { loadConfig } from "../config.js";
+import type { Mode } from "../config-env.js";
 import { createLogger } from "../log.js";
 import { openRuntime } from "../roles/runtime.js";
 import { startServerRole } from "../roles/server.js";
 import { startRelayRole } from "../roles/relay.js";
 import { startSchedulerRole } from "../roles/scheduler.js";
 import { createWorkerProviders, startWorkerRole } from "../roles/worker.js";
-import { channelNames, type ChannelName } from "../config-delivery.js";
+import { channelNames, type ChannelName } from "../domain/channels.js";
 
 export type Role = "server" | "relay" | "scheduler" | "worker" | "dev";
 
