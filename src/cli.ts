@@ -5,9 +5,11 @@ import { ConfigError } from "./config-env.js";
 import { channelNames, type ChannelName } from "./domain/channels.js";
 import { hashApiKey } from "./domain/api-keys.js";
 import { runRoles } from "./cli/run-roles.js";
-import { runClientCommand, UsageError } from "./cli/client-commands.js";
+import { runClientCommand } from "./cli/client-commands.js";
+import { UsageError } from "./cli/usage-error.js";
 import { dlqUsage, runDlqCommand } from "./cli/dlq-commands.js";
 import { runWatchCommand, watchUsage } from "./cli/watch-command.js";
+import { configUsage, runConfigCommand } from "./cli/config-command.js";
 
 const usage = () => `herald — a notification service
 
@@ -27,6 +29,7 @@ Client commands (over gRPC; --addr, --api-key or HERALD_GRPC_ADDR, HERALD_API_KE
 ${watchUsage}
 Operator commands:
   herald hash-key KEY            prints the sha256 form of an API key for HERALD_API_KEYS
+${configUsage}
 ${dlqUsage}
 `;
 
@@ -45,6 +48,8 @@ async function main(argv: string[]): Promise<void> {
     case "watch":
       process.exitCode = await runWatchCommand(args, process.env);
       return;
+    case "config":
+      return runConfigCommand(args, process.env, { out: process.stdout, err: process.stderr });
     case "hash-key":
       if (!args[0]) throw new UsageError("usage: herald hash-key KEY");
       console.log(`sha256:${hashApiKey(args[0])}`);

@@ -8,6 +8,7 @@ import { Channel, Priority, NotificationSpecSchema, type NotificationSpec } from
 import { CreateResponseSchema, GetResponseSchema, CancelResponseSchema, ScheduleResponseSchema } from "../../gen/herald/v1/notification_service_pb.js";
 import { channelFromName } from "../kafka/topics.js";
 import { DEV_API_KEY } from "../domain/api-keys.js";
+import { UsageError } from "./usage-error.js";
 
 // `herald send|schedule|get|cancel`: the CLI as a grpc-js client of a running server.
 
@@ -31,8 +32,6 @@ const specOptions = {
   priority: { type: "string" },
   "idempotency-key": { type: "string" },
 } as const;
-
-export class UsageError extends Error {}
 
 function pairs(list: string[] | undefined, flag: string): Record<string, string> {
   const out: Record<string, string> = {};
