@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 import { ConnectError } from "@connectrpc/connect";
 import { parseArgs } from "node:util";
-import { ConfigError } from "./config.js";
-import { channelNames, DeliveryConfigError, type ChannelName } from "./config-delivery.js";
-import { hashApiKey } from "./server/api-keys.js";
+import { ConfigError } from "./config-env.js";
+import { channelNames, type ChannelName } from "./domain/channels.js";
+import { hashApiKey } from "./domain/api-keys.js";
 import { runRoles } from "./cli/run-roles.js";
-import { runClientCommand, UsageError } from "./cli/client-commands.js";
+import { runClientCommand } from "./cli/client-commands.js";
+import { UsageError } from "./cli/usage-error.js";
 import { dlqUsage, runDlqCommand } from "./cli/dlq-commands.js";
 import { runWatchCommand, watchUsage } from "./cli/watch-command.js";
+import { configUsage, runConfigCommand } from "./cli/config-command.js";
 
 const usage = () => `herald — a notification service
 
@@ -21,12 +23,14 @@ Roles (long-running processes; configuration from the environment, see README):
 Client commands (over gRPC; --addr, --api-key or HERALD_GRPC_ADDR, HERALD_API_KEY):
   herald send --channel email --to ada@example.com [--user ID] [--subject S] [--text T] [--html H]
               [--template ID --var k=v ...] [--label k=v ...] [--priority high] [--idempotency-key K]
-  herald schedule (same as send) --at 2026-11-23T09:00:00Z | --local 2026-11-23T09:00:00 --tz Europe/Berlin
+  herald schedule (same as send) --in 10m | --at +1h | --at 2030-01-01T09:00:00Z
+              | --local 2030-01-01T09:00:00 --tz Europe/Berlin      (durations: s, m, h, d; 1h30m)
   herald get ID
   herald cancel ID
 ${watchUsage}
 Operator commands:
   herald hash-key KEY            prints the sha256 form of an API key for HERALD_API_KEYS
+${configUsage}
 ${dlqUsage}
 `;
 
@@ -45,6 +49,8 @@ async function main(argv: string[]): Promise<void> {
     case "watch":
       process.exitCode = await runWatchCommand(args, process.env);
       return;
+    case "config":
+      return runConfigCommand(args, process.env, { out: process.stdout, err: process.stderr });
     case "hash-key":
       if (!args[0]) throw new UsageError("usage: herald hash-key KEY");
       console.log(`sha256:${hashApiKey(args[0])}`);
@@ -75,7 +81,7 @@ function workerChannels(args: string[]): ChannelName[] {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError || err instanceof ConfigError || err instanceof DeliveryConfigError || (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+  if (err instanceof UsageError || err instanceof ConfigError || (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
     console.error(`herald: ${(err as Error).message}\n\n${usage()}`);
     process.exitCode = 2;
   } else if (err instanceof ConnectError) {

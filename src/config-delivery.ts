@@ -1,12 +1,9 @@
-import { readFileSync } from "node:fs";
-import type { Mode } from "./config.js";
+import { ConfigError, fraction, int, required, secret, url, type Env, type Mode } from "./config-env.js";
+import { channelNames, type ChannelName } from "./domain/channels.js";
 
 // Delivery configuration (workers and providers), parsed once at the entry
 // point with the rest of the config. Secrets come from VAR or VAR_FILE, never
 // from anywhere else, and are never logged.
-
-export type ChannelName = "email" | "sms" | "push" | "webhook";
-export const channelNames: readonly ChannelName[] = ["email", "sms", "push", "webhook"];
 
 export type EmailProviderConfig =
   | { kind: "sink" }
@@ -53,57 +50,8 @@ export interface DeliveryConfig {
   providers: ProvidersConfig;
 }
 
-export class DeliveryConfigError extends Error {
-  override name = "ConfigError";
-}
-
-type Env = Record<string, string | undefined>;
-
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new DeliveryConfigError(`${name}: expected an integer in [${min}, ${max}], got "${raw}"`);
-  return n;
-}
-
-function fraction(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!(n > 0 && n <= 1)) throw new DeliveryConfigError(`${name}: expected a number in (0, 1], got "${raw}"`);
-  return n;
-}
-
-/** VAR, or the contents of the file named by VAR_FILE (trailing newline trimmed). */
-function secret(env: Env, name: string): string | undefined {
-  const file = env[`${name}_FILE`];
-  if (file) {
-    try {
-      return readFileSync(file, "utf8").replace(/\r?\n$/, "");
-    } catch (err) {
-      throw new DeliveryConfigError(`${name}_FILE: cannot read ${file}: ${(err as Error).message}`);
-    }
-  }
-  return env[name] || undefined;
-}
-
-function required(env: Env, name: string, why: string): string {
-  const v = secret(env, name);
-  if (!v) throw new DeliveryConfigError(`${name} is required ${why}`);
-  return v;
-}
-
-function url(env: Env, name: string, fallback: string): string {
-  const raw = env[name] ?? fallback;
-  try {
-    const u = new URL(raw);
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http(s)");
-    return raw.replace(/\/+$/, "");
-  } catch {
-    throw new DeliveryConfigError(`${name}: expected an http(s) URL, got "${raw}"`);
-  }
-}
+/** A delivery setting that cannot work; named "ConfigError" like the rest, for the CLI's message. */
+export class DeliveryConfigError extends ConfigError {}
 
 function kind<K extends string>(env: Env, name: string, kinds: readonly K[], mode: Mode): K | "sink" | undefined {
   const raw = env[name];

@@ -1,16 +1,9 @@
-import { readFileSync } from "node:fs";
-import { parseApiKeys, type ApiKeyTable } from "./server/api-keys.js";
+import { parseApiKeys, type ApiKeyTable } from "./domain/api-keys.js";
 import { loadDeliveryConfig, type DeliveryConfig } from "./config-delivery.js";
+import { ConfigError, fileText, hostPort, int, list, type Env, type HostPort, type Mode } from "./config-env.js";
 
 // Configuration is read from the environment once, here, and passed down.
 // Nothing below the process entry reads process.env.
-
-export type Mode = "dev" | "production";
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
 
 export interface Config {
   mode: Mode;
@@ -60,48 +53,11 @@ export interface WatchConfig {
   snapshotWindowMs: number;
 }
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
-
-type Env = Record<string, string | undefined>;
-
-function hostPort(env: Env, name: string, fallback: string): HostPort {
-  const raw = env[name] ?? fallback;
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(raw);
-  if (!m) throw new ConfigError(`${name}: expected host:port, got "${raw}"`);
-  const port = Number(m[2]);
-  if (port > 65535) throw new ConfigError(`${name}: port ${port} out of range`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
-}
-
-function int(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(`${name}: expected an integer in [${min}, ${max}], got "${raw}"`);
-  }
-  return n;
-}
-
-function list(env: Env, name: string, fallback: string[] = []): string[] {
-  const raw = env[name];
-  if (raw === undefined) return fallback;
-  return raw.split(",").map((s) => s.trim()).filter(Boolean);
-}
-
 /** Reads and validates the configuration; throws ConfigError naming the variable on bad input. */
 export function loadConfig(env: Env, mode: Mode): Config {
   const keySources: string[] = [];
   if (env.HERALD_API_KEYS) keySources.push(env.HERALD_API_KEYS);
-  if (env.HERALD_API_KEYS_FILE) {
-    try {
-      keySources.push(readFileSync(env.HERALD_API_KEYS_FILE, "utf8"));
-    } catch (err) {
-      throw new ConfigError(`HERALD_API_KEYS_FILE: cannot read ${env.HERALD_API_KEYS_FILE}: ${(err as Error).message}`);
-    }
-  }
+  if (env.HERALD_API_KEYS_FILE) keySources.push(fileText("HERALD_API_KEYS_FILE", env.HERALD_API_KEYS_FILE));
   let apiKeys: ApiKeyTable;
   try {
     apiKeys = parseApiKeys(keySources.join("\n"), { devKey: mode === "dev" });

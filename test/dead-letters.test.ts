@@ -8,7 +8,8 @@ import { Channel, Status, StatusEventSchema } from "../gen/herald/v1/notificatio
 import { runDlqCommand } from "../src/cli/dlq-commands.js";
 import { createDeadLetterClient, type DeadLetterClient } from "../src/client/index.js";
 import { inTransaction } from "../src/store/db.js";
-import { createDeadLetterStore, writeDeadLetter } from "../src/store/dead-letters.js";
+import { writeDeadLetter } from "../src/store/dead-letter-record.js";
+import { createDeadLetterStore } from "../src/store/dead-letters.js";
 import type { NotificationRow } from "../src/store/rows.js";
 import { transitionWrites, writeTransitions } from "../src/store/transitions.js";
 import { KEY_A, KEY_B, startTestHerald, type TestHerald } from "./support/herald.js";
@@ -418,6 +419,11 @@ describe("validation", () => {
     ["page_size negative", { pageSize: -1 }, "page_size: must be 0 to 500 (0 means 100)"],
     ["page_size too big", { pageSize: 501 }, "page_size: must be 0 to 500 (0 means 100)"],
     ["page_token garbage", { pageToken: "not-a-token" }, "page_token: must be a next_page_token from a previous response"],
+    [
+      "page_token forged out of range",
+      { pageToken: Buffer.from(JSON.stringify({ v: 1, createdUs: "9223372036854775807", id: "0190a8f0-0000-7000-8000-000000000000" })).toString("base64url") },
+      "page_token: must be a next_page_token from a previous response",
+    ],
     ["since nanos", { filter: { since: ts(0n, -1) } }, "filter.since.nanos: must be 0 to 999999999"],
     ["until seconds", { filter: { until: ts(300_000_000_000n) } }, "filter.until.seconds: must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"],
     ["until before since", { filter: { since: ts(100n), until: ts(100n) } }, "filter.until: must be after filter.since"],

@@ -94,8 +94,9 @@ describe("server, relay and scheduler as three processes on one database and pre
   beforeAll(async () => {
     db = await createTestDatabase("herald_proc");
     site = await heraldSite(db.url);
-    // Started together, as a deployment would: they race to create the topics.
-    const env = site.env({ HERALD_SCHEDULER_POLL_MS: "100" });
+    // Started together, as a deployment would: they race to create the topics. The misspelt
+    // variable is for the start-up report, which must name it and not stop the role.
+    const env = site.env({ HERALD_SCHEDULER_POLL_MS: "100", HERALD_RELAY_POLL_MSS: "50" });
     server = spawnHerald("server", env);
     relay = spawnHerald("relay", env);
     scheduler = spawnHerald("scheduler", env);
@@ -106,6 +107,14 @@ describe("server, relay and scheduler as three processes on one database and pre
   afterAll(async () => {
     await Promise.all([server, relay, scheduler].map((p) => p?.stop("SIGTERM", 20_000)));
     await db?.drop();
+  });
+
+  it("each role reports an unknown HERALD_* variable at start, naming the one it likely meant", async () => {
+    const message = "unknown environment variable HERALD_RELAY_POLL_MSS (did you mean HERALD_RELAY_POLL_MS?)";
+    for (const role of [server, relay, scheduler]) {
+      const line = await role.waitForLog(message);
+      expect(line).toMatchObject({ level: 40, variable: "HERALD_RELAY_POLL_MSS", suggestion: "HERALD_RELAY_POLL_MS" });
+    }
   });
 
   describe("the CLI", () => {

@@ -127,7 +127,7 @@ describe("TemplateService", () => {
     }
     for (const pageToken of ["not a token", Buffer.from("{}").toString("base64url"), "eyJ2IjoxLCJhZnRlciI6MX0"]) {
       const err = await failure(a.listTemplates({ pageToken }));
-      expect([err?.code, err?.rawMessage]).toEqual([Code.InvalidArgument, "page_token: is not a token from a previous ListTemplates response"]);
+      expect([err?.code, err?.rawMessage]).toEqual([Code.InvalidArgument, "page_token: must be a next_page_token from a previous response"]);
     }
   });
 

@@ -1,13 +1,14 @@
 import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
 import type { ChannelOptions } from "@grpc/grpc-js";
 import { createHeraldClient } from "../client/index.js";
 import { Channel, Priority, NotificationSpecSchema, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
 import { CreateResponseSchema, GetResponseSchema, CancelResponseSchema, ScheduleResponseSchema } from "../../gen/herald/v1/notification_service_pb.js";
 import { channelFromName } from "../kafka/topics.js";
-import { DEV_API_KEY } from "../server/api-keys.js";
+import { DEV_API_KEY } from "../domain/api-keys.js";
+import { scheduleWhen } from "./schedule-time.js";
+import { UsageError } from "./usage-error.js";
 
 // `herald send|schedule|get|cancel`: the CLI as a grpc-js client of a running server.
 
@@ -31,8 +32,6 @@ const specOptions = {
   priority: { type: "string" },
   "idempotency-key": { type: "string" },
 } as const;
-
-export class UsageError extends Error {}
 
 function pairs(list: string[] | undefined, flag: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -105,19 +104,10 @@ export async function runClientCommand(command: string, args: string[], env: Nod
     case "schedule": {
       const { values } = parseArgs({
         args,
-        options: { ...specOptions, at: { type: "string" }, local: { type: "string" }, tz: { type: "string" } },
+        options: { ...specOptions, in: { type: "string" }, at: { type: "string" }, local: { type: "string" }, tz: { type: "string" } },
         strict: true,
       });
-      let when: { case: "deliverAt"; value: ReturnType<typeof timestampFromDate> } | { case: "localTime"; value: { dateTime: string; timeZone: string } };
-      if (values.at) {
-        const at = new Date(values.at);
-        if (Number.isNaN(at.getTime())) throw new UsageError("--at expects an ISO-8601 instant, e.g. 2026-11-23T09:00:00Z");
-        when = { case: "deliverAt", value: timestampFromDate(at) };
-      } else if (values.local && values.tz) {
-        when = { case: "localTime", value: { dateTime: values.local, timeZone: values.tz } };
-      } else {
-        throw new UsageError("schedule needs --at INSTANT, or --local DATE_TIME with --tz ZONE");
-      }
+      const when = scheduleWhen(values, new Date());
       const client = clientFrom(values, env);
       try {
         const res = await client.schedule(

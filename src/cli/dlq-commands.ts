@@ -10,8 +10,8 @@ import {
 } from "../../gen/herald/v1/dead_letter_pb.js";
 import { Status } from "../../gen/herald/v1/notification_pb.js";
 import { channelFromName, channelName } from "../kafka/topics.js";
-import { DEV_API_KEY } from "../server/api-keys.js";
-import { UsageError } from "./client-commands.js";
+import { DEV_API_KEY } from "../domain/api-keys.js";
+import { UsageError } from "./usage-error.js";
 
 // `herald dlq list|redrive`: operators' view of dead letters, as a grpc-js
 // client of a running server (same --addr / --api-key conventions as send/get).

@@ -1,11 +1,13 @@
-import { loadConfig, type Mode } from "../config.js";
+import { loadConfig } from "../config.js";
+import { describeUnknown, unknownVariables } from "../config-vars.js";
+import type { Mode } from "../config-env.js";
 import { createLogger } from "../log.js";
 import { openRuntime } from "../roles/runtime.js";
 import { startServerRole } from "../roles/server.js";
 import { startRelayRole } from "../roles/relay.js";
 import { startSchedulerRole } from "../roles/scheduler.js";
 import { createWorkerProviders, startWorkerRole } from "../roles/worker.js";
-import { channelNames, type ChannelName } from "../config-delivery.js";
+import { channelNames, type ChannelName } from "../domain/channels.js";
 
 export type Role = "server" | "relay" | "scheduler" | "worker" | "dev";
 
@@ -22,6 +24,8 @@ export async function runRoles(role: Role, env: NodeJS.ProcessEnv, opts: RoleOpt
   const mode: Mode = role === "dev" ? "dev" : "production";
   const config = loadConfig(env, mode);
   const log = createLogger({ level: config.logLevel, role });
+  // Reported, not refused: a variable from a newer or older Herald must not stop a deployment.
+  for (const u of unknownVariables(env)) log.warn({ variable: u.name, suggestion: u.suggestion }, describeUnknown(u));
   const channels = role === "dev" ? channelNames : role === "worker" ? (opts.channels ?? channelNames) : [];
   // Before connecting to anything: a channel without a provider is a
   // configuration error (naming the variable to set), not a runtime failure.

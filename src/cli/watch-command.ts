@@ -5,7 +5,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Status, type Channel } from "../../gen/herald/v1/notification_pb.js";
 import { WatchStatusRequestSchema, type WatchStatusRequest } from "../../gen/herald/v1/notification_service_pb.js";
 import { channelFromName } from "../kafka/topics.js";
-import { clientFrom, common, headers, UsageError } from "./client-commands.js";
+import { clientFrom, common, headers } from "./client-commands.js";
+import { UsageError } from "./usage-error.js";
 import { watchLoop } from "./watch-loop.js";
 import { formatJson, formatLine } from "./watch-output.js";
 

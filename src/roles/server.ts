@@ -19,7 +19,7 @@ import { probeRoutes } from "../server/probes.js";
 import { dashboardRoute } from "../server/dashboard.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
-import type { ChannelName } from "../config-delivery.js";
+import type { ChannelName } from "../domain/channels.js";
 import { createStatusFeedStore } from "../feed/feed-store.js";
 import { createWatchSnapshotStore } from "../store/watch-snapshot.js";
 import { createStatusFeed, type StatusFeed } from "../feed/feed.js";

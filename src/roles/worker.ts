@@ -1,5 +1,5 @@
 import type { Config } from "../config.js";
-import type { ChannelName } from "../config-delivery.js";
+import type { ChannelName } from "../domain/channels.js";
 import { channelFromName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import { createDeliveryStore } from "../store/deliveries.js";

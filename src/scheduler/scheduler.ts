@@ -6,7 +6,7 @@ import { withStoreErrors } from "../store/errors.js";
 import { OUTBOX_CHANNEL } from "../outbox/channel.js";
 import type { NotificationRow } from "../store/rows.js";
 import { keptTransitions, transitionWrites, writeTransitions, type TransitionRow } from "../store/transitions.js";
-import { writeDeadLetter } from "../store/dead-letters.js";
+import { writeDeadLetter } from "../store/dead-letter-record.js";
 import { systemClock, type Clock } from "../clock.js";
 
 // The scheduler moves due SCHEDULED (deliver_at) and due RETRYING

@@ -3,7 +3,7 @@ import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../log.js";
 import { InvalidInputError, UnavailableError } from "../errors.js";
-import { hashApiKey, type ApiKeyTable } from "./api-keys.js";
+import { hashApiKey, type ApiKeyTable } from "../domain/api-keys.js";
 import { callKey } from "./call.js";
 
 // The edge is what every call passes through on either listener: authenticate,

@@ -1,19 +1,18 @@
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type pg from "pg";
-import { DeadLetterSchema, type DeadLetter } from "../../gen/herald/v1/dead_letter_pb.js";
+import type { DeadLetter } from "../../gen/herald/v1/dead_letter_pb.js";
 import { Status, type Channel } from "../../gen/herald/v1/notification_pb.js";
-import { CHANNELS, DLQ_TOPIC } from "../kafka/topics.js";
+import { CHANNELS } from "../kafka/topics.js";
 import { inTransaction } from "./db.js";
+import { deadLetterMessage, deadStatuses } from "./dead-letter-record.js";
 import { withStoreErrors } from "./errors.js";
-import { OUTBOX_CHANNEL } from "../outbox/channel.js";
-import { toNotification, type NotificationRow } from "./rows.js";
+import type { NotificationRow } from "./rows.js";
 import { transitionWrites, writeTransitions } from "./transitions.js";
+import { integerField, pageTokenCodec } from "./page-token.js";
 import { isUuid } from "../domain/ids.js";
 
 // Dead letters: notifications that ended FAILED or DEAD_LETTERED. Workers
-// record a death with writeDeadLetter inside their outcome transaction; the
-// API lists, reads and redrives them. A dead_letters row is "open" until it is
+// record a death with writeDeadLetter (dead-letter-record.ts) inside their
+// outcome transaction; the API lists, reads and redrives them here. A dead_letters row is "open" until it is
 // redriven (redriven_at set); dying again reopens it in place.
 
 /** Selects dead letters; unset fields match everything. */
@@ -38,7 +37,7 @@ export type RedriveOutcome =
   | { kind: "not_dead"; status: Status };
 
 export interface DeadLetterStore {
-  /** Open dead letters, newest first; `nextPageToken` is "" on the last page. */
+  /** Open dead letters, newest first; `nextPageToken` is "" on the last page. Throws InvalidPageTokenError for a token it did not issue. */
   list(
     tenant: string,
     filter: DeadLetterQuery,
@@ -58,54 +57,6 @@ export interface DeadLetterStoreDeps {
   batchSize?: number;
 }
 
-/** The statuses a dead letter can be in, i.e. those redrive leaves from. */
-export const deadStatuses: readonly Status[] = [Status.FAILED, Status.DEAD_LETTERED];
-
-
-/**
- * Records that `row` (as it is AFTER its transition to FAILED or
- * DEAD_LETTERED) is dead: upserts dead_letters (a second death updates the row
- * and clears redriven_at) and appends a herald.dlq outbox record (key =
- * notification id, value = DeadLetter protobuf, headers tenant + correlation-id).
- */
-export async function writeDeadLetter(
-  client: pg.ClientBase,
-  row: NotificationRow,
-  opts: { now: Date; correlationId?: string },
-): Promise<void> {
-  if (!deadStatuses.includes(row.status)) {
-    throw new Error(`writeDeadLetter: notification ${row.id} is ${Status[row.status]}, not FAILED or DEAD_LETTERED`);
-  }
-  const upserted = await client.query<{ redrive_count: number }>(
-    `INSERT INTO dead_letters (notification_id, tenant, channel, status, last_error, attempts, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
-     ON CONFLICT (notification_id) DO UPDATE
-     SET status = EXCLUDED.status, last_error = EXCLUDED.last_error, attempts = EXCLUDED.attempts,
-         created_at = EXCLUDED.created_at, redriven_at = NULL
-     RETURNING redrive_count`,
-    [row.id, row.tenant, row.channel, row.status, row.last_error, row.attempts, opts.now],
-  );
-  const deadLetter = create(DeadLetterSchema, {
-    notificationId: row.id,
-    channel: row.channel,
-    status: row.status,
-    lastError: row.last_error,
-    attempts: row.attempts,
-    deadLetterTime: timestampFromDate(opts.now),
-    notification: toNotification(row),
-    redriveCount: upserted.rows[0]?.redrive_count ?? 0,
-  });
-  const headers = { tenant: row.tenant, "correlation-id": opts.correlationId ?? row.correlation_id };
-  // pg_notify wakes the relay on commit; PostgreSQL folds it with the one
-  // writeTransitions sends in the same transaction.
-  await client.query(
-    `WITH inserted AS (
-       INSERT INTO outbox (topic, key, value, headers, notification_id) VALUES ($1, $2, $3, $4, $5))
-     SELECT pg_notify($6, '')`,
-    [DLQ_TOPIC, row.id, Buffer.from(toBinary(DeadLetterSchema, deadLetter)), JSON.stringify(headers), row.id, OUTBOX_CHANNEL],
-  );
-}
-
 /** A notifications row joined with its dead_letters columns (prefixed dl_). */
 type DeadLetterRow = NotificationRow & {
   dl_status: Status;
@@ -118,14 +69,11 @@ type DeadLetterRow = NotificationRow & {
 };
 
 function toDeadLetter(row: DeadLetterRow): DeadLetter {
-  return create(DeadLetterSchema, {
-    notificationId: row.id,
-    channel: row.channel,
+  return deadLetterMessage(row, {
     status: row.dl_status,
     lastError: row.dl_last_error,
     attempts: row.dl_attempts,
-    deadLetterTime: timestampFromDate(row.dl_created_at),
-    notification: toNotification(row),
+    at: row.dl_created_at,
     redriveCount: row.dl_redrive_count,
   });
 }
@@ -133,29 +81,12 @@ function toDeadLetter(row: DeadLetterRow): DeadLetter {
 // A page token is the last row's position in the (created_at DESC, id) order.
 // created_at travels as exact microseconds: a JS Date would round it to ms and
 // the next page could repeat or skip rows dead within the same millisecond.
-interface Cursor {
-  createdUs: string;
-  id: string;
-}
-
-export function encodePageToken(cursor: Cursor): string {
-  return Buffer.from(JSON.stringify([cursor.createdUs, cursor.id])).toString("base64url");
-}
-
-/** The cursor in a token from encodePageToken; undefined for anything else. */
-export function decodePageToken(token: string): Cursor | undefined {
-  if (token.length > 200 || !/^[A-Za-z0-9_-]+$/.test(token)) return undefined;
-  try {
-    const value: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (!Array.isArray(value) || value.length !== 2) return undefined;
-    const [createdUs, id] = value as unknown[];
-    if (typeof createdUs !== "string" || !/^-?\d{1,19}$/.test(createdUs)) return undefined;
-    if (typeof id !== "string" || !isUuid(id)) return undefined;
-    return { createdUs, id };
-  } catch {
-    return undefined;
-  }
-}
+// Its range is google.protobuf.Timestamp's (0001-01-01 to 9999-12-31), which
+// PostgreSQL's timestamptz holds, so a forged token cannot overflow the query.
+const pageTokens = pageTokenCodec({
+  createdUs: integerField(-62_135_596_800_000_000n, 253_402_300_799_999_999n),
+  id: isUuid,
+});
 
 /** Appends the filter's conditions on `d` (dead_letters) to `where`, with their parameters. */
 function filterSql(filter: DeadLetterQuery, where: string[], params: unknown[]): void {
@@ -285,9 +216,8 @@ export function createDeadLetterStore(deps: DeadLetterStoreDeps): DeadLetterStor
   }
 
   return {
-    list(tenant, filter, page) {
-      const after = page.pageToken === "" ? undefined : decodePageToken(page.pageToken);
-      if (page.pageToken !== "" && !after) throw new Error("list: invalid page token (the handler validates it)");
+    async list(tenant, filter, page) {
+      const after = pageTokens.decode(page.pageToken);
       return withStoreErrors(async () => {
         const rows = await select(
           tenant,
@@ -307,7 +237,7 @@ export function createDeadLetterStore(deps: DeadLetterStoreDeps): DeadLetterStor
         const more = rows.length > page.pageSize && last !== undefined;
         return {
           deadLetters: pageRows.map(toDeadLetter),
-          nextPageToken: more ? encodePageToken({ createdUs: last.dl_created_us, id: last.id }) : "",
+          nextPageToken: more ? pageTokens.encode({ createdUs: last.dl_created_us, id: last.id }) : "",
         };
       });
     },

@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { Status } from "../../gen/herald/v1/notification_pb.js";
 import { inTransaction } from "./db.js";
-import { writeDeadLetter } from "./dead-letters.js";
+import { writeDeadLetter } from "./dead-letter-record.js";
 import { withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
 import type { NotificationRow } from "./rows.js";

@@ -1,23 +1,20 @@
 import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
 import { inTransaction } from "./db.js";
 
-// Migrations are the .sql files in src/store/migrations, applied in name
-// order, each once. dist/ holds no .sql files, so compiled code reads src/.
-function resolveMigrationsDir(): string {
-  const here = fileURLToPath(import.meta.url);
-  // src/store/migrate.ts → src/store/migrations; dist/src/store/migrate.js → src/store/migrations
-  return here.includes("/dist/src/")
-    ? here.replace(/\/dist\/src\/store\/[^/]+$/, "/src/store/migrations")
-    : here.replace(/\/[^/]+$/, "/migrations");
-}
+// Migrations are the .sql files in the migrations folder next to this module,
+// applied in name order, each once: src/store/migrations when run from source,
+// dist/src/store/migrations (copied there by scripts/build-migrations.mjs) when
+// compiled, so the published package carries its schema inside dist/.
+const migrationsDir = fileURLToPath(new URL("./migrations/", import.meta.url));
 
 /** Fixed key for pg_advisory_xact_lock: one migrator at a time across processes. */
 const MIGRATION_LOCK = 0x68657261; // "hera"
 
 /** Applies every migration not yet applied. Safe to run from several processes at once. */
-export async function migrate(pool: pg.Pool, dir = resolveMigrationsDir()): Promise<string[]> {
+export async function migrate(pool: pg.Pool, dir = migrationsDir): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort();
   return inTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
@@ -30,7 +27,7 @@ export async function migrate(pool: pg.Pool, dir = resolveMigrationsDir()): Prom
     const applied: string[] = [];
     for (const file of files) {
       if (done.has(file)) continue;
-      await client.query(await readFile(`${dir}/${file}`, "utf8"));
+      await client.query(await readFile(join(dir, file), "utf8"));
       await client.query("INSERT INTO schema_migrations (name) VALUES ($1)", [file]);
       applied.push(file);
     }

@@ -9,6 +9,8 @@ import {
 } from "../../gen/herald/v1/template_pb.js";
 import { inTransaction } from "./db.js";
 import { withStoreErrors } from "./errors.js";
+import { pageTokenCodec, textField } from "./page-token.js";
+import { limits } from "../domain/validate.js";
 
 // Versioned templates, one row per (tenant, template_id, version); the body is
 // the whole herald.v1.Template as protobuf. Versions are immutable, so readers
@@ -31,17 +33,12 @@ export interface TemplatePage {
   nextPageToken: string;
 }
 
-/** A page token this store did not issue. */
-export class InvalidPageTokenError extends Error {
-  override name = "InvalidPageTokenError";
-}
-
 export interface TemplateStore {
   /** Stores the next version of `input.templateId` (1 for a new id) and returns it. */
   put(tenant: string, input: TemplateInput, now: Date): Promise<Template>;
   /** One version; 0 means the latest. Undefined when there is no such template or version. */
   get(tenant: string, templateId: string, version: number): Promise<Template | undefined>;
-  /** Throws InvalidPageTokenError for a token it did not issue. */
+  /** Throws InvalidPageTokenError (page-token.ts) for a token it did not issue. */
   list(tenant: string, page: { pageSize: number; pageToken: string }): Promise<TemplatePage>;
 }
 
@@ -49,6 +46,9 @@ export interface TemplateStore {
 // single-bigint keys the migrator and the relay lock.
 const PUT_LOCK_CLASS = 0x7e4d; // "templates"
 const maxStoredVersion = 2 ** 31 - 1; // the column is integer; GetTemplate takes a uint32
+
+/** A page token is the last template id of the page; ids are 1 to 128 characters (domain/validate.ts). */
+const pageTokens = pageTokenCodec({ after: textField(limits.templateIdMaxChars) });
 
 export function createTemplateStore(deps: { pool: pg.Pool }): TemplateStore {
   const { pool } = deps;
@@ -104,7 +104,8 @@ export function createTemplateStore(deps: { pool: pg.Pool }): TemplateStore {
     },
 
     async list(tenant, page) {
-      const after = decodePageToken(page.pageToken);
+      // "" sorts before every id: the first page.
+      const after = pageTokens.decode(page.pageToken)?.after ?? "";
       // Keyset paging on the id; "latest" is the row with no higher version.
       // Walks the primary key in id order and stops after one row past the page.
       const found = await withStoreErrors(() =>
@@ -123,33 +124,8 @@ export function createTemplateStore(deps: { pool: pg.Pool }): TemplateStore {
       const last = rows[rows.length - 1];
       return {
         templates: rows.map((r) => fromBinary(TemplateSchema, r.body)),
-        nextPageToken: more && last ? encodePageToken(last.template_id) : "",
+        nextPageToken: more && last ? pageTokens.encode({ after: last.template_id }) : "",
       };
     },
   };
-}
-
-// The token is opaque to clients: base64url of a versioned JSON cursor, so
-// its form can change later without old tokens being misread.
-const tokenPattern = /^[A-Za-z0-9_-]{1,400}$/;
-
-function encodePageToken(afterId: string): string {
-  return Buffer.from(JSON.stringify({ v: 1, after: afterId })).toString("base64url");
-}
-
-/** The id to continue after; "" (sorts before every id) for the first page. */
-function decodePageToken(token: string): string {
-  if (token === "") return "";
-  if (!tokenPattern.test(token)) throw new InvalidPageTokenError("malformed page token");
-  let cursor: unknown;
-  try {
-    cursor = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-  } catch {
-    throw new InvalidPageTokenError("malformed page token");
-  }
-  const { v, after } = (cursor ?? {}) as { v?: unknown; after?: unknown };
-  if (v !== 1 || typeof after !== "string" || after === "" || after.includes("\u0000")) {
-    throw new InvalidPageTokenError("malformed page token");
-  }
-  return after;
 }

@@ -6,7 +6,7 @@ import { startServerRole } from "../../src/roles/server.js";
 import { startRelayRole } from "../../src/roles/relay.js";
 import { startSchedulerRole } from "../../src/roles/scheduler.js";
 import { startWorkerRole, type WorkerRole } from "../../src/roles/worker.js";
-import { channelNames, type ChannelName } from "../../src/config-delivery.js";
+import { channelNames, type ChannelName } from "../../src/domain/channels.js";
 import type { Provider } from "../../src/workers/providers/provider.js";
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";

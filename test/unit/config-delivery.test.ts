@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DeliveryConfigError, loadDeliveryConfig } from "../../src/config-delivery.js";
+import { loadDeliveryConfig } from "../../src/config-delivery.js";
+import { ConfigError } from "../../src/config-env.js";
 
 describe("worker bounds", () => {
   it("holds four times the send concurrency in flight unless told otherwise", () => {
@@ -10,7 +11,7 @@ describe("worker bounds", () => {
 
   it("refuses fewer records in flight than sends, naming the variable and the range", () => {
     expect(() => loadDeliveryConfig({ HERALD_WORKER_CONCURRENCY: "10", HERALD_WORKER_IN_FLIGHT: "9" }, "dev")).toThrow(
-      new DeliveryConfigError('HERALD_WORKER_IN_FLIGHT: expected an integer in [10, 100000], got "9"'),
+      new ConfigError('HERALD_WORKER_IN_FLIGHT: expected an integer in [10, 100000], got "9"'),
     );
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
-import { hashApiKey } from "../../src/server/api-keys.js";
+import { hashApiKey } from "../../src/domain/api-keys.js";
 import { callKey } from "../../src/server/call.js";
 import { createEdge } from "../../src/server/edge.js";
 

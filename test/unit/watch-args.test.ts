@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { Channel, Status } from "../../gen/herald/v1/notification_pb.js";
-import { UsageError } from "../../src/cli/client-commands.js";
+import { UsageError } from "../../src/cli/usage-error.js";
 import { parseWatchArgs } from "../../src/cli/watch-command.js";
 
 // `herald watch` flags: what request each combination asks for, and which are refused before

@@ -1,5 +1,6 @@
 import type { Channel } from "../../../gen/herald/v1/notification_pb.js";
-import { DeliveryConfigError, type ChannelName, type ProvidersConfig } from "../../config-delivery.js";
+import { DeliveryConfigError, type ProvidersConfig } from "../../config-delivery.js";
+import type { ChannelName } from "../../domain/channels.js";
 import { channelName } from "../../kafka/topics.js";
 import type { Logger } from "../../log.js";
 import { createFcmProvider } from "./fcm.js";

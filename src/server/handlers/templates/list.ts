@@ -1,7 +1,7 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import type { ListTemplatesRequest, ListTemplatesResponse } from "../../../../gen/herald/v1/template_pb.js";
 import { invalidArgument } from "../../../domain/validate.js";
-import { InvalidPageTokenError, type TemplateStore } from "../../../store/templates.js";
+import type { TemplateStore } from "../../../store/templates.js";
 import { callInfo } from "../../call.js";
 
 /** page_size 0 means this many. */
@@ -18,13 +18,7 @@ export function listTemplatesHandler(deps: { templates: Pick<TemplateStore, "lis
     if (req.pageSize < 0 || req.pageSize > maxPageSize) {
       throw invalidArgument("page_size", `must be 0 to ${maxPageSize} (0 means ${defaultPageSize}), got ${req.pageSize}`);
     }
-    try {
-      return await deps.templates.list(call.tenant, { pageSize: req.pageSize || defaultPageSize, pageToken: req.pageToken });
-    } catch (err) {
-      if (err instanceof InvalidPageTokenError) {
-        throw invalidArgument("page_token", "is not a token from a previous ListTemplates response");
-      }
-      throw err;
-    }
+    // A page_token the store did not issue is its InvalidPageTokenError: INVALID_ARGUMENT at the edge.
+    return deps.templates.list(call.tenant, { pageSize: req.pageSize || defaultPageSize, pageToken: req.pageToken });
   };
 }

@@ -1,0 +1,88 @@
+import { channelNames } from "./domain/channels.js";
+import type { Env } from "./config-env.js";
+
+// Every HERALD_* variable Herald reads, so one it does not read can be reported
+// at start: a misspelt HERALD_WROKER_CONCURRENCY would otherwise be ignored in
+// silence and the default used. test/unit/config-show.test.ts checks that
+// loadConfig reads nothing outside this list.
+
+const upper = channelNames.map((c) => c.toUpperCase());
+
+export const knownVariables: ReadonlySet<string> = new Set([
+  // config.ts
+  "HERALD_API_KEYS", "HERALD_API_KEYS_FILE", "HERALD_GRPC_ADDR", "HERALD_HTTP_ADDR",
+  "HERALD_TOPIC_PREFIX", "HERALD_TOPIC_PARTITIONS", "HERALD_TOPIC_RETENTION_MS", "HERALD_CORS_ORIGINS",
+  "HERALD_MAX_MESSAGE_BYTES", "HERALD_SCHEDULE_HORIZON_DAYS",
+  "HERALD_COMMIT_MAX_BATCH", "HERALD_COMMIT_MAX_DELAY_MS", "HERALD_COMMIT_MAX_IN_FLIGHT",
+  "HERALD_RELAY_BATCH", "HERALD_RELAY_POLL_MS", "HERALD_SCHEDULER_BATCH", "HERALD_SCHEDULER_POLL_MS",
+  "HERALD_WATCH_HEARTBEAT_MS", "HERALD_WATCH_BUFFER", "HERALD_WATCH_MAX_STREAMS_PER_KEY", "HERALD_WATCH_MAX_STREAMS",
+  "HERALD_WATCH_RING", "HERALD_WATCH_POLL_MS", "HERALD_WATCH_SNAPSHOT_LIMIT", "HERALD_WATCH_SNAPSHOT_HOURS",
+  // config-delivery.ts
+  "HERALD_MAX_ATTEMPTS", ...upper.map((c) => `HERALD_MAX_ATTEMPTS_${c}`),
+  ...upper.map((c) => `HERALD_RATE_LIMIT_${c}`), "HERALD_RATE_LIMIT_FALLBACK_FRACTION",
+  "HERALD_SEND_TIMEOUT_MS", "HERALD_SEND_LEASE_MS", "HERALD_WORKER_CONCURRENCY", "HERALD_WORKER_IN_FLIGHT",
+  "HERALD_BACKOFF_BASE_MS", "HERALD_BACKOFF_CAP_MS", "HERALD_SINK_DIR",
+  ...upper.map((c) => `HERALD_${c}_PROVIDER`),
+  "HERALD_EMAIL_FROM", "HERALD_EMAIL_FROM_FILE", "HERALD_SMS_FROM", "HERALD_SMS_FROM_FILE",
+  "HERALD_WEBHOOK_SECRETS", "HERALD_WEBHOOK_SECRETS_FILE",
+  // The client commands (send, watch, dlq, ...), often set in the same shell as a role.
+  "HERALD_API_KEY",
+  // Tooling: scripts/contract-check.sh and the browser test.
+  "HERALD_CONTRACT_BASE", "HERALD_CHROMIUM",
+]);
+
+export interface UnknownVariable {
+  name: string;
+  /** The known variable it is closest to, when it is close enough to be a likely typo. */
+  suggestion?: string;
+}
+
+/** The HERALD_* variables in `env` that Herald does not read, in name order. */
+export function unknownVariables(env: Env): UnknownVariable[] {
+  return Object.keys(env)
+    .filter((name) => name.startsWith("HERALD_") && !knownVariables.has(name))
+    .sort()
+    .map((name) => {
+      const suggestion = closest(name);
+      return suggestion ? { name, suggestion } : { name };
+    });
+}
+
+/** How the start-up warning and `herald config` say it. */
+export function describeUnknown(u: UnknownVariable): string {
+  return `unknown environment variable ${u.name}${u.suggestion ? ` (did you mean ${u.suggestion}?)` : ""}`;
+}
+
+/** Typos are a letter or two (missing, extra, swapped or wrong); beyond three edits it is a guess. */
+const maxEdits = 3;
+
+function closest(name: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = maxEdits + 1;
+  for (const known of knownVariables) {
+    const d = editDistance(name, known, bestDistance);
+    if (d < bestDistance) [best, bestDistance] = [known, d];
+  }
+  return best;
+}
+
+/** Optimal string alignment distance (a swap of neighbours is one edit); stops early past `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  let prev2: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
+      row.push(d);
+      rowMin = Math.min(rowMin, d);
+    }
+    if (rowMin >= limit) return limit;
+    [prev2, prev] = [prev, row];
+  }
+  return prev[b.length]!;
+}
