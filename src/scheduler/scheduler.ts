@@ -7,6 +7,9 @@ import { OUTBOX_CHANNEL } from "../store/outbox-channel.js";
 import { keptTransitions, transitionWrites, writeTransitions, type NotificationRow, type TransitionRow } from "../store/records.js";
 import { writeDeadLetter } from "../store/dead-letters.js";
 import { systemClock, type Clock } from "../clock.js";
+import { backoffMs } from "../loop/backoff.js";
+import { createOutageLog } from "../loop/outage.js";
+import { createWakeup } from "../loop/sleep.js";
 
 // The scheduler moves due SCHEDULED (deliver_at) and due RETRYING
 // (next_attempt_at) notifications to QUEUED, with the same event and outbox
@@ -79,7 +82,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   let closed = false;
   let running: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
+  const wakeup = createWakeup();
 
   /**
    * One transaction: lock due rows, then in one statement move them to QUEUED and append their
@@ -218,36 +221,19 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     return sleepUntilDue(result.rows[0]?.next_due ?? null, new Date(clock.now()), pollMs);
   }
 
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        wake = undefined;
-        resolve();
-      }, ms);
-      wake = () => {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      };
-    });
-  }
-
   async function loop(): Promise<void> {
-    let failures = 0;
+    // Logs the change of state, not every failed tick of an outage.
+    const outage = createOutageLog(log, { down: "scheduler tick failed; backing off until the database answers", up: "scheduler recovered" }, clock);
     while (!closed) {
       let delay: number;
       try {
         await releaseDue();
         delay = await withStoreErrors(nextDelay);
-        if (failures > 0) log.info({ failures }, "scheduler recovered");
-        failures = 0;
+        outage.succeeded();
       } catch (err) {
-        // Log the change of state, not every failed tick of an outage.
-        if (failures === 0) log.error({ err }, "scheduler tick failed; backing off until the database answers");
-        failures++;
-        delay = Math.min(maxBackoffMs, pollMs * 2 ** Math.min(failures - 1, 10));
+        delay = backoffMs(outage.failed(err), { baseMs: pollMs, capMs: maxBackoffMs });
       }
-      if (delay > 0 && !closed) await sleep(delay);
+      if (delay > 0 && !closed) await wakeup.sleep(delay);
     }
   }
 
@@ -259,7 +245,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     close() {
       closing ??= (async () => {
         closed = true;
-        wake?.();
+        wakeup.wake();
         await running;
       })();
       return closing;

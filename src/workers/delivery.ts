@@ -4,10 +4,12 @@ import { NotificationSpecSchema } from "../../gen/herald/v1/notification_pb.js";
 import { channelName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import type { DeliveryStore, Outcome } from "../store/deliveries.js";
-import { UnavailableError } from "../errors.js";
+import { isRetriable, UnavailableError } from "../errors.js";
 import type { NotificationRow } from "../store/records.js";
 import { RenderError, type Renderer } from "../templates/renderer.js";
 import { backoffCeilingMs, backoffMs, type BackoffOptions } from "../loop/backoff.js";
+import { createOutageLog } from "../loop/outage.js";
+import { sleep } from "../loop/sleep.js";
 import { PermanentError, TransientError } from "../errors.js";
 import { type Provider, type RenderedMessage } from "./providers/provider.js";
 import type { RateLimiter } from "./rate-limit.js";
@@ -113,29 +115,27 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
   const { maxLeaseWaitMs = 500, maxStoreBackoffMs = 5_000 } = deps;
   const counters = deps.counters ?? newCounters();
   // Shared by all messages in flight: an outage is logged once when it starts
-  // and once when it ends, not once per message or per retry.
-  let storeDown = false;
+  // and once when it ends, not once per message or per retry. A failure that is
+  // not the database being away (a bug) is retried all the same, but says so.
+  const storeDown = createOutageLog(deps.log, { down: "database unavailable; deliveries wait and retry", up: "database answers again; deliveries resume" });
+  const storeFailing = createOutageLog(deps.log, { down: "storing a delivery step failed; retrying", up: "storing delivery steps works again" });
 
   /** Runs `op` until it succeeds; retries the failures `retry` accepts, pausing longer each time. */
-  async function persist<T>(op: () => Promise<T>, signal: AbortSignal, log: Logger, retry = (_: unknown) => true): Promise<T> {
+  async function persist<T>(op: () => Promise<T>, signal: AbortSignal, retry = (err: unknown) => isRetriable(err, true)): Promise<T> {
     for (let failures = 0; ; ) {
       try {
         const result = await op();
-        if (storeDown) log.info("database answers again; deliveries resume");
-        storeDown = false;
+        storeDown.succeeded();
+        storeFailing.succeeded();
         return result;
       } catch (err) {
         if (!retry(err)) throw err;
-        if (!storeDown) {
-          if (err instanceof UnavailableError) log.warn({ err }, "database unavailable; deliveries wait and retry");
-          else log.error({ err }, "storing a delivery step failed; retrying");
-        }
-        storeDown = true;
+        (err instanceof UnavailableError ? storeDown : storeFailing).failed(err);
         failures++;
         counters.storeRetries++;
         // Half fixed, half random: never a hot loop, and workers spread out when it returns.
         const ceiling = backoffCeilingMs(failures, { baseMs: 100, capMs: maxStoreBackoffMs });
-        await sleep(ceiling / 2 + (random() * ceiling) / 2, signal);
+        if (!(await sleep(ceiling / 2 + (random() * ceiling) / 2, signal))) throw abandonedWhileWaiting();
       }
     }
   }
@@ -143,7 +143,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
   async function claim(dispatch: Dispatch, signals: DeliverySignals, log: Logger) {
     const { notificationId: id, attempt } = dispatch;
     for (let waits = 0; ; waits++) {
-      const result = await persist(() => store.claim({ id, attempt, now: clock() }), signals.stop, log);
+      const result = await persist(() => store.claim({ id, attempt, now: clock() }), signals.stop);
       if (result.kind !== "leased") return result;
       // The holder is alive or its lease has not run out yet: either it stores
       // an outcome (our next claim finds the row moved on) or the lease ends
@@ -152,7 +152,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
         counters.leaseWaits++;
         log.info({ leaseLeftMs: result.leaseLeftMs }, "another worker holds this attempt; waiting for its outcome or the end of its lease");
       }
-      await sleep(Math.min(result.leaseLeftMs + 50, maxLeaseWaitMs), signals.stop);
+      if (!(await sleep(Math.min(result.leaseLeftMs + 50, maxLeaseWaitMs), signals.stop))) throw abandonedWhileWaiting();
     }
   }
 
@@ -166,11 +166,11 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     return { kind: "retry", error, nextAttemptAt: new Date(clock().getTime() + delayMs) };
   }
 
-  async function attempt(row: NotificationRow, dispatch: Dispatch, signals: DeliverySignals, log: Logger): Promise<Outcome> {
+  async function attempt(row: NotificationRow, dispatch: Dispatch, signals: DeliverySignals): Promise<Outcome> {
     const spec = fromBinary(NotificationSpecSchema, row.spec);
     if (!spec.recipient) throw new PermanentError("notification has no recipient");
     // Templates live in the database too: a store outage is waited out, not a failed attempt.
-    const rendered = await persist(() => renderer.render(row.tenant, spec), signals.abort, log, (e) => e instanceof UnavailableError);
+    const rendered = await persist(() => renderer.render(row.tenant, spec), signals.abort, (e) => isRetriable(e, false));
     const message: RenderedMessage = {
       notificationId: row.id,
       tenant: row.tenant,
@@ -222,7 +222,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
 
       let outcome: Outcome;
       try {
-        outcome = await attempt(row, dispatch, signals, log);
+        outcome = await attempt(row, dispatch, signals);
       } catch (err) {
         if (signals.abort.aborted || err instanceof SlotWaitAbortedError) {
           // Shutting down mid-attempt: whether it went out is unknown (or it
@@ -239,7 +239,6 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       const stored = await persist(
         () => store.finish({ id: row.id, attempt: dispatch.attempt, now: clock(), outcome }),
         signals.abort,
-        log,
       );
       if (!stored) {
         counters.outcomesLost++;
@@ -268,26 +267,12 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
   };
 }
 
+const abandonedWhileWaiting = () => new DeliveryAbandonedError("worker stopped while waiting");
+
 function safeChannelName(channel: number): string | undefined {
   try {
     return channelName(channel);
   } catch {
     return undefined;
   }
-}
-
-/** Resolves after `ms`; rejects with DeliveryAbandonedError as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(new DeliveryAbandonedError("worker stopped while waiting"));
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new DeliveryAbandonedError("worker stopped while waiting"));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -2,6 +2,8 @@ import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from "rate-limiter-flexible";
 import type { Logger } from "../log.js";
 import { systemClock, type Clock } from "../clock.js";
+import { createOutageLog } from "../loop/outage.js";
+import { createWakeup } from "../loop/sleep.js";
 
 // Provider rate limits, shared by every worker process through Redis.
 //
@@ -118,15 +120,19 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   const shared = slotCounter((points) => new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration: 1 }));
   const local = slotCounter((points) => new RateLimiterMemory({ keyPrefix, points, duration: 1 }));
 
-  let onFallback = false;
+  // Consecutive failures to reach Redis, from the first until a probe gets through: the
+  // fallback limit holds while there are any. Logged once each way.
+  const outage = createOutageLog(log.child({ limiter: name, perSecond, fallbackPerSecond }), {
+    down: "rate limiter cannot reach redis; limiting this process alone",
+    up: "rate limiter reached redis again; shared limit restored",
+  }, clock);
+  const onFallback = () => outage.failures > 0;
   let probing = false;
   let nextProbeAt = 0;
 
   function fallBack(err: unknown): void {
-    if (onFallback) return;
-    onFallback = true;
+    outage.failed(err);
     nextProbeAt = clock.now() + probeIntervalMs;
-    log.warn({ err, limiter: name, fallbackPerSecond }, "rate limiter cannot reach redis; limiting this process alone");
   }
 
   // In the background, so a Redis that hangs does not stall the local limit.
@@ -138,19 +144,18 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     withTimeout(shared(slot, quota), redisTimeoutMs).then(
       () => {
         probing = false;
-        onFallback = false;
-        log.info({ limiter: name, perSecond }, "rate limiter reached redis again; shared limit restored");
+        outage.succeeded();
       },
-      () => {
+      (err: unknown) => {
         probing = false;
-        nextProbeAt = clock.now() + probeIntervalMs;
+        fallBack(err);
       },
     );
   }
 
   /** One point of `slot`, from Redis or (while it is unreachable) from this process's own counters. */
   async function consume(slot: number): Promise<boolean> {
-    if (!onFallback) {
+    if (!onFallback()) {
       const quota = slotQuota(perSecond, slot);
       if (quota === 0) return false;
       try {
@@ -166,7 +171,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
 
   /** Start of the first slot after `slot` that may grant something under the current limit. */
   function nextOpening(slot: number): number {
-    const limit = onFallback ? fallbackPerSecond : perSecond;
+    const limit = onFallback() ? fallbackPerSecond : perSecond;
     let next = slot + 1;
     while (slotQuota(limit, next) === 0) next++; // at most k steps: every second grants limit >= 1
     return next * SLOT_MS;
@@ -178,19 +183,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   // grants per second (1,500-8,500/s against the local Redis, by load), more processes add up.
   const queue: Waiter[] = [];
   let pumping = false;
-  let wake: (() => void) | undefined;
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      wake = done;
-    });
-  }
+  const wakeup = createWakeup();
 
   async function pump(): Promise<void> {
     while (queue.length > 0) {
@@ -207,7 +200,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
         }
         continue;
       }
-      await sleep(Math.max(1, nextOpening(slot) - clock.now() + Math.random() * MAX_JITTER_MS));
+      await wakeup.sleep(Math.max(1, nextOpening(slot) - clock.now() + Math.random() * MAX_JITTER_MS));
     }
     pumping = false;
   }
@@ -224,7 +217,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
       const onAbort = () => {
         watched.delete(signal);
         queue.splice(0, queue.length, ...queue.filter((w) => !waiters.has(w)));
-        if (queue.length === 0) wake?.();
+        if (queue.length === 0) wakeup.wake();
         for (const w of waiters) w.reject(signal.reason as Error);
       };
       entry = { waiters, onAbort };

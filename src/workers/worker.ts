@@ -6,6 +6,7 @@ import type { ConsumedBatch, ConsumedMessage, TopicPartition } from "../kafka/co
 import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
 import { channelName, channelTopic } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
+import { sleep } from "../loop/sleep.js";
 import { DeliveryAbandonedError, type DeliveryCounters, type DeliveryHandler, type DeliverySignals } from "./delivery.js";
 import { createKeyLanes } from "./key-lanes.js";
 import { createPartitionProgress, type PartitionProgress } from "./partition-progress.js";
@@ -166,7 +167,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         release();
       }
       // The lane waits here, so nothing of this recipient overtakes the record.
-      await pause(failurePauseMs, stop);
+      await sleep(failurePauseMs, stop);
     }
   }
 
@@ -284,16 +285,4 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
       return closing;
     },
   };
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
