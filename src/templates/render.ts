@@ -1,6 +1,7 @@
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
 import type { Template, TemplateContent } from "../../gen/herald/v1/template_pb.js";
 import { longerThan } from "../domain/validate.js";
+import { PermanentError } from "../errors.js";
 import type Handlebars from "handlebars";
 import { compileOptions, createEngine, shortMessage, templateFields, type TemplateField } from "./compile.js";
 
@@ -148,8 +149,8 @@ export function createRenderEngine(): RenderEngine {
   };
 }
 
-/** A Handlebars failure while rendering one field. */
-export class FieldRenderError extends Error {
+/** A Handlebars failure while rendering one field: the same variables fail the same way again. */
+export class FieldRenderError extends PermanentError {
   override name = "FieldRenderError";
   constructor(
     readonly field: TemplateField,

@@ -1,5 +1,6 @@
 import type { Channel, NotificationSpec, TemplateRef } from "../../gen/herald/v1/notification_pb.js";
 import type { Template } from "../../gen/herald/v1/template_pb.js";
+import { PermanentError } from "../errors.js";
 import type { TemplateStore } from "../store/templates.js";
 import {
   contentFor,
@@ -28,8 +29,8 @@ export interface Renderer {
   render(tenant: string, spec: NotificationSpec): Promise<Rendered>;
 }
 
-/** A notification that can never render: unknown template or version, missing variable, render failure. Do not retry. */
-export class RenderError extends Error {
+/** A notification that can never render: unknown template or version, missing variable, render failure. */
+export class RenderError extends PermanentError {
   override name = "RenderError";
 }
 

@@ -4,9 +4,9 @@ import { NotificationSpecSchema } from "../../gen/herald/v1/notification_pb.js";
 import { channelName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import type { DeliveryStore, Outcome } from "../store/deliveries.js";
-import { isRetriable, UnavailableError } from "../errors.js";
+import { HeraldError, isRetriable, UnavailableError } from "../errors.js";
 import type { NotificationRow } from "../store/records.js";
-import { RenderError, type Renderer } from "../templates/renderer.js";
+import type { Renderer } from "../templates/renderer.js";
 import { backoffCeilingMs, backoffMs, type BackoffOptions } from "../loop/backoff.js";
 import { createOutageLog } from "../loop/outage.js";
 import { sleep } from "../loop/sleep.js";
@@ -67,9 +67,14 @@ export interface DeliverySignals {
   abort: AbortSignal;
 }
 
-/** The worker stopped before this record was finished; its offset must not be committed. */
-export class DeliveryAbandonedError extends Error {
+/**
+ * The worker stopped before this record was finished; its offset must not be committed. Not
+ * retriable here: this process takes no more work, and Kafka redelivers the record to the
+ * partition's next owner.
+ */
+export class DeliveryAbandonedError extends HeraldError {
   override name = "DeliveryAbandonedError";
+  readonly retriable = false;
 }
 
 export interface DeliveryHandlerDeps {
@@ -158,8 +163,8 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
 
   function decide(err: unknown, row: NotificationRow, log: Logger): Outcome {
     const error = bounded(err instanceof Error ? err.message || err.name : String(err));
-    if (err instanceof PermanentError || err instanceof RenderError) return { kind: "failed", error };
-    if (!(err instanceof TransientError)) log.warn({ err }, "unclassified send failure; treating it as transient");
+    if (!isRetriable(err, true)) return { kind: "failed", error };
+    if (!(err instanceof HeraldError)) log.warn({ err }, "unclassified send failure; treating it as transient");
     if (row.attempts >= row.max_attempts) return { kind: "dead", error };
     const retryAfterMs = err instanceof TransientError ? (err.retryAfterMs ?? 0) : 0;
     const delayMs = Math.max(retryAfterMs, backoffMs(row.attempts, backoff, random));

@@ -5,6 +5,7 @@ import type { Channel } from "../../gen/herald/v1/notification_pb.js";
 import type { ConsumedBatch, ConsumedMessage, TopicPartition } from "../kafka/consumer.js";
 import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
 import { channelName, channelTopic } from "../kafka/topics.js";
+import { HeraldError, isRetriable } from "../errors.js";
 import type { Logger } from "../log.js";
 import { sleep } from "../loop/sleep.js";
 import { DeliveryAbandonedError, type DeliveryCounters, type DeliveryHandler, type DeliverySignals } from "./delivery.js";
@@ -57,9 +58,10 @@ export interface ChannelWorker {
   readonly counters: DeliveryCounters;
 }
 
-/** The handler failed for a reason other than shutdown (a bug): logged where the record is known. */
-class HandlerFailedError extends Error {
+/** The handler failed for a reason other than shutdown (a bug): logged where the record is known, tried again after a pause. */
+class HandlerFailedError extends HeraldError {
   override name = "HandlerFailedError";
+  readonly retriable = true;
 }
 
 /** One partition as this member holds it, from its assignment until it is taken away. */
@@ -133,12 +135,11 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
     try {
       await handler.handle(dispatch, signals);
     } catch (err) {
-      if (!(err instanceof DeliveryAbandonedError)) {
-        const { notificationId, tenant, attempt } = dispatch;
-        log.error({ err, notificationId, tenant, attempt, partition: m.partition, offset: m.offset }, "delivery handler failed; the record will be tried again");
-        throw new HandlerFailedError("delivery handler failed", { cause: err });
-      }
-      throw err;
+      // The worker stopped: the record stays unfinished. Anything else is a bug, tried again.
+      if (err instanceof DeliveryAbandonedError) throw err;
+      const { notificationId, tenant, attempt } = dispatch;
+      log.error({ err, notificationId, tenant, attempt, partition: m.partition, offset: m.offset }, "delivery handler failed; the record will be tried again");
+      throw new HandlerFailedError("delivery handler failed", { cause: err });
     }
   }
 
@@ -162,7 +163,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         p.progress.finish(m.offset);
         return;
       } catch (err) {
-        if (!(err instanceof HandlerFailedError)) return; // abandoned: the worker stops
+        if (!isRetriable(err, false)) return; // abandoned: the worker stops
       } finally {
         release();
       }
