@@ -11,7 +11,8 @@ import { createScheduler } from "../src/scheduler/scheduler.js";
 import { createDeliveryStore, type DeliveryStore } from "../src/store/deliveries.js";
 import { UnavailableError } from "../src/errors.js";
 import { createNotificationStore, type NotificationStore } from "../src/store/notifications.js";
-import { RenderError, type Renderer } from "../src/templates/renderer.js";
+import type { Renderer } from "../src/templates/notification-renderer.js";
+import { RenderError } from "../src/templates/render-fields.js";
 import { backoffCeilingMs } from "../src/loop/backoff.js";
 import {
   createDeliveryHandler,

@@ -4,7 +4,7 @@ import { channelFromName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import { createDeliveryStore } from "../store/deliveries.js";
 import { createTemplateStore } from "../store/templates.js";
-import { createRenderer } from "../templates/renderer.js";
+import { createRenderer } from "../templates/notification-renderer.js";
 import { createDeliveryHandler, type DeliveryCounters } from "../workers/delivery.js";
 import { createProvider, type Provider } from "../workers/providers/index.js";
 import { createRateLimiter } from "../workers/rate-limit.js";

@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import type { DeliveryStore, Outcome } from "../store/deliveries.js";
 import { HeraldError, isRetriable, UnavailableError } from "../errors.js";
 import type { NotificationRow } from "../store/records.js";
-import type { Renderer } from "../templates/renderer.js";
+import type { Renderer } from "../templates/notification-renderer.js";
 import { backoffCeilingMs, backoffMs, type BackoffOptions } from "../loop/backoff.js";
 import { createOutageLog } from "../loop/outage.js";
 import { sleep } from "../loop/sleep.js";

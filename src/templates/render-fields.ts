@@ -6,9 +6,10 @@ import type Handlebars from "handlebars";
 import { compileOptions, createEngine, shortMessage, templateFields, type TemplateField } from "./compile.js";
 
 // The pure half of rendering: which content a channel gets, whether a set of
-// variables can render a template, and the rendering itself. The accept-time
-// check (server/handlers/template-ref.ts) and the workers' renderer share the
-// rules here, so a notification that was accepted renders.
+// variables can render a template, and rendering a content's fields. The
+// accept-time check (server/handlers/template-ref.ts) and the workers' renderer
+// (notification-renderer.ts) share the rules here, so a notification that was
+// accepted renders.
 
 /** The rendered message must stay within what providers take. */
 export const renderLimits = {
@@ -158,6 +159,11 @@ export class FieldRenderError extends PermanentError {
   ) {
     super(`${field} does not render: ${shortMessage(cause)}`, { cause });
   }
+}
+
+/** A notification that can never render: unknown template or version, missing variable, render failure. */
+export class RenderError extends PermanentError {
+  override name = "RenderError";
 }
 
 /** Why a rendered message is too large to send, or undefined. */
