@@ -3,7 +3,8 @@ import { createTransport, type SendMailOptions } from "nodemailer";
 import type { NodemailerError } from "nodemailer/lib/errors";
 import type { EmailProviderConfig } from "../../config-delivery.js";
 import type { Logger } from "../../log.js";
-import { deadline, excerpt, NETWORK_FAILURES, type Deadline } from "./http-response.js";
+import { deadline, type Deadline } from "./deadline.js";
+import { excerpt, NETWORK_FAILURES } from "./failure-text.js";
 import { PermanentError, TransientError } from "../../errors.js";
 import { type Provider, type RenderedMessage } from "./provider.js";
 
