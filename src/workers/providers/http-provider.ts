@@ -1,6 +1,6 @@
 import type { Clock } from "../../clock.js";
-import { TransientError } from "../../errors.js";
 import { deadline } from "./deadline.js";
+import { createInFlightSends } from "./in-flight.js";
 import { fetchFailure, httpFailure, parseJson, readBody, type ProviderErrorReader } from "./http-response.js";
 import { type Provider, type RenderedMessage, type SendResult } from "./provider.js";
 
@@ -33,9 +33,7 @@ export interface HttpProviderOptions extends ProviderErrorReader {
  */
 export function createHttpProvider(opts: HttpProviderOptions): Provider {
   const { name, secrets } = opts;
-  const inflight = new Set<Promise<unknown>>();
-  let closed = false;
-  let closing: Promise<void> | undefined;
+  const sends = createInFlightSends(name);
 
   async function post(message: RenderedMessage, caller: AbortSignal): Promise<SendResult> {
     const spec = opts.request(message);
@@ -59,18 +57,7 @@ export function createHttpProvider(opts: HttpProviderOptions): Provider {
 
   return {
     name,
-    send(message, signal) {
-      if (closed) return Promise.reject(new TransientError(`${name}: provider is closed`));
-      const p = post(message, signal);
-      const forget = () => inflight.delete(p);
-      p.then(forget, forget);
-      inflight.add(p);
-      return p;
-    },
-    close() {
-      closed = true;
-      closing ??= Promise.allSettled([...inflight]).then(() => {});
-      return closing;
-    },
+    send: (message, signal) => sends.run(() => post(message, signal)),
+    close: () => sends.close(),
   };
 }
