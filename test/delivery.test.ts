@@ -14,12 +14,8 @@ import { createNotificationStore, type NotificationStore } from "../src/store/no
 import type { Renderer } from "../src/templates/notification-renderer.js";
 import { RenderError } from "../src/templates/render-fields.js";
 import { backoffCeilingMs } from "../src/loop/backoff.js";
-import {
-  createDeliveryHandler,
-  DeliveryAbandonedError,
-  type DeliveryHandlerDeps,
-  type DeliverySignals,
-} from "../src/workers/delivery.js";
+import { createDeliveryHandler, type DeliveryHandlerDeps } from "../src/workers/delivery.js";
+import { DeliveryAbandonedError, type DeliverySignals } from "../src/workers/delivery-signals.js";
 import { createSlots } from "../src/workers/slots.js";
 import { PermanentError, TransientError } from "../src/errors.js";
 import { type Provider, type RenderedMessage, type SendResult } from "../src/workers/providers/provider.js";
