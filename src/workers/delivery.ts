@@ -1,6 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Dispatch } from "../../gen/herald/v1/dispatch_pb.js";
 import { NotificationSpecSchema } from "../../gen/herald/v1/notification_pb.js";
+import { systemClock, type Clock } from "../clock.js";
 import { isUuid } from "../domain/ids.js";
 import { isRetriable, PermanentError } from "../errors.js";
 import { channelName } from "../kafka/topics.js";
@@ -37,8 +38,8 @@ export interface DeliveryHandlerDeps {
   sends?: Slots;
   backoff: BackoffOptions;
   log: Logger;
-  /** @defaultValue () => new Date() */
-  clock?: () => Date;
+  /** @defaultValue systemClock */
+  clock?: Clock;
   /** @defaultValue Math.random */
   random?: () => number;
   /**
@@ -61,7 +62,8 @@ export interface DeliveryHandler {
 
 export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandler {
   const { store, renderer, provider, limiter, sends, backoff } = deps;
-  const clock = deps.clock ?? (() => new Date());
+  const clock = deps.clock ?? systemClock;
+  const now = () => new Date(clock.now());
   const random = deps.random ?? Math.random;
   const { maxLeaseWaitMs = 500, maxStoreBackoffMs = 5_000 } = deps;
   const counters = deps.counters ?? newCounters();
@@ -70,7 +72,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
   async function claim(dispatch: Dispatch, signals: DeliverySignals, log: Logger) {
     const { notificationId: id, attempt } = dispatch;
     for (let waits = 0; ; waits++) {
-      const result = await persist(() => store.claim({ id, attempt, now: clock() }), signals.stop);
+      const result = await persist(() => store.claim({ id, attempt, now: now() }), signals.stop);
       if (result.kind !== "leased") return result;
       // The holder is alive or its lease has not run out yet: either it stores
       // an outcome (our next claim finds the row moved on) or the lease ends
@@ -150,11 +152,11 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
           log.warn("worker stopped before the attempt finished; it will be redelivered");
           throw new DeliveryAbandonedError("worker stopped during the attempt", { cause: err });
         }
-        outcome = failedOutcome(err, row, { backoff, random, now: clock(), log });
+        outcome = failedOutcome(err, row, { backoff, random, now: now(), log });
       }
 
       const stored = await persist(
-        () => store.finish({ id: row.id, attempt: dispatch.attempt, now: clock(), outcome }),
+        () => store.finish({ id: row.id, attempt: dispatch.attempt, now: now(), outcome }),
         signals.abort,
       );
       if (!stored) {
