@@ -11,14 +11,11 @@ import { createScheduler } from "../src/scheduler/scheduler.js";
 import { createDeliveryStore, type DeliveryStore } from "../src/store/deliveries.js";
 import { UnavailableError } from "../src/errors.js";
 import { createNotificationStore, type NotificationStore } from "../src/store/notifications.js";
-import { RenderError, type Renderer } from "../src/templates/renderer.js";
+import type { Renderer } from "../src/templates/notification-renderer.js";
+import { RenderError } from "../src/templates/render-fields.js";
 import { backoffCeilingMs } from "../src/loop/backoff.js";
-import {
-  createDeliveryHandler,
-  DeliveryAbandonedError,
-  type DeliveryHandlerDeps,
-  type DeliverySignals,
-} from "../src/workers/delivery.js";
+import { createDeliveryHandler, type DeliveryHandlerDeps } from "../src/workers/delivery.js";
+import { DeliveryAbandonedError, type DeliverySignals } from "../src/workers/delivery-signals.js";
 import { createSlots } from "../src/workers/slots.js";
 import { PermanentError, TransientError } from "../src/errors.js";
 import { type Provider, type RenderedMessage, type SendResult } from "../src/workers/providers/provider.js";

@@ -9,7 +9,8 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Logger } from "../src/log.js";
 import { createRedis } from "../src/redis.js";
-import { createRateLimiter, slotQuota, type RateLimiter, type RateLimiterOptions } from "../src/workers/rate-limit.js";
+import { createRateLimiter, type RateLimiter, type RateLimiterOptions } from "../src/workers/rate-limit.js";
+import { slotQuota } from "../src/workers/rate-slots.js";
 import { REPO, runCommand } from "./support/processes.js";
 import type { ChildParams, ChildResult } from "./support/rate-limit-child.js";
 

@@ -243,7 +243,7 @@ describe("scheduler", () => {
     const started = Date.now();
     await Promise.all([scheduler.close(), scheduler.close()]);
     expect(Date.now() - started).toBeLessThan(1_000);
-    const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 50);
+    const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 40);
     expect(errors).toHaveLength(1);
     expect(errors[0]!.msg).toMatch(/scheduler tick failed/);
     await pool.end();

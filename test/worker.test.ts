@@ -2,7 +2,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, Status, StatusEventSchema, type StatusEvent } from "../gen/herald/v1/notification_pb.js";
 import { createDeliveryStore } from "../src/store/deliveries.js";
-import { createRenderer } from "../src/templates/renderer.js";
+import { createRenderer } from "../src/templates/notification-renderer.js";
 import { createTemplateStore } from "../src/store/templates.js";
 import { createDeliveryHandler } from "../src/workers/delivery.js";
 import { TransientError } from "../src/errors.js";

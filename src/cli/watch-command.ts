@@ -1,10 +1,10 @@
 import { parseArgs } from "node:util";
-import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Status, type Channel } from "../../gen/herald/v1/notification_pb.js";
 import { WatchStatusRequestSchema, type WatchStatusRequest } from "../../gen/herald/v1/notification_service_pb.js";
 import { channelFromName } from "../kafka/topics.js";
+import { sleep } from "../loop/sleep.js";
 import { clientFrom, common, headers } from "./client-commands.js";
 import { UsageError } from "./usage-error.js";
 import { watchLoop } from "./watch-loop.js";
@@ -123,7 +123,7 @@ export async function runWatchCommand(args: string[], env: NodeJS.ProcessEnv): P
         format: json ? formatJson : formatLine,
         out: process.stdout,
         err: process.stderr,
-        sleep: (ms, signal) => sleep(ms, undefined, { signal }),
+        sleep,
         signal: stop.signal,
         headers: headers(values),
       },

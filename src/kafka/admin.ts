@@ -1,5 +1,6 @@
 import type { Admin } from "kafkajs";
 import type { Logger } from "../log.js";
+import { sleep } from "../loop/sleep.js";
 
 export interface TopicSettings {
   partitions: number;
@@ -73,6 +74,6 @@ async function waitForLeaders(admin: Admin, names: readonly string[], timeoutMs:
     if (Date.now() > deadline) {
       throw new Error(`kafka topics have no leader after ${timeoutMs} ms: ${names.join(", ")}`, { cause: lastError });
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }

@@ -1,13 +1,14 @@
-import { Kafka as KafkaJS, logLevel, type Admin, type logCreator } from "kafkajs";
-import { UnavailableError } from "../errors.js";
+import { Kafka as KafkaJS, logLevel, type Admin } from "kafkajs";
 import type { Logger } from "../log.js";
 import { describeTopics, ensureTopics, type TopicSettings } from "./admin.js";
 import { createConsumer, type ConsumerOptions, type KafkaConsumer } from "./consumer.js";
 import { createProducer, type KafkaProducer } from "./producer.js";
+import { bounded, classified } from "./errors.js";
+import { pinoLogCreator } from "./log-bridge.js";
 
 // The one door to Kafka. Only this folder imports kafkajs (unmaintained since 2023), so the
-// client library can be swapped without touching callers. Errors meaning "Kafka is not
-// reachable" are classified here, once, as UnavailableError("kafka").
+// client library can be swapped without touching callers. Every call goes through `classified`
+// (errors.ts), so "Kafka is not reachable" reaches callers as UnavailableError("kafka").
 
 export type { TopicSettings } from "./admin.js";
 export type { ConsumedMessage, ConsumerOptions, KafkaConsumer, MessageHandler, PartitionOffset, TopicPartition } from "./consumer.js";
@@ -113,99 +114,4 @@ export function createKafka(opts: KafkaOptions): Kafka {
       return closed;
     },
   };
-}
-
-/** Runs `fn`, rethrowing "cannot reach Kafka" failures as UnavailableError("kafka") and others as they are. */
-async function classified<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof UnavailableError || !isUnavailable(err)) throw err;
-    throw new UnavailableError("kafka", `kafka unavailable: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-const UNAVAILABLE_ERRORS = new Set([
-  "KafkaJSConnectionError",
-  "KafkaJSConnectionClosedError",
-  "KafkaJSRequestTimeoutError",
-  "KafkaJSBrokerNotFound",
-  "KafkaJSNoBrokerAvailableError",
-  "KafkaJSTimeout",
-  "KafkaJSLockTimeout",
-]);
-const UNAVAILABLE_CODES = new Set([
-  "BROKER_NOT_AVAILABLE",
-  "LEADER_NOT_AVAILABLE",
-  "NOT_LEADER_FOR_PARTITION",
-  "REQUEST_TIMED_OUT",
-  "NETWORK_EXCEPTION",
-  "NOT_ENOUGH_REPLICAS",
-  "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
-  "GROUP_COORDINATOR_NOT_AVAILABLE",
-  "NOT_COORDINATOR_FOR_GROUP",
-  "KAFKA_STORAGE_ERROR",
-]);
-
-// kafkajs wraps the error that decided it in KafkaJSNumberOfRetriesExceeded (`cause`) and
-// per-partition failures in KafkaJSAggregateError (`errors`): look through both.
-function isUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const { name, type, errors } = err as Error & { type?: string; errors?: unknown[] };
-  if (UNAVAILABLE_ERRORS.has(name) || UNAVAILABLE_CODES.has(type ?? "")) return true;
-  if (Array.isArray(errors) && errors.length > 0) return errors.every(isUnavailable);
-  return isUnavailable(err.cause);
-}
-
-// Gives up on `work` after `ms` or when `signal` aborts, whichever comes first.
-async function bounded<T>(work: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
-  work.catch(() => {}); // it may still settle after we gave up on it
-  const deadline = signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
-  let onAbort = () => {};
-  const gaveUp = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new UnavailableError("kafka", `kafka did not answer within ${ms} ms`, { cause: deadline.reason }));
-    if (deadline.aborted) onAbort();
-    else deadline.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([work, gaveUp]);
-  } finally {
-    deadline.removeEventListener("abort", onAbort);
-  }
-}
-
-/**
- * kafkajs log entries to pino. While a broker is down kafkajs repeats the same error on every
- * reconnect attempt (numbers aside); those repeats are dropped for a minute and counted, since
- * the caller reports the outage once as a classified error anyway.
- */
-function pinoLogCreator(log: Logger, quietMs = 60_000): logCreator {
-  const seen = new Map<string, { at: number; dropped: number }>();
-  return () =>
-    ({ namespace, level, log: entry }) => {
-      const { message, timestamp: _t, logger: _l, error, stack: _s, ...extra } = entry as typeof entry & { error?: unknown };
-      if (error instanceof Error) extra.err = error; // pino serializes `err` (message, stack)
-      else if (error !== undefined) extra.error = error;
-      let method: "error" | "warn" | "info" | "debug" =
-        level === logLevel.ERROR ? "error" : level === logLevel.WARN ? "warn" : level === logLevel.INFO ? "info" : "debug";
-      // Connection reports every failed request and socket error, each of which also reaches
-      // the caller as a (classified) rejection; at warn it would say everything twice.
-      if (namespace === "Connection") method = "debug";
-      // Deliberate (see producer.ts: bounded retries, callers resend), so not worth a warning.
-      if (message.startsWith("Limiting retries for the idempotent producer")) method = "debug";
-      let dropped = 0;
-      if (method === "error" || method === "warn") {
-        const key = `${namespace}:${message.replace(/\d+/g, "#")}`;
-        const now = Date.now();
-        const last = seen.get(key);
-        if (last && now - last.at < quietMs) {
-          last.dropped++;
-          return;
-        }
-        dropped = last?.dropped ?? 0;
-        if (seen.size > 500) seen.clear();
-        seen.set(key, { at: now, dropped: 0 });
-      }
-      log[method]({ namespace, ...extra, ...(dropped > 0 ? { repeatsDropped: dropped } : {}) }, message);
-    };
 }

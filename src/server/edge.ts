@@ -4,7 +4,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../log.js";
 import { InvalidInputError, UnavailableError } from "../errors.js";
 import { hashApiKey, type ApiKeyTable } from "../domain/api-keys.js";
-import { callKey } from "./call.js";
+import { callKey } from "./call-info.js";
 
 // The edge is what every call passes through on either listener: authenticate,
 // attach a request id and logger, and turn whatever a handler threw into a

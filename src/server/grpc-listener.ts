@@ -2,7 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
-import { createCallContext, type CallContext } from "./call-context.js";
+import { createCallContext, type CallContext } from "./grpc-call-context.js";
 import type { Edge } from "./edge.js";
 import type { MountedService } from "./services.js";
 
@@ -147,6 +147,23 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
     return toStatus(edge.classify(err, method, values ?? createContextValues()));
   }
 
+  /** A call that answers with a stream; `input` is the request (or, for bidi, the requests). */
+  function stream(call: StreamCall, input: () => unknown): void {
+    let context: CallContext | undefined;
+    void (async () => {
+      try {
+        context = prepare(call);
+        const out = fn(input(), context.ctx) as AsyncIterable<unknown>;
+        await writeAll(call, out, encode);
+        call.end();
+      } catch (err) {
+        if (!call.cancelled) call.emit("error", fail(err, context?.ctx.values));
+      } finally {
+        context?.end();
+      }
+    })();
+  }
+
   switch (method.methodKind) {
     case "unary":
       return ((call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
@@ -163,42 +180,14 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
           .finally(() => context?.end());
       }) as grpc.UntypedHandleCall;
     case "server_streaming":
-      return ((call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-        let context: CallContext | undefined;
-        void (async () => {
-          try {
-            context = prepare(call);
-            const out = fn(decode(call.request), context.ctx) as AsyncIterable<unknown>;
-            await writeAll(call, out, encode);
-            call.end();
-          } catch (err) {
-            if (!call.cancelled) call.emit("error", fail(err, context?.ctx.values));
-          } finally {
-            context?.end();
-          }
-        })();
-      }) as grpc.UntypedHandleCall;
+      return ((call: grpc.ServerWritableStream<Buffer, Buffer>) => stream(call, () => decode(call.request))) as grpc.UntypedHandleCall;
     case "bidi_streaming":
-      return ((call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        let context: CallContext | undefined;
-        void (async () => {
-          try {
-            context = prepare(call);
-            async function* requests(): AsyncIterable<unknown> {
-              // destroyOnReturn: false — leaving the loop at the client's half-close
-              // must not destroy the call, or the status trailer is never sent.
-              for await (const chunk of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) yield decode(chunk);
-            }
-            const out = fn(requests(), context.ctx) as AsyncIterable<unknown>;
-            await writeAll(call, out, encode);
-            call.end();
-          } catch (err) {
-            if (!call.cancelled) call.emit("error", fail(err, context?.ctx.values));
-          } finally {
-            context?.end();
-          }
-        })();
-      }) as grpc.UntypedHandleCall;
+      return ((call: grpc.ServerDuplexStream<Buffer, Buffer>) =>
+        stream(call, async function* requests(): AsyncIterable<unknown> {
+          // destroyOnReturn: false — leaving the loop at the client's half-close
+          // must not destroy the call, or the status trailer is never sent.
+          for await (const chunk of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) yield decode(chunk);
+        })) as grpc.UntypedHandleCall;
     default:
       throw new Error(`${method.methodKind} methods are not supported by the grpc-js adapter`);
   }

@@ -2,7 +2,7 @@ import type pg from "pg";
 import { Status } from "../../gen/herald/v1/notification_pb.js";
 import { inTransaction } from "./db.js";
 import { writeDeadLetter } from "./dead-letter-record.js";
-import { withStoreErrors } from "./errors.js";
+import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
 import type { NotificationRow } from "./rows.js";
 import { transitionWrites, writeTransitions } from "./transitions.js";
@@ -80,9 +80,8 @@ const outcomeStatus = {
   dead: Status.DEAD_LETTERED,
 } as const;
 
-class DeliveryStoreClosedError extends Error {
-  override name = "DeliveryStoreClosedError";
-}
+// A closed store is the database going away for this process (shutdown): callers wait or give up as for an outage.
+const closedError = () => databaseUnavailable("delivery store is closed");
 
 export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { close(): Promise<void> } {
   const { pool, leaseMs } = deps;
@@ -91,13 +90,13 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
   const claims = createGroupCommit<ClaimInput, ClaimResult>({
     maxBatch,
     maxDelayMs,
-    closedError: () => new DeliveryStoreClosedError("delivery store is closed"),
+    closedError,
     flush: (items) => withStoreErrors(() => claimBatch(items)),
   });
   const outcomes = createGroupCommit<FinishInput, NotificationRow | undefined>({
     maxBatch,
     maxDelayMs,
-    closedError: () => new DeliveryStoreClosedError("delivery store is closed"),
+    closedError,
     flush: (items) => withStoreErrors(() => finishBatch(items)),
   });
 

@@ -1,18 +1,23 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Dispatch } from "../../gen/herald/v1/dispatch_pb.js";
 import { NotificationSpecSchema } from "../../gen/herald/v1/notification_pb.js";
+import { systemClock, type Clock } from "../clock.js";
+import { isUuid } from "../domain/ids.js";
+import { isRetriable, PermanentError } from "../errors.js";
 import { channelName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
+import type { BackoffOptions } from "../loop/backoff.js";
+import { sleep } from "../loop/sleep.js";
 import type { DeliveryStore, Outcome } from "../store/deliveries.js";
-import { UnavailableError } from "../errors.js";
 import type { NotificationRow } from "../store/rows.js";
-import { RenderError, type Renderer } from "../templates/renderer.js";
-import { backoffCeilingMs, backoffMs, type BackoffOptions } from "../loop/backoff.js";
-import { PermanentError, TransientError } from "../errors.js";
+import type { Renderer } from "../templates/notification-renderer.js";
+import { newCounters, type DeliveryCounters } from "./delivery-counters.js";
+import { abandonedWhileWaiting, DeliveryAbandonedError, type DeliverySignals } from "./delivery-signals.js";
+import { failedOutcome, reportOutcome } from "./outcome.js";
 import { type Provider, type RenderedMessage } from "./providers/provider.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { SlotWaitAbortedError, type Slots } from "./slots.js";
-import { isUuid } from "../domain/ids.js";
+import { createStoreRetry } from "./store-retry.js";
 
 // One Dispatch, one attempt: claim it, render, take a send slot and a
 // rate-limit token, send, store the outcome. Only the token and the send hold
@@ -21,54 +26,8 @@ import { isUuid } from "../domain/ids.js";
 // that there was nothing to do) is stored, so the worker may commit the Kafka
 // offset; it rejects only when the worker stops before that, and then the
 // record is redelivered. Provider failures are outcomes, never rejections.
-// Our own database failing is neither: the handler waits and tries again.
-
-export interface DeliveryCounters {
-  /** Attempts claimed (including re-claims). */
-  claimed: number;
-  /** Re-claims of an attempt whose previous holder's lease expired: it may have sent already. */
-  resentAfterLostOutcome: number;
-  sent: number;
-  retried: number;
-  failed: number;
-  deadLettered: number;
-  /** Records with nothing to do: duplicates, past attempts, canceled or finished notifications. */
-  skipped: number;
-  /** Records that waited for another worker's live claim (once each, however many times it looked again). */
-  leaseWaits: number;
-  /** Outcomes not stored because the claim had been taken over meanwhile. */
-  outcomesLost: number;
-  /** Database operations retried after a failure. */
-  storeRetries: number;
-  /** Records that are not a usable Dispatch (undecodable, no id, attempt 0): logged and skipped. */
-  malformed: number;
-}
-
-export const newCounters = (): DeliveryCounters => ({
-  claimed: 0,
-  resentAfterLostOutcome: 0,
-  sent: 0,
-  retried: 0,
-  failed: 0,
-  deadLettered: 0,
-  skipped: 0,
-  leaseWaits: 0,
-  outcomesLost: 0,
-  storeRetries: 0,
-  malformed: 0,
-});
-
-export interface DeliverySignals {
-  /** Aborted when the worker stops taking work: nothing new is claimed, waits end. */
-  stop: AbortSignal;
-  /** Aborted when the drain period ends: sends in flight are cancelled, storing stops retrying. */
-  abort: AbortSignal;
-}
-
-/** The worker stopped before this record was finished; its offset must not be committed. */
-export class DeliveryAbandonedError extends Error {
-  override name = "DeliveryAbandonedError";
-}
+// Our own database failing is neither: the handler waits and tries again
+// (store-retry.ts); what a failed send comes to is outcome.ts.
 
 export interface DeliveryHandlerDeps {
   store: DeliveryStore;
@@ -79,8 +38,8 @@ export interface DeliveryHandlerDeps {
   sends?: Slots;
   backoff: BackoffOptions;
   log: Logger;
-  /** @defaultValue () => new Date() */
-  clock?: () => Date;
+  /** @defaultValue systemClock */
+  clock?: Clock;
   /** @defaultValue Math.random */
   random?: () => number;
   /**
@@ -101,49 +60,19 @@ export interface DeliveryHandler {
   readonly counters: DeliveryCounters;
 }
 
-
-/** Errors and details are stored and published; a provider's message can be long. */
-const MAX_DETAIL = 1000;
-const bounded = (s: string): string => (s.length > MAX_DETAIL ? `${s.slice(0, MAX_DETAIL - 1)}…` : s);
-
 export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandler {
   const { store, renderer, provider, limiter, sends, backoff } = deps;
-  const clock = deps.clock ?? (() => new Date());
+  const clock = deps.clock ?? systemClock;
+  const now = () => new Date(clock.now());
   const random = deps.random ?? Math.random;
   const { maxLeaseWaitMs = 500, maxStoreBackoffMs = 5_000 } = deps;
   const counters = deps.counters ?? newCounters();
-  // Shared by all messages in flight: an outage is logged once when it starts
-  // and once when it ends, not once per message or per retry.
-  let storeDown = false;
-
-  /** Runs `op` until it succeeds; retries the failures `retry` accepts, pausing longer each time. */
-  async function persist<T>(op: () => Promise<T>, signal: AbortSignal, log: Logger, retry = (_: unknown) => true): Promise<T> {
-    for (let failures = 0; ; ) {
-      try {
-        const result = await op();
-        if (storeDown) log.info("database answers again; deliveries resume");
-        storeDown = false;
-        return result;
-      } catch (err) {
-        if (!retry(err)) throw err;
-        if (!storeDown) {
-          if (err instanceof UnavailableError) log.warn({ err }, "database unavailable; deliveries wait and retry");
-          else log.error({ err }, "storing a delivery step failed; retrying");
-        }
-        storeDown = true;
-        failures++;
-        counters.storeRetries++;
-        // Half fixed, half random: never a hot loop, and workers spread out when it returns.
-        const ceiling = backoffCeilingMs(failures, { baseMs: 100, capMs: maxStoreBackoffMs });
-        await sleep(ceiling / 2 + (random() * ceiling) / 2, signal);
-      }
-    }
-  }
+  const persist = createStoreRetry({ log: deps.log, onRetry: () => counters.storeRetries++, maxBackoffMs: maxStoreBackoffMs, random });
 
   async function claim(dispatch: Dispatch, signals: DeliverySignals, log: Logger) {
     const { notificationId: id, attempt } = dispatch;
     for (let waits = 0; ; waits++) {
-      const result = await persist(() => store.claim({ id, attempt, now: clock() }), signals.stop, log);
+      const result = await persist(() => store.claim({ id, attempt, now: now() }), signals.stop);
       if (result.kind !== "leased") return result;
       // The holder is alive or its lease has not run out yet: either it stores
       // an outcome (our next claim finds the row moved on) or the lease ends
@@ -152,25 +81,15 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
         counters.leaseWaits++;
         log.info({ leaseLeftMs: result.leaseLeftMs }, "another worker holds this attempt; waiting for its outcome or the end of its lease");
       }
-      await sleep(Math.min(result.leaseLeftMs + 50, maxLeaseWaitMs), signals.stop);
+      if (!(await sleep(Math.min(result.leaseLeftMs + 50, maxLeaseWaitMs), signals.stop))) throw abandonedWhileWaiting();
     }
   }
 
-  function decide(err: unknown, row: NotificationRow, log: Logger): Outcome {
-    const error = bounded(err instanceof Error ? err.message || err.name : String(err));
-    if (err instanceof PermanentError || err instanceof RenderError) return { kind: "failed", error };
-    if (!(err instanceof TransientError)) log.warn({ err }, "unclassified send failure; treating it as transient");
-    if (row.attempts >= row.max_attempts) return { kind: "dead", error };
-    const retryAfterMs = err instanceof TransientError ? (err.retryAfterMs ?? 0) : 0;
-    const delayMs = Math.max(retryAfterMs, backoffMs(row.attempts, backoff, random));
-    return { kind: "retry", error, nextAttemptAt: new Date(clock().getTime() + delayMs) };
-  }
-
-  async function attempt(row: NotificationRow, dispatch: Dispatch, signals: DeliverySignals, log: Logger): Promise<Outcome> {
+  async function attempt(row: NotificationRow, dispatch: Dispatch, signals: DeliverySignals): Promise<Outcome> {
     const spec = fromBinary(NotificationSpecSchema, row.spec);
     if (!spec.recipient) throw new PermanentError("notification has no recipient");
     // Templates live in the database too: a store outage is waited out, not a failed attempt.
-    const rendered = await persist(() => renderer.render(row.tenant, spec), signals.abort, log, (e) => e instanceof UnavailableError);
+    const rendered = await persist(() => renderer.render(row.tenant, spec), signals.abort, (e) => isRetriable(e, false));
     const message: RenderedMessage = {
       notificationId: row.id,
       tenant: row.tenant,
@@ -222,7 +141,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
 
       let outcome: Outcome;
       try {
-        outcome = await attempt(row, dispatch, signals, log);
+        outcome = await attempt(row, dispatch, signals);
       } catch (err) {
         if (signals.abort.aborted || err instanceof SlotWaitAbortedError) {
           // Shutting down mid-attempt: whether it went out is unknown (or it
@@ -233,37 +152,19 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
           log.warn("worker stopped before the attempt finished; it will be redelivered");
           throw new DeliveryAbandonedError("worker stopped during the attempt", { cause: err });
         }
-        outcome = decide(err, row, log);
+        outcome = failedOutcome(err, row, { backoff, random, now: now(), log });
       }
 
       const stored = await persist(
-        () => store.finish({ id: row.id, attempt: dispatch.attempt, now: clock(), outcome }),
+        () => store.finish({ id: row.id, attempt: dispatch.attempt, now: now(), outcome }),
         signals.abort,
-        log,
       );
       if (!stored) {
         counters.outcomesLost++;
         log.warn({ outcome: outcome.kind }, "outcome not stored: the claim was taken over meanwhile");
         return;
       }
-      switch (outcome.kind) {
-        case "sent":
-          counters.sent++;
-          log.info({ provider: provider.name, providerMessageId: outcome.providerMessageId }, "sent");
-          break;
-        case "retry":
-          counters.retried++;
-          log.info({ error: outcome.error, nextAttemptAt: outcome.nextAttemptAt }, "send failed; will retry");
-          break;
-        case "failed":
-          counters.failed++;
-          log.warn({ error: outcome.error }, "send failed permanently; dead-lettered");
-          break;
-        case "dead":
-          counters.deadLettered++;
-          log.warn({ error: outcome.error }, "last attempt failed; dead-lettered");
-          break;
-      }
+      reportOutcome(outcome, provider.name, counters, log);
     },
   };
 }
@@ -274,20 +175,4 @@ function safeChannelName(channel: number): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Resolves after `ms`; rejects with DeliveryAbandonedError as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(new DeliveryAbandonedError("worker stopped while waiting"));
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new DeliveryAbandonedError("worker stopped while waiting"));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -1,26 +1,16 @@
 import type { Redis } from "ioredis";
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from "rate-limiter-flexible";
+import { RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible";
 import type { Logger } from "../log.js";
 import { systemClock, type Clock } from "../clock.js";
+import { createOutageLog } from "../loop/outage.js";
+import { createWakeup } from "../loop/sleep.js";
+import { SLOT_MS, slotCounter, slotQuota } from "./rate-slots.js";
+import { createWaiterQueue } from "./waiter-queue.js";
 
 // Provider rate limits, shared by every worker process through Redis.
 //
-// Why slots instead of the library's plain "N points per 1-second window": that
-// window opens at its first take, so N sends at the end of one window and N at
-// the start of the next pass within a few milliseconds: 2N in one second as a
-// provider counts it (measured: 40 in one second at N = 20 even under steady
-// load, as the waiters' retries after each expiry spread over the next). Here each second of the wall clock is cut into
-// SLOTS_PER_SECOND slots and slot i grants at most
-//   quota(i) = floor((m+1)·N/k) − floor(m·N/k),  m = i mod k, k = SLOTS_PER_SECOND,
-// so any k consecutive slots grant exactly N together, spread through the second.
-// What a provider sees, counting grants by the time they were granted:
-//   - any 1 s window starting on a slot boundary (every wall-clock-aligned second
-//     among them): at most N;
-//   - any 1 s window at all: at most N + ceil(N/k), since it overlaps k + 1 slots.
-// Each slot is one RateLimiterRedis key, `${keyPrefix}${name}:${i}`, with points =
-// quota(i) and a 1 s TTL that only collects the key. Processes pick the slot from
-// their own clock: hosts must be NTP-synced; a host s ms ahead spends the next
-// slots' quota early, up to about s·N/1000 + ceil(N/k) more in a window.
+// Each second is cut into slots with their own quota (rate-slots.ts): any 1 s window grants
+// at most N + ceil(N/10), where a plain 1 s window let 2N through at its edge.
 //
 // While Redis fails or does not answer within redisTimeoutMs, each process limits
 // itself to fallbackPerSecond with the same slots kept in memory
@@ -31,9 +21,6 @@ import { systemClock, type Clock } from "../clock.js";
 // The library's own `insuranceLimiter` does the same switch per call, but hides
 // which store answered, and the switch must be logged once each way.
 
-/** Slots per second: the tolerance is ceil(N/k); each blocked process calls Redis at most k times a second. */
-const SLOTS_PER_SECOND = 10;
-const SLOT_MS = 1000 / SLOTS_PER_SECOND;
 /** Upper bound of the random delay after a slot opens, so processes do not all call Redis in the same millisecond. */
 const MAX_JITTER_MS = SLOT_MS / 10;
 
@@ -62,45 +49,12 @@ export interface RateLimiterOptions {
   probeIntervalMs?: number;
 }
 
-/** Grants of slot `slot` under a limit of `perSecond` (an integer): any k consecutive slots sum to it. */
-export function slotQuota(perSecond: number, slot: number): number {
-  // Only slot mod k matters (the quota repeats every second), and keeping the
-  // product small keeps it exact for epoch-sized slot numbers.
-  const m = ((slot % SLOTS_PER_SECOND) + SLOTS_PER_SECOND) % SLOTS_PER_SECOND;
-  return Math.floor(((m + 1) * perSecond) / SLOTS_PER_SECOND) - Math.floor((m * perSecond) / SLOTS_PER_SECOND);
-}
-
-/** Per-slot counters in one store: grants one of the slot's `quota` points, or says they are spent. */
-type SlotCounter = (slot: number, quota: number) => Promise<boolean>;
-
-function slotCounter(make: (points: number) => RateLimiterAbstract): SlotCounter {
-  // The quota takes at most two values per limit, so two library limiters serve every slot.
-  const byQuota = new Map<number, RateLimiterAbstract>();
-  return async (slot, quota) => {
-    let limiter = byQuota.get(quota);
-    if (!limiter) byQuota.set(quota, (limiter = make(quota)));
-    try {
-      await limiter.consume(String(slot));
-      return true;
-    } catch (err) {
-      if (err instanceof RateLimiterRes) return false;
-      throw err;
-    }
-  };
-}
-
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`redis did not answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-interface Waiter {
-  signal: AbortSignal;
-  resolve(): void;
-  reject(err: Error): void;
 }
 
 export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
@@ -118,15 +72,19 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   const shared = slotCounter((points) => new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration: 1 }));
   const local = slotCounter((points) => new RateLimiterMemory({ keyPrefix, points, duration: 1 }));
 
-  let onFallback = false;
+  // Consecutive failures to reach Redis, from the first until a probe gets through: the
+  // fallback limit holds while there are any. Logged once each way.
+  const outage = createOutageLog(log.child({ limiter: name, perSecond, fallbackPerSecond }), {
+    down: "rate limiter cannot reach redis; limiting this process alone",
+    up: "rate limiter reached redis again; shared limit restored",
+  }, clock);
+  const onFallback = () => outage.failures > 0;
   let probing = false;
   let nextProbeAt = 0;
 
   function fallBack(err: unknown): void {
-    if (onFallback) return;
-    onFallback = true;
+    outage.failed(err);
     nextProbeAt = clock.now() + probeIntervalMs;
-    log.warn({ err, limiter: name, fallbackPerSecond }, "rate limiter cannot reach redis; limiting this process alone");
   }
 
   // In the background, so a Redis that hangs does not stall the local limit.
@@ -138,19 +96,18 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     withTimeout(shared(slot, quota), redisTimeoutMs).then(
       () => {
         probing = false;
-        onFallback = false;
-        log.info({ limiter: name, perSecond }, "rate limiter reached redis again; shared limit restored");
+        outage.succeeded();
       },
-      () => {
+      (err: unknown) => {
         probing = false;
-        nextProbeAt = clock.now() + probeIntervalMs;
+        fallBack(err);
       },
     );
   }
 
   /** One point of `slot`, from Redis or (while it is unreachable) from this process's own counters. */
   async function consume(slot: number): Promise<boolean> {
-    if (!onFallback) {
+    if (!onFallback()) {
       const quota = slotQuota(perSecond, slot);
       if (quota === 0) return false;
       try {
@@ -166,7 +123,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
 
   /** Start of the first slot after `slot` that may grant something under the current limit. */
   function nextOpening(slot: number): number {
-    const limit = onFallback ? fallbackPerSecond : perSecond;
+    const limit = onFallback() ? fallbackPerSecond : perSecond;
     let next = slot + 1;
     while (slotQuota(limit, next) === 0) next++; // at most k steps: every second grants limit >= 1
     return next * SLOT_MS;
@@ -176,21 +133,10 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   // Redis, so a blocked process makes one call per slot whatever its concurrency.
   // Grants are serial, one Redis round trip each: a process gets at most ~1/RTT
   // grants per second (1,500-8,500/s against the local Redis, by load), more processes add up.
-  const queue: Waiter[] = [];
   let pumping = false;
-  let wake: (() => void) | undefined;
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      wake = done;
-    });
-  }
+  const wakeup = createWakeup();
+  // Nobody left to serve: the pump's wait ends and it stops.
+  const queue = createWaiterQueue(() => wakeup.wake());
 
   async function pump(): Promise<void> {
     while (queue.length > 0) {
@@ -200,70 +146,27 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
         // land in the next slot on top of that slot's own quota: let it lapse.
         if (Math.floor(clock.now() / SLOT_MS) !== slot) continue;
         // None left when every waiter gave up meanwhile: the point goes unused.
-        const next = queue.shift();
-        if (next) {
-          unwatch(next);
-          next.resolve();
-        }
+        queue.grant();
         continue;
       }
-      await sleep(Math.max(1, nextOpening(slot) - clock.now() + Math.random() * MAX_JITTER_MS));
+      await wakeup.sleep(Math.max(1, nextOpening(slot) - clock.now() + Math.random() * MAX_JITTER_MS));
     }
     pumping = false;
   }
 
-  // One abort listener per signal, not per waiter: a worker's blocked sends
-  // usually all wait on the same shutdown signal, hundreds at a time.
-  const watched = new Map<AbortSignal, { waiters: Set<Waiter>; onAbort: () => void }>();
-
-  function watch(waiter: Waiter): void {
-    const { signal } = waiter;
-    let entry = watched.get(signal);
-    if (!entry) {
-      const waiters = new Set<Waiter>();
-      const onAbort = () => {
-        watched.delete(signal);
-        queue.splice(0, queue.length, ...queue.filter((w) => !waiters.has(w)));
-        if (queue.length === 0) wake?.();
-        for (const w of waiters) w.reject(signal.reason as Error);
-      };
-      entry = { waiters, onAbort };
-      watched.set(signal, entry);
-      signal.addEventListener("abort", onAbort, { once: true });
-    }
-    entry.waiters.add(waiter);
-  }
-
-  function unwatch(waiter: Waiter): void {
-    const entry = watched.get(waiter.signal);
-    if (!entry) return;
-    entry.waiters.delete(waiter);
-    if (entry.waiters.size > 0) return;
-    waiter.signal.removeEventListener("abort", entry.onAbort);
-    watched.delete(waiter.signal);
-  }
-
   function take(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { signal, resolve, reject };
-      watch(waiter);
-      queue.push(waiter);
-      if (!pumping) {
-        pumping = true;
-        pump().catch((err: unknown) => {
-          // consume() turns store errors into the fallback; reaching here is a bug.
-          // Fail the waiters rather than leave them hanging.
-          pumping = false;
-          log.error({ err, limiter: name }, "rate limiter failed");
-          const error = err instanceof Error ? err : new Error(String(err));
-          for (const w of queue.splice(0)) {
-            unwatch(w);
-            w.reject(error);
-          }
-        });
-      }
-    });
+    const taken = queue.push(signal);
+    if (!pumping && queue.length > 0) {
+      pumping = true;
+      pump().catch((err: unknown) => {
+        // consume() turns store errors into the fallback; reaching here is a bug.
+        // Fail the waiters rather than leave them hanging.
+        pumping = false;
+        log.error({ err, limiter: name }, "rate limiter failed");
+        queue.failAll(err instanceof Error ? err : new Error(String(err)));
+      });
+    }
+    return taken;
   }
 
   return { take };

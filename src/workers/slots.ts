@@ -1,12 +1,18 @@
+import { HeraldError } from "../errors.js";
+
 // A FIFO counting semaphore. The worker uses two: one bounds the records a
 // worker holds at once (claimed, rendering, waiting, storing an outcome), the
 // other, smaller, bounds the provider sends in flight. Keeping them apart
 // lets claims and outcomes, which are group-committed and wait on
 // PostgreSQL, overlap the sends instead of holding a provider slot idle.
 
-/** Why a wait for a slot ended without one: whatever aborted `signal` decides what that means. */
-export class SlotWaitAbortedError extends Error {
+/**
+ * Why a wait for a slot ended without one. Not retriable: the waiter gave up (whatever aborted
+ * `signal` decides what that means for its work).
+ */
+export class SlotWaitAbortedError extends HeraldError {
   override name = "SlotWaitAbortedError";
+  readonly retriable = false;
 }
 
 export interface Slots {

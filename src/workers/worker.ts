@@ -1,14 +1,15 @@
 import { setMaxListeners } from "node:events";
-import { fromBinary } from "@bufbuild/protobuf";
-import { DispatchSchema, type Dispatch } from "../../gen/herald/v1/dispatch_pb.js";
 import type { Channel } from "../../gen/herald/v1/notification_pb.js";
-import type { ConsumedBatch, ConsumedMessage, TopicPartition } from "../kafka/consumer.js";
+import type { ConsumedBatch } from "../kafka/consumer.js";
 import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
 import { channelName, channelTopic } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
-import { DeliveryAbandonedError, type DeliveryCounters, type DeliveryHandler, type DeliverySignals } from "./delivery.js";
+import { waitBeating } from "./batch-heartbeat.js";
+import type { DeliveryHandler } from "./delivery.js";
+import type { DeliveryCounters } from "./delivery-counters.js";
+import { createHeldPartitions } from "./held-partitions.js";
 import { createKeyLanes } from "./key-lanes.js";
-import { createPartitionProgress, type PartitionProgress } from "./partition-progress.js";
+import { createRecordRunner } from "./record-runner.js";
 import { createSlots } from "./slots.js";
 
 // One channel's worker: the consumer group herald-worker-<channel> on
@@ -56,124 +57,30 @@ export interface ChannelWorker {
   readonly counters: DeliveryCounters;
 }
 
-/** The handler failed for a reason other than shutdown (a bug): logged where the record is known. */
-class HandlerFailedError extends Error {
-  override name = "HandlerFailedError";
-}
-
-/** One partition as this member holds it, from its assignment until it is taken away. */
-interface HeldPartition extends TopicPartition {
-  progress: PartitionProgress;
-  /** Aborted when the group takes the partition away. */
-  revoked: AbortController;
-  signals: DeliverySignals;
-  /** The last batch's records settled. */
-  previous: Promise<void>;
-  /** Last offset committed, as Kafka's next record to read. */
-  committed?: string;
-}
-
 export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
   const { channel, handler, maxInFlight } = deps;
   const { drainTimeoutMs = 10_000, progressIntervalMs = 1000, failurePauseMs = 1000, fetchWaitMs = 10 } = deps;
   const name = channelName(channel);
   const log = deps.log.child({ channel: name });
-  const slots = createSlots(maxInFlight);
   const lanes = createKeyLanes();
   const stopping = new AbortController();
   const aborting = new AbortController();
   // Every attempt in flight listens on these (waits, the rate limiter, the
   // provider's request); `maxInFlight` listeners at once is normal, not a leak.
   setMaxListeners(0, stopping.signal, aborting.signal);
-  const held = new Map<string, HeldPartition>();
+  const held = createHeldPartitions({ signals: { stop: stopping.signal, abort: aborting.signal }, log });
+  const runRecord = createRecordRunner({ handler, slots: createSlots(maxInFlight), log, failurePauseMs });
   const records = new Set<Promise<void>>();
   let consumer: KafkaConsumer | undefined;
   let closing: Promise<void> | undefined;
-  let committing: Promise<void> = Promise.resolve();
   let commitTimer: NodeJS.Timeout | undefined;
 
-  const partitionKey = (tp: TopicPartition) => `${tp.topic}|${tp.partition}`;
-
-  function hold(tp: TopicPartition): HeldPartition {
-    const key = partitionKey(tp);
-    let p = held.get(key);
-    if (!p) {
-      const revoked = new AbortController();
-      const stop = AbortSignal.any([stopping.signal, revoked.signal]);
-      setMaxListeners(0, stop);
-      p = { topic: tp.topic, partition: tp.partition, progress: createPartitionProgress(), revoked, signals: { stop, abort: aborting.signal }, previous: Promise.resolve() };
-      held.set(key, p);
-    }
-    return p;
-  }
-
-  /** After a (re)join: partitions no longer ours start nothing more and are no longer committed. */
-  function onAssigned(assigned: readonly TopicPartition[]): void {
-    const mine = new Set(assigned.map(partitionKey));
-    for (const [key, p] of held) {
-      if (mine.has(key)) continue;
-      p.revoked.abort();
-      held.delete(key);
-      log.info({ partition: p.partition }, "partition taken away; what runs finishes, nothing more of it starts here");
-    }
-  }
-
-  async function handleRecord(m: ConsumedMessage, signals: DeliverySignals): Promise<void> {
-    let dispatch: Dispatch;
-    try {
-      dispatch = fromBinary(DispatchSchema, m.value);
-    } catch (err) {
-      // A record that cannot be decoded can never be delivered; holding the
-      // partition for it would stop every recipient behind it.
-      handler.counters.malformed++;
-      log.error({ err, partition: m.partition, offset: m.offset }, "undecodable dispatch record; skipping");
-      return;
-    }
-    try {
-      await handler.handle(dispatch, signals);
-    } catch (err) {
-      if (!(err instanceof DeliveryAbandonedError)) {
-        const { notificationId, tenant, attempt } = dispatch;
-        log.error({ err, notificationId, tenant, attempt, partition: m.partition, offset: m.offset }, "delivery handler failed; the record will be tried again");
-        throw new HandlerFailedError("delivery handler failed", { cause: err });
-      }
-      throw err;
-    }
-  }
-
-  /**
-   * One record's turn in its lane. Never rejects: a record not finished (the worker stopped, the
-   * partition was taken away) stays below the partition's committed offset and comes again.
-   */
-  async function runRecord(m: ConsumedMessage, p: HeldPartition): Promise<void> {
-    const { stop } = p.signals;
-    for (;;) {
-      if (stop.aborted) return;
-      let release: () => void;
-      try {
-        release = await slots.acquire(stop);
-      } catch {
-        return; // stopped or taken away while waiting for a slot
-      }
-      try {
-        if (stop.aborted) return;
-        await handleRecord(m, p.signals);
-        p.progress.finish(m.offset);
-        return;
-      } catch (err) {
-        if (!(err instanceof HandlerFailedError)) return; // abandoned: the worker stops
-      } finally {
-        release();
-      }
-      // The lane waits here, so nothing of this recipient overtakes the record.
-      await pause(failurePauseMs, stop);
-    }
-  }
+  const commitProgress = () => (consumer ? held.commit(consumer) : Promise.resolve());
 
   async function onBatch(batch: ConsumedBatch): Promise<void> {
     // A batch fetched before a rejoin that took its partition away: not ours to hold.
     if (stopping.signal.aborted || !batch.isActive()) return;
-    const p = hold(batch);
+    const p = held.hold(batch);
     const settled: Promise<void>[] = [];
     let last: string | undefined;
     for (const m of batch.messages) {
@@ -192,51 +99,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
     if (last !== undefined) batch.resolve((BigInt(last) + 1n).toString());
     const previous = p.previous;
     p.previous = Promise.all(settled).then(() => {});
-    await waitBeating(previous, batch, p.signals.stop);
-  }
-
-  /**
-   * Waits for `done` while keeping this member in the group. Rejects when a heartbeat does
-   * (the group rebalances): kafkajs then rejoins, and onAssigned says what stays ours.
-   */
-  function waitBeating(done: Promise<void>, batch: ConsumedBatch, stop: AbortSignal): Promise<void> {
-    if (stop.aborted) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      let beat: Promise<void> = Promise.resolve();
-      const finish = (err?: unknown) => {
-        clearInterval(timer);
-        stop.removeEventListener("abort", onStop);
-        if (err === undefined) resolve();
-        else reject(err instanceof Error ? err : new Error("heartbeat failed", { cause: err }));
-      };
-      const onStop = () => finish();
-      const timer = setInterval(() => {
-        beat = beat.then(() => batch.heartbeat()).catch(finish);
-      }, progressIntervalMs);
-      stop.addEventListener("abort", onStop, { once: true });
-      void done.then(onStop);
-    });
-  }
-
-  /** Commits each held partition's progress that moved since its last commit. Serialized; never rejects. */
-  function commitProgress(): Promise<void> {
-    committing = committing.then(async () => {
-      if (!consumer) return;
-      const moved = [...held.values()].flatMap((p) => {
-        const offset = p.progress.next();
-        return offset === undefined || offset === p.committed ? [] : [{ p, offset }];
-      });
-      if (moved.length === 0) return;
-      try {
-        await consumer.commit(moved.map(({ p, offset }) => ({ topic: p.topic, partition: p.partition, offset })));
-        for (const { p, offset } of moved) p.committed = offset;
-      } catch (err) {
-        // A rebalance in progress, or Kafka away: the next round commits the
-        // (then further) progress; until then a crash only redoes no-ops.
-        log.warn({ err }, "committing progress failed; will try again");
-      }
-    });
-    return committing;
+    await waitBeating(previous, batch, p.signals.stop, progressIntervalMs);
   }
 
   return {
@@ -258,7 +121,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         // few hundred Dispatches) or `fetchWaitMs` passed.
         fetchMinBytes: 64 * 1024,
         fetchMaxWaitMs: fetchWaitMs,
-        onAssigned,
+        onAssigned: (assigned) => held.onAssigned(assigned),
       });
       await consumer.run({ eachBatch: onBatch });
       commitTimer = setInterval(() => void commitProgress(), progressIntervalMs);
@@ -284,16 +147,4 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
       return closing;
     },
   };
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

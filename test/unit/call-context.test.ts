@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
-import { createCallContext } from "../../src/server/call-context.js";
+import { createCallContext } from "../../src/server/grpc-call-context.js";
 
 /** A grpc-js call as far as the context sees it: `cancelled` and the 'cancelled' event. */
 function fakeCall() {

@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
 import { hashApiKey } from "../../src/domain/api-keys.js";
-import { callKey } from "../../src/server/call.js";
+import { callKey } from "../../src/server/call-info.js";
 import { createEdge } from "../../src/server/edge.js";
 
 /** A silent root logger that counts the child loggers made from it and keeps their bindings. */

@@ -8,7 +8,8 @@ import { createTemplatePin } from "../../src/server/handlers/template-ref.js";
 import { UnavailableError } from "../../src/errors.js";
 import type { TemplateStore } from "../../src/store/templates.js";
 import { createEngine } from "../../src/templates/compile.js";
-import { createRenderer, RenderError } from "../../src/templates/renderer.js";
+import { createRenderer } from "../../src/templates/notification-renderer.js";
+import { RenderError } from "../../src/templates/render-fields.js";
 
 // Templates without a database: what PutTemplate accepts and what it
 // requires, how the renderer picks, escapes and caches, and the accept-time

@@ -4,7 +4,7 @@ import { Status } from "../../../gen/herald/v1/notification_pb.js";
 import type { NotificationStore } from "../../store/notifications.js";
 import { cancelable } from "../../domain/status.js";
 import { validateId } from "../../domain/validate.js";
-import { callInfo } from "../call.js";
+import { callInfo } from "../call-info.js";
 import { type Clock } from "../../clock.js";
 
 const cancelableNames = cancelable.map((s) => Status[s]).join(", ");

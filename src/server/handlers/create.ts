@@ -3,7 +3,7 @@ import type { CreateRequest, CreateResponse } from "../../../gen/herald/v1/notif
 import { Status } from "../../../gen/herald/v1/notification_pb.js";
 import { validateIdempotencyKey, validateSpec } from "../../domain/validate.js";
 import { requestHash } from "../../domain/request-hash.js";
-import { callInfo } from "../call.js";
+import { callInfo } from "../call-info.js";
 import { accept, type AcceptDeps } from "./accept.js";
 import type { PinTemplate } from "./template-ref.js";
 

@@ -2,7 +2,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { GetRequest, GetResponse } from "../../../gen/herald/v1/notification_service_pb.js";
 import type { NotificationStore } from "../../store/notifications.js";
 import { validateId } from "../../domain/validate.js";
-import { callInfo } from "../call.js";
+import { callInfo } from "../call-info.js";
 
 /** Get: one notification of the caller's tenant with its history; another tenant's id is NOT_FOUND. */
 export function getHandler(deps: { store: Pick<NotificationStore, "get"> }) {

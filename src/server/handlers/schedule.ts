@@ -4,7 +4,7 @@ import { Status } from "../../../gen/herald/v1/notification_pb.js";
 import { validateIdempotencyKey, validateSpec } from "../../domain/validate.js";
 import { resolveDeliverAt } from "../../domain/when.js";
 import { requestHash } from "../../domain/request-hash.js";
-import { callInfo } from "../call.js";
+import { callInfo } from "../call-info.js";
 import { accept, type AcceptDeps } from "./accept.js";
 import type { PinTemplate } from "./template-ref.js";
 

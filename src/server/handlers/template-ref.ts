@@ -1,7 +1,7 @@
 import type { NotificationSpec } from "../../../gen/herald/v1/notification_pb.js";
 import { invalidArgument } from "../../domain/validate.js";
 import type { TemplateStore } from "../../store/templates.js";
-import { referenceProblem } from "../../templates/render.js";
+import { referenceProblem } from "../../templates/render-fields.js";
 
 /**
  * Checks a validated spec's TemplateRef against the tenant's templates and

@@ -13,7 +13,7 @@ import type { StatusFeed } from "../../feed/feed.js";
 import type { Subscription } from "../../feed/subscription.js";
 import type { StatusFeedStore } from "../../feed/feed-store.js";
 import type { WatchSnapshotStore } from "../../store/watch-snapshot.js";
-import { callInfo } from "../call.js";
+import { callInfo } from "../call-info.js";
 import type { StreamLimiter } from "../stream-limiter.js";
 import { type Clock } from "../../clock.js";
 

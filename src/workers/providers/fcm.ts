@@ -1,5 +1,6 @@
 import type { PushProviderConfig } from "../../config-delivery.js";
-import { createHttpProvider, type HttpFailure } from "./http-response.js";
+import { createHttpProvider } from "./http-provider.js";
+import type { HttpFailure } from "./http-response.js";
 import { PermanentError, TransientError } from "../../errors.js";
 import { type Provider } from "./provider.js";
 import { systemClock, type Clock } from "../../clock.js";

@@ -1,14 +1,12 @@
 import { PermanentError, TransientError } from "../../errors.js";
-import { type Provider, type RenderedMessage, type SendResult } from "./provider.js";
-import type { Clock } from "../../clock.js";
+import type { Deadline } from "./deadline.js";
+import { excerpt, NETWORK_FAILURES } from "./failure-text.js";
 
-// What the HTTP adapters (twilio, fcm, webhook) share: one deadline per send, Node's own fetch
-// with redirects refused, and one place that turns an answer or a failure into TransientError or
-// PermanentError. Error messages read "<provider>: <what happened>", hold at most a bounded
-// excerpt of what the provider said, and never a configured secret.
+// How the HTTP adapters read what came back: the one place that turns an answer, or a fetch
+// that got none, into TransientError or PermanentError. Error messages read "<provider>: <what
+// happened>", hold at most a bounded excerpt of what the provider said, and never a configured
+// secret.
 
-/** Longest excerpt of a provider's answer kept in an error message. */
-export const EXCERPT_CHARS = 300;
 /** Most bytes read from an answer; the rest is never downloaded (a receiver may answer with anything). */
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -25,65 +23,6 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number)
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
-
-/** One line of at most `max` characters, with every configured secret replaced. */
-export function excerpt(text: string, secrets: readonly string[] = [], max = EXCERPT_CHARS): string {
-  let s = text;
-  for (const secret of secrets) if (secret) s = s.split(secret).join("[redacted]");
-  s = s.replace(/[\s\p{Cc}]+/gu, " ").trim();
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
-/** A send's own deadline joined with the caller's signal: whichever comes first aborts the work. */
-export interface Deadline {
-  signal: AbortSignal;
-  /** The error for an abort: "timed out after N ms" when the deadline passed, "canceled" otherwise. */
-  abortError(provider: string, cause: unknown): TransientError | undefined;
-  /** Stops the timer and unhooks from the caller's signal; call it when the send is over. */
-  dispose(): void;
-}
-
-// Not AbortSignal.any([caller, AbortSignal.timeout(ms)]): on Node 20 every any() stays referenced
-// by a long-lived input signal (a worker's shutdown signal, passed to every send) until that one
-// aborts; measured: 200k sends left 200k dependants and ~12 MB of heap after GC (nodejs/node#55351).
-export function deadline(caller: AbortSignal, timeoutMs: number): Deadline {
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError"));
-  }, timeoutMs);
-  timer.unref();
-  const onAbort = () => controller.abort(caller.reason);
-  if (caller.aborted) onAbort();
-  else caller.addEventListener("abort", onAbort, { once: true });
-  return {
-    signal: controller.signal,
-    abortError(provider, cause) {
-      if (timedOut) return new TransientError(`${provider}: timed out after ${timeoutMs} ms`, { cause });
-      if (caller.aborted) return new TransientError(`${provider}: canceled before the provider answered`, { cause });
-      return undefined;
-    },
-    dispose() {
-      clearTimeout(timer);
-      caller.removeEventListener("abort", onAbort);
-    },
-  };
-}
-
-// Node's fetch (undici) reports a network failure as TypeError("fetch failed") with the socket
-// error as its cause; these name the common ones in words.
-export const NETWORK_FAILURES: Readonly<Record<string, string>> = {
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset",
-  EPIPE: "connection reset",
-  UND_ERR_SOCKET: "connection closed by the server",
-  UND_ERR_CONNECT_TIMEOUT: "connect timed out",
-  ENOTFOUND: "host not found",
-  EAI_AGAIN: "DNS lookup failed",
-  EHOSTUNREACH: "host unreachable",
-  ENETUNREACH: "network unreachable",
-};
 
 /** Any failure of fetch itself (no HTTP answer): always transient, the next attempt may get through. */
 export function fetchFailure(provider: string, err: unknown, d: Deadline, secrets: readonly string[]): TransientError {
@@ -153,70 +92,3 @@ export function parseJson(text: string): unknown {
   }
 }
 
-/** What an HTTP adapter says about one message: where and what to POST, and how to read its errors. */
-export interface HttpRequestSpec {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
-export interface HttpProviderOptions extends ProviderErrorReader {
-  name: string;
-  timeoutMs: number;
-  /** Values that must never appear in an error message (tokens, signing secrets). */
-  secrets: readonly string[];
-  /** For Retry-After dates. */
-  clock: Clock;
-  /** The request for a message; throws PermanentError when the message cannot be sent this way. */
-  request(message: RenderedMessage): HttpRequestSpec;
-  /** The result from a 2xx answer; throws when the answer does not say what the provider accepted. */
-  accepted(json: unknown, message: RenderedMessage): SendResult;
-}
-
-/**
- * A Provider that POSTs one request per message. close() refuses new sends and waits for the
- * ones in flight (each is bounded by its deadline); Node's fetch pools the connections itself.
- */
-export function createHttpProvider(opts: HttpProviderOptions): Provider {
-  const { name, secrets } = opts;
-  const inflight = new Set<Promise<unknown>>();
-  let closed = false;
-  let closing: Promise<void> | undefined;
-
-  async function post(message: RenderedMessage, caller: AbortSignal): Promise<SendResult> {
-    const spec = opts.request(message);
-    const d = deadline(caller, opts.timeoutMs);
-    let status: number;
-    let headers: Headers;
-    let text: string;
-    try {
-      const res = await fetch(spec.url, { method: "POST", headers: spec.headers, body: spec.body, redirect: "manual", signal: d.signal });
-      ({ status, headers } = res);
-      text = await readBody(res);
-    } catch (err) {
-      throw fetchFailure(name, err, d, secrets);
-    } finally {
-      d.dispose();
-    }
-    const json = parseJson(text);
-    if (status < 200 || status >= 300) throw httpFailure(name, { status, headers, text, json }, opts.clock.now(), secrets, opts);
-    return opts.accepted(json, message);
-  }
-
-  return {
-    name,
-    send(message, signal) {
-      if (closed) return Promise.reject(new TransientError(`${name}: provider is closed`));
-      const p = post(message, signal);
-      const forget = () => inflight.delete(p);
-      p.then(forget, forget);
-      inflight.add(p);
-      return p;
-    },
-    close() {
-      closed = true;
-      closing ??= Promise.allSettled([...inflight]).then(() => {});
-      return closing;
-    },
-  };
-}

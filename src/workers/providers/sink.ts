@@ -5,7 +5,7 @@ import { createTransport } from "nodemailer";
 import { Channel } from "../../../gen/herald/v1/notification_pb.js";
 import { channelName } from "../../kafka/topics.js";
 import type { Logger } from "../../log.js";
-import { excerpt } from "./http-response.js";
+import { excerpt } from "./failure-text.js";
 import { PermanentError, TransientError } from "../../errors.js";
 import { type Provider, type RenderedMessage } from "./provider.js";
 import { emailFields } from "./smtp.js";

@@ -3,7 +3,9 @@ import { createTransport, type SendMailOptions } from "nodemailer";
 import type { NodemailerError } from "nodemailer/lib/errors";
 import type { EmailProviderConfig } from "../../config-delivery.js";
 import type { Logger } from "../../log.js";
-import { deadline, excerpt, NETWORK_FAILURES, type Deadline } from "./http-response.js";
+import { deadline, type Deadline } from "./deadline.js";
+import { excerpt, NETWORK_FAILURES } from "./failure-text.js";
+import { createInFlightSends } from "./in-flight.js";
 import { PermanentError, TransientError } from "../../errors.js";
 import { type Provider, type RenderedMessage } from "./provider.js";
 
@@ -83,8 +85,7 @@ export function createSmtpProvider(config: SmtpConfig, deps: SmtpDeps): Provider
   });
   transport.on("error", (err: Error) => deps.log.warn({ err: excerpt(err.message, secrets) }, "smtp transport error"));
 
-  const inflight = new Set<Promise<unknown>>();
-  let closed = false;
+  const sends = createInFlightSends("smtp");
   let closing: Promise<void> | undefined;
 
   async function deliver(message: RenderedMessage, caller: AbortSignal) {
@@ -102,18 +103,10 @@ export function createSmtpProvider(config: SmtpConfig, deps: SmtpDeps): Provider
 
   return {
     name: "smtp",
-    send(message, signal) {
-      if (closed) return Promise.reject(new TransientError("smtp: provider is closed"));
-      const p = deliver(message, signal);
-      const forget = () => inflight.delete(p);
-      p.then(forget, forget);
-      inflight.add(p);
-      return p;
-    },
+    send: (message, signal) => sends.run(() => deliver(message, signal)),
     close() {
-      closed = true;
       // Drain first: closing the pool fails whatever is still queued in it.
-      closing ??= Promise.allSettled([...inflight]).then(() => transport.close());
+      closing ??= sends.close().then(() => transport.close());
       return closing;
     },
   };

@@ -1,5 +1,5 @@
 import type { SmsProviderConfig } from "../../config-delivery.js";
-import { createHttpProvider } from "./http-response.js";
+import { createHttpProvider } from "./http-provider.js";
 import { PermanentError, TransientError } from "../../errors.js";
 import { type Provider } from "./provider.js";
 import { systemClock, type Clock } from "../../clock.js";

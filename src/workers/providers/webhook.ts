@@ -1,6 +1,6 @@
 import { Webhook } from "standardwebhooks";
 import type { WebhookProviderConfig } from "../../config-delivery.js";
-import { createHttpProvider } from "./http-response.js";
+import { createHttpProvider } from "./http-provider.js";
 import { PermanentError } from "../../errors.js";
 import { type Provider, type RenderedMessage } from "./provider.js";
 import { systemClock, type Clock } from "../../clock.js";

@@ -2,7 +2,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { GetDeadLetterRequest, GetDeadLetterResponse } from "../../../../gen/herald/v1/dead_letter_pb.js";
 import { validateId } from "../../../domain/validate.js";
 import type { DeadLetterStore } from "../../../store/dead-letters.js";
-import { callInfo } from "../../call.js";
+import { callInfo } from "../../call-info.js";
 
 /**
  * GetDeadLetter: one open dead letter of the caller's tenant. A notification

@@ -8,7 +8,7 @@ import type {
 import { Channel, Status } from "../../../../gen/herald/v1/notification_pb.js";
 import { invalidArgument, longerThan } from "../../../domain/validate.js";
 import type { DeadLetterQuery, DeadLetterStore } from "../../../store/dead-letters.js";
-import { callInfo } from "../../call.js";
+import { callInfo } from "../../call-info.js";
 
 /** Limits of the dead-letter RPCs, quoted by the README and the tests. */
 export const deadLetterLimits = {

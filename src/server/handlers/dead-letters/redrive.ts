@@ -6,7 +6,7 @@ import type {
 import { Status } from "../../../../gen/herald/v1/notification_pb.js";
 import { invalidArgument, validateId } from "../../../domain/validate.js";
 import type { DeadLetterQuery, DeadLetterStore } from "../../../store/dead-letters.js";
-import { callInfo } from "../../call.js";
+import { callInfo } from "../../call-info.js";
 import { toDeadLetterQuery } from "./list.js";
 import { type Clock } from "../../../clock.js";
 

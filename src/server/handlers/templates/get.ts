@@ -1,7 +1,7 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { GetTemplateRequest, GetTemplateResponse } from "../../../../gen/herald/v1/template_pb.js";
 import type { TemplateStore } from "../../../store/templates.js";
-import { callInfo } from "../../call.js";
+import { callInfo } from "../../call-info.js";
 import { validateTemplateId } from "./put.js";
 
 /** GetTemplate: one version of one of the caller's templates (0 = the latest); anything else is NOT_FOUND. */

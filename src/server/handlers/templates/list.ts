@@ -2,7 +2,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { ListTemplatesRequest, ListTemplatesResponse } from "../../../../gen/herald/v1/template_pb.js";
 import { invalidArgument } from "../../../domain/validate.js";
 import type { TemplateStore } from "../../../store/templates.js";
-import { callInfo } from "../../call.js";
+import { callInfo } from "../../call-info.js";
 
 /** page_size 0 means this many. */
 export const defaultPageSize = 100;

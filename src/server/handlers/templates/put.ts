@@ -13,7 +13,7 @@ import {
   TemplateSyntaxError,
   type TemplateEngine,
 } from "../../../templates/compile.js";
-import { callInfo } from "../../call.js";
+import { callInfo } from "../../call-info.js";
 import { type Clock } from "../../../clock.js";
 
 /** PutTemplate's limits, on the template source (what it renders to is bounded again at delivery). */

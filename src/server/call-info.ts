@@ -2,6 +2,9 @@ import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { ConnectError, Code } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 
+// What the edge (edge.ts) attaches to an authenticated call, on either listener, for handlers to
+// read: the tenant, the key's id, the request id and a logger.
+
 /** What the edge learned about a call before the handler runs. */
 export interface CallInfo {
   /** The tenant the API key belongs to; every read and write is scoped by it. */

@@ -1,13 +1,15 @@
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
 import type { Template, TemplateContent } from "../../gen/herald/v1/template_pb.js";
 import { longerThan } from "../domain/validate.js";
+import { PermanentError } from "../errors.js";
 import type Handlebars from "handlebars";
 import { compileOptions, createEngine, shortMessage, templateFields, type TemplateField } from "./compile.js";
 
 // The pure half of rendering: which content a channel gets, whether a set of
-// variables can render a template, and the rendering itself. The accept-time
-// check (server/handlers/template-ref.ts) and the workers' renderer share the
-// rules here, so a notification that was accepted renders.
+// variables can render a template, and rendering a content's fields. The
+// accept-time check (server/handlers/template-ref.ts) and the workers' renderer
+// (notification-renderer.ts) share the rules here, so a notification that was
+// accepted renders.
 
 /** The rendered message must stay within what providers take. */
 export const renderLimits = {
@@ -148,8 +150,8 @@ export function createRenderEngine(): RenderEngine {
   };
 }
 
-/** A Handlebars failure while rendering one field. */
-export class FieldRenderError extends Error {
+/** A Handlebars failure while rendering one field: the same variables fail the same way again. */
+export class FieldRenderError extends PermanentError {
   override name = "FieldRenderError";
   constructor(
     readonly field: TemplateField,
@@ -157,6 +159,11 @@ export class FieldRenderError extends Error {
   ) {
     super(`${field} does not render: ${shortMessage(cause)}`, { cause });
   }
+}
+
+/** A notification that can never render: unknown template or version, missing variable, render failure. */
+export class RenderError extends PermanentError {
+  override name = "RenderError";
 }
 
 /** Why a rendered message is too large to send, or undefined. */

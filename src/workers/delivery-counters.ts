@@ -1,0 +1,37 @@
+// What a channel worker's deliveries came to, counted where they happen (one set per worker,
+// shared by its handlers) and logged when the worker stops.
+
+export interface DeliveryCounters {
+  /** Attempts claimed (including re-claims). */
+  claimed: number;
+  /** Re-claims of an attempt whose previous holder's lease expired: it may have sent already. */
+  resentAfterLostOutcome: number;
+  sent: number;
+  retried: number;
+  failed: number;
+  deadLettered: number;
+  /** Records with nothing to do: duplicates, past attempts, canceled or finished notifications. */
+  skipped: number;
+  /** Records that waited for another worker's live claim (once each, however many times it looked again). */
+  leaseWaits: number;
+  /** Outcomes not stored because the claim had been taken over meanwhile. */
+  outcomesLost: number;
+  /** Database operations retried after a failure. */
+  storeRetries: number;
+  /** Records that are not a usable Dispatch (undecodable, no id, attempt 0): logged and skipped. */
+  malformed: number;
+}
+
+export const newCounters = (): DeliveryCounters => ({
+  claimed: 0,
+  resentAfterLostOutcome: 0,
+  sent: 0,
+  retried: 0,
+  failed: 0,
+  deadLettered: 0,
+  skipped: 0,
+  leaseWaits: 0,
+  outcomesLost: 0,
+  storeRetries: 0,
+  malformed: 0,
+});
