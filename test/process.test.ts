@@ -395,7 +395,7 @@ describe("two schedulers on one database", { timeout: 120_000 }, () => {
     });
     for (const s of schedulers) expect(s.exit(), `${s.name} died\n${outputTail(s)}`).toBeUndefined();
 
-    const records = await readTopic(site.topic("herald.email"), { until: (rs) => rs.length >= 300, settleMs: 2_000, timeoutMs: 30_000 });
+    const records = await readTopic(site.topic("herald.email"), { until: (rs) => rs.length >= 300, timeoutMs: 30_000 });
     const dispatched = records.map((r) => fromBinary(DispatchSchema, r.value).notificationId);
     expect(dispatched).toHaveLength(300);
     expect(new Set(dispatched)).toEqual(new Set(ids));
