@@ -28,11 +28,9 @@ export async function readTopic(
 ): Promise<ReadRecord[]> {
   const kafka = new Kafka({ brokers: opts.brokers ?? BROKERS, clientId: "herald-test-reader", logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: `reader-${randomBytes(6).toString("hex")}`, sessionTimeout: 10_000 });
-  const admin = kafka.admin();
   const records: ReadRecord[] = [];
-  /** Partition → the offset after the last record read. */
-  const readTo = new Map<number, bigint>();
-  await Promise.all([consumer.connect(), admin.connect()]);
+  const readTo = new Map<string, bigint>();
+  await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
@@ -40,18 +38,38 @@ export async function readTopic(
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
         records.push({ topic: t, partition, offset: message.offset, key: message.key?.toString() ?? "", value: message.value ?? Buffer.alloc(0), headers, timestamp: Number(message.timestamp) });
-        readTo.set(partition, BigInt(message.offset) + 1n);
+        readTo.set(`${t}/${partition}`, BigInt(message.offset) + 1n);
       },
     });
     const timeoutMs = opts.timeoutMs ?? 30_000;
     await waitFor(`the records wanted from ${topic} (${records.length} read)`, () => opts.until(records), { timeoutMs, everyMs: 50 });
-    const ends = await admin.fetchTopicOffsets(topic);
-    await waitFor(`${topic} read to its end offsets`, () => ends.every((p) => BigInt(p.high) <= (readTo.get(p.partition) ?? BigInt(p.low))), {
-      timeoutMs,
-      everyMs: 50,
-    });
+    const ends = await endOffsets([topic], opts.brokers);
+    await waitFor(`${topic} read to its end offsets`, () => reached(ends, readTo), { timeoutMs, everyMs: 50 });
     return records;
   } finally {
-    await Promise.all([consumer.disconnect(), admin.disconnect()]);
+    await consumer.disconnect();
   }
+}
+
+/** "topic/partition" → an offset: where a partition ends, or where a reader has read to. */
+export type Offsets = Map<string, bigint>;
+
+/** Where each partition of `topics` ends now (the offset the next record will get). */
+export async function endOffsets(topics: readonly string[], brokers = BROKERS): Promise<Offsets> {
+  const admin = new Kafka({ brokers, clientId: "herald-test-offsets", logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const ends: Offsets = new Map();
+    for (const topic of topics) {
+      for (const p of await admin.fetchTopicOffsets(topic)) if (BigInt(p.high) > BigInt(p.low)) ends.set(`${topic}/${p.partition}`, BigInt(p.high));
+    }
+    return ends;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Whether a reader that has read each partition up to `readTo` has seen everything up to `ends`. */
+export function reached(ends: Offsets, readTo: Offsets): boolean {
+  return [...ends].every(([partition, end]) => (readTo.get(partition) ?? 0n) >= end);
 }
