@@ -374,8 +374,9 @@ describe("relay", () => {
     const pool = createPool({ url: "postgres://postgres@127.0.0.1:1/nowhere", connectTimeoutMs: 500 });
     cleanups.push(() => pool.end());
     let tries = 0;
-    const connect = pool.connect.bind(pool) as () => Promise<pg.PoolClient>;
-    pool.connect = (() => (tries++, connect())) as typeof pool.connect;
+    // Counted as pg's pool.query reaches it too (with a callback), so every argument passes through.
+    const connect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
+    pool.connect = ((...args: unknown[]) => (tries++, connect(...args))) as typeof pool.connect;
     const relay = createRelay({ pool, producer: { sendBatch: async () => {} }, log: quiet, batchSize: 10, pollMs: 100, closeTimeoutMs: 1000 });
     relay.start();
     await waitFor("the relay to try the database", () => tries > 0);
