@@ -123,7 +123,7 @@ describe("writeDeadLetter", () => {
     await kill(id, { status: Status.DEAD_LETTERED, error: "503 try later", attempts: 4, at: w.at(1), correlationId: "corr-dlq-1" });
 
     expect(await deadLetterRow(id)).toEqual({ redriven_at: null, redrive_count: 0, status: Status.DEAD_LETTERED, created_at: w.at(1) });
-    const records = await readTopic(herald.topic("herald.dlq"), { until: (r) => r.some((x) => x.key === id), settleMs: 300 });
+    const records = await readTopic(herald.topic("herald.dlq"), { until: (r) => r.some((x) => x.key === id) });
     const mine = records.filter((r) => r.key === id);
     expect(mine).toHaveLength(1);
     expect(mine[0]!.headers).toEqual({ tenant: "tenant-a", "correlation-id": "corr-dlq-1" });

@@ -20,6 +20,7 @@ import { createSlots } from "../src/workers/slots.js";
 import { PermanentError, TransientError } from "../src/errors.js";
 import { type Provider, type RenderedMessage, type SendResult } from "../src/workers/providers/provider.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
+import { waitFor } from "./support/wait.js";
 
 // The per-message handler against the real PostgreSQL schema, with a fake
 // provider, renderer and rate limiter passed in. No Kafka: Dispatch records
@@ -162,14 +163,6 @@ async function deadLetterOf(id: string) {
   return { row: row.rows[0], dlq: dlq.rows.map((r) => ({ key: r.key, value: fromBinary(DeadLetterSchema, r.value) })) };
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe("delivery handler", () => {
   it("claims and sends: SENDING then SENT, with events and herald.status records in sequence", async () => {
     const { id, tenant, dispatch } = await queued();
@@ -248,11 +241,13 @@ describe("delivery handler", () => {
     const h = handler(fakeProvider(async () => Promise.reject(new Error("socket hang up"))), { random: () => 0.5 });
     const before = Date.now();
     await h.handle({ ...dispatch, attempt: 3 }, running);
+    const after = Date.now();
     const row = await rowOf(id);
-    // Unclassified errors count as transient; attempt 3's ceiling is 4 s, half of it drawn.
+    // Unclassified errors count as transient; attempt 3's ceiling is 4 s, half of it drawn,
+    // counted from when the outcome was decided, however long handle() took.
     expect(row).toMatchObject({ status: Status.RETRYING, attempts: 3, last_error: "socket hang up" });
-    expect(row.next_attempt_at!.getTime() - before).toBeGreaterThanOrEqual(2000);
-    expect(row.next_attempt_at!.getTime() - before).toBeLessThan(2000 + 1000);
+    expect(row.next_attempt_at!.getTime()).toBeGreaterThanOrEqual(before + 2000);
+    expect(row.next_attempt_at!.getTime()).toBeLessThanOrEqual(after + 2000);
   });
 
   it("honours Retry-After when it is longer than the backoff", async () => {
@@ -325,7 +320,7 @@ describe("delivery handler", () => {
     const providerA = fakeProvider(() => new Promise((resolve) => (finishA = resolve)));
     const a = handler(providerA);
     const handlingA = a.handle(dispatch, running);
-    await until(() => providerA.calls.length === 1);
+    await waitFor("A to send", () => providerA.calls.length === 1);
     // Its lease runs out.
     await db.pool.query("UPDATE notifications SET lease_until = now() - interval '1 second' WHERE id = $1", [id]);
 
@@ -359,14 +354,26 @@ describe("delivery handler", () => {
     let finishA!: (r: SendResult) => void;
     const providerA = fakeProvider(() => new Promise((resolve) => (finishA = resolve)));
     const handlingA = handler(providerA).handle(dispatch, running);
-    await until(() => providerA.calls.length === 1);
+    await waitFor("A to send", () => providerA.calls.length === 1);
 
+    // B looks again every 20 ms; each look it has taken while A still holds the lease must
+    // find it live and send nothing.
     const providerB = fakeProvider();
-    const b = handler(providerB);
+    const looks: string[] = [];
+    const counted: DeliveryStore = {
+      ...store,
+      claim: async (input) => {
+        const result = await store.claim(input);
+        looks.push(result.kind);
+        return result;
+      },
+    };
+    const b = handler(providerB, { store: counted, maxLeaseWaitMs: 20 });
     let doneB = false;
     const handlingB = b.handle(dispatch, running).then(() => (doneB = true));
-    await until(() => b.counters.leaseWaits === 1);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("B to find A's lease live three times", () => looks.length >= 3);
+    expect(b.counters.leaseWaits).toBe(1);
+    expect(looks.slice(0, 3)).toEqual(["leased", "leased", "leased"]);
     expect(doneB).toBe(false);
     expect(providerB.calls).toHaveLength(0);
 
@@ -385,7 +392,7 @@ describe("delivery handler", () => {
     const provider = fakeProvider();
     const h = handler(provider, { maxLeaseWaitMs: 60_000 });
     const handling = h.handle(dispatch, { stop: stop.signal, abort: never });
-    await until(() => h.counters.leaseWaits === 1);
+    await waitFor("the handler to wait for the lease", () => h.counters.leaseWaits === 1);
     stop.abort();
     await expect(handling).rejects.toBeInstanceOf(DeliveryAbandonedError);
     expect(provider.calls).toHaveLength(0);
@@ -448,7 +455,7 @@ describe("delivery handler", () => {
     const stop = new AbortController();
     const h = handler(fakeProvider(), { store: flaky, maxStoreBackoffMs: 20 });
     const handling = h.handle(dispatch, { stop: stop.signal, abort: never });
-    await until(() => h.counters.storeRetries >= 3);
+    await waitFor("three store retries", () => h.counters.storeRetries >= 3);
     stop.abort();
     await expect(handling).rejects.toBeInstanceOf(DeliveryAbandonedError);
     expect(await rowOf(id)).toMatchObject({ status: Status.QUEUED, attempts: 0 });
@@ -462,7 +469,7 @@ describe("delivery handler", () => {
     );
     const h = handler(provider);
     const handling = h.handle(dispatch, { stop: abort.signal, abort: abort.signal });
-    await until(() => provider.calls.length === 1);
+    await waitFor("the send", () => provider.calls.length === 1);
     abort.abort();
     await expect(handling).rejects.toBeInstanceOf(DeliveryAbandonedError);
     // No outcome is made up; the claim stays with an ended lease, so the redelivery takes over at once.
@@ -487,10 +494,10 @@ describe("delivery handler", () => {
     const h = handler(provider, { sends: createSlots(1) });
     const signals = { stop: stop.signal, abort: never };
     const sending = h.handle(first.dispatch, signals);
-    await until(() => provider.calls.length === 1);
+    await waitFor("the send", () => provider.calls.length === 1);
     const waiting = h.handle(second.dispatch, signals);
     // Claimed while the only send slot is taken: its claim did not wait for the send.
-    await until(async () => (await rowOf(second.id)).status === Status.SENDING);
+    await waitFor("the second claim", async () => (await rowOf(second.id)).status === Status.SENDING);
     expect(provider.calls.map((c) => c.notificationId)).toEqual([first.id]);
     stop.abort();
     await expect(waiting).rejects.toBeInstanceOf(DeliveryAbandonedError);
@@ -517,7 +524,7 @@ describe("stale-claim sweep (scheduler)", () => {
     const providerA = fakeProvider(() => new Promise((resolve) => finishes.push(resolve)));
     const a = handler(providerA);
     const handling = [a.handle(lost.dispatch, running), a.handle(fresh.dispatch, running)];
-    await until(() => providerA.calls.length === 2);
+    await waitFor("A to send both", () => providerA.calls.length === 2);
     // One lease ended long ago; the other only just now, within the grace.
     await db.pool.query("UPDATE notifications SET lease_until = now() - interval '10 seconds' WHERE id = $1", [lost.id]);
     await db.pool.query("UPDATE notifications SET lease_until = now() - interval '1 second' WHERE id = $1", [fresh.id]);
@@ -555,7 +562,7 @@ describe("stale-claim sweep (scheduler)", () => {
     const pending: Array<(r: SendResult) => void> = [];
     const a = handler(fakeProvider(() => new Promise((resolve) => pending.push(resolve))));
     const handling = a.handle(last.dispatch, running);
-    await until(() => pending.length === 1);
+    await waitFor("the send", () => pending.length === 1);
     await db.pool.query("UPDATE notifications SET lease_until = now() - interval '10 seconds' WHERE id = $1", [last.id]);
 
     const scheduler = createScheduler({ pool: db.pool, log: pino({ level: "silent" }), batchSize: 100, pollMs: 200, claimGraceMs: 5_000 });

@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { UnavailableError } from "../src/errors.js";
 import { createKafka, type ConsumedMessage, type Kafka } from "../src/kafka/kafka.js";
+import { waitFor } from "./support/wait.js";
 
 // Against the shared broker (scripts/kafka.sh start), every test with its own topic prefix.
 
@@ -25,14 +26,6 @@ function kafka(opts: { brokers?: string[]; prefix?: string } = {}): Kafka {
   });
   clients.push(client);
   return client;
-}
-
-async function waitFor(check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe("ensureTopics", () => {
@@ -80,7 +73,7 @@ describe("produce and consume", () => {
     await consumer.run(async (m) => {
       got.push(m);
     });
-    await waitFor(() => got.length >= records.length);
+    await waitFor("every record", () => got.length >= records.length);
 
     expect(got).toHaveLength(records.length);
     for (const m of got) {
@@ -114,7 +107,7 @@ describe("produce and consume", () => {
       if (m.value[0] === 3) throw new Error("handler failed"); // stop before record 3
       first.push(m.value[0]!);
     });
-    await waitFor(() => first.length === 3);
+    await waitFor("the records before the failing one", () => first.length === 3);
     await c1.close();
 
     const second: number[] = [];
@@ -122,7 +115,7 @@ describe("produce and consume", () => {
     await c2.run(async (m) => {
       second.push(m.value[0]!);
     });
-    await waitFor(() => second.length >= 2);
+    await waitFor("the rest", () => second.length >= 2);
     expect(first).toEqual([0, 1, 2]);
     expect(second).toEqual([3, 4]);
     await c2.close();
@@ -143,24 +136,23 @@ describe("when Kafka is unreachable", () => {
   // Nothing listens on port 1.
   const unreachable = ["127.0.0.1:1"];
 
-  it("sendBatch throws UnavailableError with the cause", async () => {
+  it("sendBatch gives up with UnavailableError and the cause (a retry forever would time the test out)", async () => {
     const producer = kafka({ brokers: unreachable }).producer();
-    const started = Date.now();
     const err = await producer.sendBatch([{ topic: "herald.email", key: "k", value: Uint8Array.of(1), headers: {} }]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnavailableError);
     expect((err as Error).cause).toBeDefined();
-    expect(Date.now() - started).toBeLessThan(15_000);
   });
 
   it("ping throws UnavailableError within its timeout, and honours an abort", async () => {
     const client = kafka({ brokers: unreachable });
     await expect(client.ping()).rejects.toBeInstanceOf(UnavailableError);
     const ac = new AbortController();
-    const started = Date.now();
-    const pinging = client.ping(ac.signal);
+    const pinging = client.ping(ac.signal).catch((e: unknown) => e);
     ac.abort();
-    await expect(pinging).rejects.toBeInstanceOf(UnavailableError);
-    expect(Date.now() - started).toBeLessThan(500);
+    const err = await pinging;
+    expect(err).toBeInstanceOf(UnavailableError);
+    // It was the abort that ended it, not the ping's own timeout.
+    expect((err as Error).cause).toBe(ac.signal.reason);
   });
 });
 

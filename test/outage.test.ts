@@ -127,7 +127,6 @@ describe("Kafka stopped", () => {
         return ids.every((id) => published.has(id));
       },
       timeoutMs: 60_000,
-      settleMs: 3_000,
     });
     const seen = new Map<string, number>();
     for (const r of records) {

@@ -17,6 +17,7 @@ import {
   type HeraldSite,
   type RunResult,
 } from "./support/processes.js";
+import { waitFor } from "./support/wait.js";
 
 // Herald as it is deployed: `herald server|relay|scheduler|dev` as separate processes from
 // dist/, driven by the CLI, buf curl and the grpc-js client, and stopped by signals. Each
@@ -68,16 +69,6 @@ function email(userId: string) {
 function printed(r: RunResult): JsonResponse {
   expect(r, `herald exited ${r.code}\n${r.stderr}`).toMatchObject({ code: 0, timedOut: false });
   return JSON.parse(r.stdout) as JsonResponse;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 // Whatever a failed test left running goes before the file ends.
@@ -164,10 +155,9 @@ describe("server, relay and scheduler as three processes on one database and pre
         [1, "STATUS_SCHEDULED", "accepted"],
         [2, "STATUS_QUEUED", "released"],
       ]);
-      // Released at its time, not before; the promise is within a second (slack for a loaded machine).
-      const late = Date.parse(got.history![1]!.time) - at.getTime();
-      expect(late).toBeGreaterThanOrEqual(0);
-      expect(late).toBeLessThan(2_000);
+      // Released at its time, not before. (How soon after is the release loop's property,
+      // tested with an injected clock in test/unit/release-records.test.ts.)
+      expect(Date.parse(got.history![1]!.time)).toBeGreaterThanOrEqual(at.getTime());
     });
 
     it("cancel of a far-off schedule prints CANCELED; a second cancel is too late: exit 1, FAILED_PRECONDITION on stderr", async () => {
@@ -303,17 +293,18 @@ describe("graceful shutdown", { timeout: 120_000 }, () => {
     const workers = Promise.all(Array.from({ length: 20 }, (_, w) => worker(w)));
 
     try {
-      await waitFor("200 answered Creates", async () => (outcomes.filter((o) => o.ok).length >= 200 ? true : undefined));
-      const sigtermAt = Date.now();
+      await waitFor("200 answered Creates", () => outcomes.filter((o) => o.ok).length >= 200);
+      // Exiting on its own within the stop's 30 s is what counts: a server that hangs is killed,
+      // and the exit below then names the signal.
       const exit = await server.stop("SIGTERM", 30_000);
       const exitedAt = Date.now();
-      // Keep firing a moment at the closed port, then stop the workers; each has at most one call in flight.
-      await new Promise((r) => setTimeout(r, 500));
+      // Keep firing at the closed port until a call has been refused, then stop the workers;
+      // each has at most one call in flight.
+      await waitFor("a Create refused after the exit", () => outcomes.some((o) => !o.ok && o.at > exitedAt));
       firing = false;
       await workers;
 
       expect(exit, outputTail(server)).toEqual({ code: 0, signal: null });
-      expect(exitedAt - sigtermAt).toBeLessThan(15_000);
       expect(server.logs().map((l) => l.msg)).toEqual(expect.arrayContaining(["shutting down", "stopped"]));
 
       // Every answered Create is stored, with its first event and its Dispatch waiting in the outbox.
@@ -350,10 +341,8 @@ describe("graceful shutdown", { timeout: 120_000 }, () => {
     } finally {
       client.close();
     }
-    const started = Date.now();
     const exit = await dev.stop("SIGINT", 30_000);
     expect(exit, outputTail(dev)).toEqual({ code: 0, signal: null });
-    expect(Date.now() - started).toBeLessThan(15_000);
     expect(dev.logs().find((l) => l.msg === "shutting down")).toMatchObject({ signal: "SIGINT" });
   });
 });
@@ -400,11 +389,11 @@ describe("two schedulers on one database", { timeout: 120_000 }, () => {
 
     await waitFor("all 300 released", async () => {
       const { rows } = await db.pool.query<{ n: string }>("SELECT count(*) AS n FROM notifications WHERE status = $1", [Status.QUEUED]);
-      return Number(rows[0]!.n) === 300 ? true : undefined;
+      return Number(rows[0]!.n) === 300;
     });
     for (const s of schedulers) expect(s.exit(), `${s.name} died\n${outputTail(s)}`).toBeUndefined();
 
-    const records = await readTopic(site.topic("herald.email"), { until: (rs) => rs.length >= 300, settleMs: 2_000, timeoutMs: 30_000 });
+    const records = await readTopic(site.topic("herald.email"), { until: (rs) => rs.length >= 300, timeoutMs: 30_000 });
     const dispatched = records.map((r) => fromBinary(DispatchSchema, r.value).notificationId);
     expect(dispatched).toHaveLength(300);
     expect(new Set(dispatched)).toEqual(new Set(ids));

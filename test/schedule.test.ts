@@ -93,7 +93,7 @@ describe("Schedule with local_time", () => {
 });
 
 describe("release", () => {
-  it("due notifications reach Kafka within one second of deliver_at", async () => {
+  it("due notifications reach Kafka once deliver_at has passed, not before", async () => {
     const client = herald.client();
     const due = new Date(Date.now() + 2500);
     const ids = new Map<string, number>();
@@ -104,7 +104,6 @@ describe("release", () => {
     }
     const records = await readTopic(herald.topic("herald.sms"), {
       until: (r) => r.filter((x) => x.key.startsWith("release-")).length >= 20,
-      settleMs: 1000,
     });
     const mine = records.filter((r) => r.key.startsWith("release-"));
     expect(mine).toHaveLength(20);
@@ -112,9 +111,10 @@ describe("release", () => {
       const dispatch = fromBinary(DispatchSchema, r.value);
       const dueAt = ids.get(dispatch.notificationId);
       expect(dueAt).toBeDefined();
-      // Not early, and within the one-second promise (record timestamp = when the relay produced it).
+      // Not early (record timestamp = when the relay produced it). How soon after deliver_at
+      // is a property of the release loop, checked with an injected clock in
+      // test/unit/release-records.test.ts; measured here it would only measure the machine.
       expect(r.timestamp).toBeGreaterThanOrEqual(dueAt!);
-      expect(r.timestamp - dueAt!).toBeLessThan(1000);
       expect(dispatch.attempt).toBe(1);
     }
     const got = await client.get({ id: [...ids.keys()][0]! });

@@ -14,6 +14,7 @@ import { createPool } from "../src/store/db.js";
 import type { AcceptInput } from "../src/store/accept-statement.js";
 import { createNotificationStore, type NotificationStore } from "../src/store/notifications.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
+import { waitFor } from "./support/wait.js";
 
 const log = pino({ level: "silent" });
 let db: TestDatabase;
@@ -210,21 +211,16 @@ describe("scheduler", () => {
     expect(await releasedOnce(tenant)).toEqual([{ events: 2, queued: 1, dispatches: 1, statuses: 2, n: 300 }]);
   });
 
-  it("a started scheduler releases a row within a second of its due time", async () => {
+  it("a started scheduler releases a row once it is due, not before", async () => {
     const scheduler = createScheduler({ pool: db.pool, log, batchSize: 100, pollMs: 200 });
     scheduler.start();
     const deliverAt = new Date(Date.now() + 1_500);
     const id = await schedule(newTenant(), deliverAt);
-    let released: EventRow | undefined;
-    for (let waited = 0; !released && waited < 5_000; waited += 50) {
-      await new Promise((r) => setTimeout(r, 50));
-      released = (await eventsOf(id)).find((e) => e.status === Status.QUEUED);
-    }
+    const released: EventRow = await waitFor("the release", async () => (await eventsOf(id)).find((e) => e.status === Status.QUEUED));
     await scheduler.close();
-    expect(released).toBeDefined();
-    const lateness = released!.created_at.getTime() - deliverAt.getTime();
-    expect(lateness).toBeGreaterThanOrEqual(0);
-    expect(lateness).toBeLessThan(1_000);
+    // How soon after its time is the loop's property, tested with an injected clock in
+    // test/unit/release-records.test.ts; measured here it would measure the machine.
+    expect(released.created_at.getTime()).toBeGreaterThanOrEqual(deliverAt.getTime());
   });
 
   it("keeps going through a database outage, logging once, and closes without hanging", async () => {
@@ -236,13 +232,16 @@ describe("scheduler", () => {
       },
     });
     const pool = createPool({ url: "postgres://postgres@127.0.0.1:1/herald", connectTimeoutMs: 500 });
+    let tries = 0;
+    // Counted as pg's pool.query reaches it too (with a callback), so every argument passes through.
+    const connect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
+    pool.connect = ((...args: unknown[]) => (tries++, connect(...args))) as typeof pool.connect;
     const scheduler = createScheduler({ pool, log: pino({ level: "info" }, sink), batchSize: 10, pollMs: 20 });
     scheduler.start();
     scheduler.start(); // no second loop
-    await new Promise((r) => setTimeout(r, 400)); // several failed ticks with back-off
-    const started = Date.now();
+    await waitFor("several failed ticks", () => tries >= 3);
+    // Closes without hanging (a hang would time the test out).
     await Promise.all([scheduler.close(), scheduler.close()]);
-    expect(Date.now() - started).toBeLessThan(1_000);
     const errors = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 40);
     expect(errors).toHaveLength(1);
     expect(errors[0]!.msg).toMatch(/scheduler tick failed/);

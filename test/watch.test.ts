@@ -5,6 +5,7 @@ import { Status } from "../gen/herald/v1/notification_pb.js";
 import { RESUME_CURSOR_HEADER } from "../src/server/handlers/watch-status.js";
 import { KEY_A, KEY_B, startTestHerald, type TestHerald } from "./support/herald.js";
 import { FAST } from "./e2e/support.js";
+import { waitFor } from "./support/wait.js";
 import { allSent, createSms, expectCode, inSequenceOrder, instantProvider, keysOf, storedKeys, watch, type Watcher } from "./support/watch.js";
 
 // WatchStatus end to end: real Kafka, PostgreSQL and Redis; a deployment of two API instances
@@ -72,7 +73,7 @@ describe("WatchStatus", () => {
     const cursor = first.lastCursor();
     // Events keep happening while no one watches.
     for (let i = 0; i < 10; i++) ids.push(await createSms(a.client(), recipient, `away ${i}`));
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("the notifications made while away to be SENT", async () => (await storedKeys(a.db.pool, ids)).length >= 3 * ids.length);
     const second = watch(b.client(), { selector: { case: "userId", value: recipient }, after: cursor });
     for (let i = 0; i < 5; i++) ids.push(await createSms(a.client(), recipient, `back ${i}`));
     await second.until("every notification SENT", (w) => allSent(w, ids) || allSent({ ...w, events: () => [...first.events(), ...w.events()] }, ids));
@@ -93,9 +94,11 @@ describe("WatchStatus", () => {
     const ours = await createSms(a.client(KEY_A), shared, "tenant a");
     await tenantWide.until("our SENT", (w) => allSent(w, [ours]));
     await sameUser.until("our SENT", (w) => allSent(w, [ours]));
-    // By now B's notification (created first) has been through the feed too.
-    await until(async () => (await storedKeys(a.db.pool, [theirs])).length >= 3);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor("B's notification SENT", async () => (await storedKeys(a.db.pool, [theirs])).length >= 3);
+    // Created after B's last event was stored, so its events come after all of B's in the feed:
+    // a stream that has it has been offered every one of B's.
+    const marker = await createSms(a.client(KEY_A), shared, "marker");
+    for (const w of [tenantWide, sameUser]) await w.until("the marker", (x) => x.events().some((e) => e.notificationId === marker));
     tenantWide.stop();
     sameUser.stop();
     for (const w of [tenantWide, sameUser]) expect(w.events().some((e) => e.notificationId === theirs)).toBe(false);
@@ -153,11 +156,3 @@ describe("WatchStatus", () => {
 
 /** The stream has sent its "caught up" heartbeat: it is subscribed. */
 const opened = (w: Watcher) => w.messages.some((m) => m.kind.case === "heartbeat");
-
-async function until(probe: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -10,6 +10,7 @@ import { type Provider, type RenderedMessage, type SendResult } from "../src/wor
 import { createChannelWorker, type ChannelWorker } from "../src/workers/worker.js";
 import { startTestHerald, type TestHerald } from "./support/herald.js";
 import { readTopic } from "./support/kafka-reader.js";
+import { waitFor } from "./support/wait.js";
 
 // Channel workers end to end in one process: API → PostgreSQL → relay →
 // Kafka → worker → fake provider → outcome → herald.status, with the
@@ -73,23 +74,22 @@ async function create(userId: string, subject: string, channel = Channel.EMAIL):
 }
 
 async function waitForStatus(ids: readonly string[], status: Status, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await herald.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM notifications WHERE id = ANY($1::uuid[]) AND status = $2", [
-      ids,
-      status,
-    ]);
-    if (r.rows[0]!.n === ids.length) return;
-    if (Date.now() > deadline) throw new Error(`timed out: ${r.rows[0]!.n} of ${ids.length} reached ${Status[status]}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(
+    `${ids.length} notifications to reach ${Status[status]}`,
+    async () => (await countWhere("notifications WHERE id = ANY($1::uuid[]) AND status = $2", [ids, status])) === ids.length,
+    { timeoutMs },
+  );
+}
+
+async function countWhere(fromWhere: string, params: unknown[]): Promise<number> {
+  const r = await herald.db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${fromWhere}`, params);
+  return r.rows[0]!.n;
 }
 
 /** The herald.status events of `id` in the order Kafka holds them. */
 async function statusEvents(id: string, count: number): Promise<StatusEvent[]> {
   const records = await readTopic(herald.topic("herald.status"), {
     until: (rs) => rs.filter((r) => r.key === id).length >= count,
-    settleMs: 300,
   });
   return records.filter((r) => r.key === id).map((r) => fromBinary(StatusEventSchema, r.value));
 }
@@ -176,14 +176,10 @@ describe("worker membership, shutdown and fetching", () => {
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) for (let u = 0; u < 4; u++) ids.push(await create(`sms-${u}`, `sms ${u}.${i}`, Channel.SMS));
     // All on Kafka before the worker fetches, so each partition comes as one batch.
-    for (let waited = 0; waited < 10_000; waited += 50) {
-      const r = await herald.db.pool.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM outbox WHERE notification_id = ANY($1::uuid[]) AND topic = 'herald.sms' AND published_at IS NOT NULL",
-        [ids],
-      );
-      if (r.rows[0]!.n === ids.length) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      "every record published",
+      async () => (await countWhere("outbox WHERE notification_id = ANY($1::uuid[]) AND topic = 'herald.sms' AND published_at IS NOT NULL", [ids])) === ids.length,
+    );
 
     const held: Array<() => void> = [];
     const firstCalls: RenderedMessage[] = [];
@@ -196,19 +192,19 @@ describe("worker membership, shutdown and fetching", () => {
       close: async () => {},
     });
     await w1.start();
-    const deadline = Date.now() + 30_000;
-    while (firstCalls.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor("a send per recipient", () => firstCalls.length >= 4);
     expect(firstCalls).toHaveLength(4); // one per recipient; each second one waits behind it
 
     const closing = w1.close();
     expect(w1.close()).toBe(closing); // idempotent
-    await new Promise((r) => setTimeout(r, 200));
+    // Released only after close() began: each release frees a second send in its lane, which
+    // a worker still taking work would start.
     held.forEach((release) => release());
     await closing;
     // Nothing new started once closing began; what was in flight is stored.
     expect(firstCalls).toHaveLength(4);
     const sentByFirst = firstCalls.map((c) => c.notificationId);
-    await waitForStatus(sentByFirst, Status.SENT, 5_000);
+    await waitForStatus(sentByFirst, Status.SENT);
     expect(w1.counters).toMatchObject({ sent: 4 });
 
     // The next member of the group starts after the committed offsets: it sends only the rest.
@@ -247,8 +243,7 @@ describe("worker membership, shutdown and fetching", () => {
       // fetches again only once every batch of its last fetch was handled, and a batch that
       // waited for its records would wait for the held one here.
       const others = await Promise.all(Array.from({ length: 12 }, (_, u) => create(`pipe-${u}`, `pipe ${u}`, Channel.SMS)));
-      for (let waited = 0; !others.some((id) => sent.includes(id)) && waited < 30_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
-      expect(others.filter((id) => sent.includes(id)).length).toBeGreaterThan(0);
+      await waitFor("a later record sent past the held one", () => others.some((id) => sent.includes(id)));
       expect(sent).not.toContain(slowId);
       releaseSlow();
       await waitForStatus([slowId, ...others], Status.SENT);
@@ -284,7 +279,7 @@ describe("worker membership, shutdown and fetching", () => {
     await w1.start();
     let w2: ChannelWorker | undefined;
     try {
-      for (let waited = 0; calls.length < 6 && waited < 30_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+      await waitFor("the first member mid-batch", () => calls.length >= 6);
       // A second member joins while the first is mid-batch: the group rebalances.
       w2 = smsWorker(slow("w2"));
       await w2.start();

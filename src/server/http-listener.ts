@@ -2,10 +2,11 @@ import http2 from "node:http2";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import net, { type Socket } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { cors as connectCors, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
 import corsMiddleware from "cors";
 import type { Logger } from "../log.js";
 import type { Edge } from "./edge.js";
+import { edgeInterceptor } from "./edge-interceptor.js";
 import type { MountedService } from "./services.js";
 
 // The HTTP listener serves Connect, gRPC-Web and gRPC over HTTP/1.1 and h2c on
@@ -42,30 +43,6 @@ export interface HttpListener {
   port: number;
   /** Stops accepting, lets in-flight requests finish for up to graceMs, then closes every connection. Idempotent. */
   close(graceMs?: number): Promise<void>;
-}
-
-/** Runs the edge for Connect-served calls, including errors thrown mid-stream. */
-function edgeInterceptor(edge: Edge): Interceptor {
-  return (next) => async (req) => {
-    try {
-      edge.admit(req.method, req.header, req.contextValues);
-      const res = await next(req);
-      if (!res.stream) return res;
-      const message = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          try {
-            yield* message;
-          } catch (err) {
-            throw edge.classify(err, req.method, req.contextValues);
-          }
-        })(),
-      };
-    } catch (err) {
-      throw edge.classify(err, req.method, req.contextValues);
-    }
-  };
 }
 
 export async function startHttpListener(opts: HttpListenerOptions): Promise<HttpListener> {

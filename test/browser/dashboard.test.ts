@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, Status, createHeraldClient, type HeraldClient } from "../../src/client/index.js";
 import { createTestDatabase, type TestDatabase } from "../support/db.js";
 import { REPO, heraldSite, outputTail, spawnHerald, stopAll, type HeraldProcess, type HeraldSite } from "../support/processes.js";
-import { FAST, until, waitForStatus } from "../e2e/support.js";
+import { FAST, waitForStatus } from "../e2e/support.js";
+import { waitFor } from "../support/wait.js";
 import { dashboardPage, type DashboardPage, type PageEvent } from "./dashboard-page.js";
 
 // The dashboard in a real headless Chromium (Debian's, driven by
@@ -113,7 +114,7 @@ describe("the dashboard", () => {
     // Sent from the page's form, watched on the page's own feed.
     const first = await dash.send({ to: "ada@example.com", userId: "u-dash-1", subject: "Hello from the dashboard", text: "It works." });
     expect(first).toMatch(/^[0-9a-f-]{36}$/);
-    await until("the first notification SENT on the page", async () => (await dash.row(first))?.status === "SENT", 30_000, 100);
+    await waitFor("the first notification SENT on the page", async () => (await dash.row(first))?.status === "SENT", { everyMs: 100 });
     mark("first SENT");
     expect((await dash.row(first))?.history).toEqual([
       { sequence: 1, status: "QUEUED" },
@@ -136,11 +137,10 @@ describe("the dashboard", () => {
         return notification!.id;
       }),
     );
-    await until(
+    await waitFor(
       "the page to show every scheduled notification SCHEDULED",
       async () => (await Promise.all(scheduled.map((id) => dash.row(id)))).every((r) => r?.status === "SCHEDULED"),
-      10_000,
-      100,
+      { everyMs: 100 },
     );
     expect(Date.now(), "too slow to kill the server before the scheduled time").toBeLessThan(deliverAt.getTime() - 1_000);
 
@@ -182,7 +182,7 @@ describe("the dashboard", () => {
     }
     const expected = [...histories.values()].flat();
     // Not reaching the count is not thrown here: the comparisons below say which events are missing.
-    await until("the page to hold every event", async () => (await dash.events()).length >= expected.length, 30_000, 100).then(
+    await waitFor("the page to hold every event", async () => (await dash.events()).length >= expected.length, { everyMs: 100 }).then(
       () => mark("page caught up"),
       () => undefined,
     );

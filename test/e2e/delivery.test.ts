@@ -28,12 +28,12 @@ import {
   testKafka,
   twilioCredentials,
   twilioEnv,
-  until,
   waitForStatus,
   webhookEnv,
   webhookSecret,
   type E2e,
 } from "./support.js";
+import { waitFor } from "../support/wait.js";
 
 // Every channel end to end through one `herald worker --channel all` process and a local
 // stand-in per provider: what arrives at the provider, exactly, and what is stored about it.
@@ -259,7 +259,7 @@ describe("redelivery", () => {
 
     // The worker has finished with the copy once its group commits past it.
     const group = `${e2e.prefix}herald-worker-sms`;
-    await until("the worker to commit past the copied record", async () => ((await committedOffsets(group, topic)).get(record.partition) ?? -1n) > copyOffset, 20_000, 200);
+    await waitFor("the worker to commit past the copied record", async () => ((await committedOffsets(group, topic)).get(record.partition) ?? -1n) > copyOffset, { everyMs: 200 });
 
     expect(twilio.requests.filter((r) => r.headers["i-twilio-idempotency-token"] === id)).toHaveLength(1);
     expect(await rowOf(e2e.pool, id)).toMatchObject({ status: Status.SENT, attempts: 1 });

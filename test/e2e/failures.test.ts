@@ -109,7 +109,6 @@ describe("transient failures are retried through the scheduler", () => {
 
     const records = await readTopic(`${e2e.prefix}herald.status`, {
       until: (rs) => rs.filter((r) => r.key === id).length >= 6,
-      settleMs: 500,
       timeoutMs: 20_000,
     });
     const events = records.filter((r) => r.key === id).map((r) => fromBinary(StatusEventSchema, r.value));

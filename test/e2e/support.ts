@@ -8,6 +8,7 @@ import { heraldSite, outputTail, spawnHerald, type HeraldProcess } from "../supp
 import type { FcmStandIn } from "../support/stand-ins/fcm.js";
 import type { SmtpStandIn } from "../support/stand-ins/smtp.js";
 import type { TwilioStandIn } from "../support/stand-ins/twilio.js";
+import { waitFor } from "../support/wait.js";
 
 // The delivery path as deployed: every channel worker is a real `herald worker --channel …`
 // process from dist/, and every provider is a local stand-in that speaks its protocol. API
@@ -189,16 +190,6 @@ export async function createNotification(
 export const sms = (client: HeraldClient, userId: string, text: string, phone = "+14155550100") =>
   createNotification(client, userId, { case: "phone", value: phone }, { text });
 
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 /** Waits until every id has one of `statuses`; fails naming how many are where, and the worker's output. */
 export async function waitForStatus(
   pool: pg.Pool,
@@ -207,20 +198,23 @@ export async function waitForStatus(
   opts: { timeoutMs?: number; workers?: readonly HeraldProcess[] } = {},
 ): Promise<void> {
   const wanted: readonly Status[] = typeof statuses === "number" ? [statuses] : statuses;
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-  for (;;) {
-    const r = await pool.query<{ status: Status; n: number }>(
-      "SELECT status, count(*)::int AS n FROM notifications WHERE id = ANY($1::uuid[]) GROUP BY status",
-      [ids],
+  let where = "";
+  try {
+    await waitFor(
+      `${ids.length} notifications to reach ${wanted.map((s) => Status[s]).join("/")}`,
+      async () => {
+        const r = await pool.query<{ status: Status; n: number }>(
+          "SELECT status, count(*)::int AS n FROM notifications WHERE id = ANY($1::uuid[]) GROUP BY status",
+          [ids],
+        );
+        where = r.rows.map((row) => `${Status[row.status]}: ${row.n}`).join(", ");
+        return r.rows.filter((row) => wanted.includes(row.status)).reduce((sum, row) => sum + row.n, 0) === ids.length;
+      },
+      { timeoutMs: opts.timeoutMs ?? 30_000, everyMs: 50 },
     );
-    const done = r.rows.filter((row) => wanted.includes(row.status)).reduce((sum, row) => sum + row.n, 0);
-    if (done === ids.length) return;
-    if (Date.now() > deadline) {
-      const where = r.rows.map((row) => `${Status[row.status]}: ${row.n}`).join(", ");
-      const tails = (opts.workers ?? []).map((w) => `${w.name}:\n${outputTail(w, 2000)}`).join("\n");
-      throw new Error(`timed out: ${done} of ${ids.length} reached ${wanted.map((s) => Status[s]).join("/")} (${where})\n${tails}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  } catch (err) {
+    const tails = (opts.workers ?? []).map((w) => `${w.name}:\n${outputTail(w, 2000)}`).join("\n");
+    throw new Error(`${(err as Error).message} (${where})\n${tails}`, { cause: err });
   }
 }
 
@@ -295,15 +289,14 @@ export async function waitForGroup(group: string, members: number, timeoutMs = 6
   const admin = testKafka().admin();
   await admin.connect();
   try {
-    await until(
+    await waitFor(
       `group ${group} stable with ${members} members`,
       async () => {
         const { groups } = await admin.describeGroups([group]);
         const g = groups[0];
         return g?.state === "Stable" && g.members.length === members && g.members.every((m) => m.memberAssignment.length > 0);
       },
-      timeoutMs,
-      200,
+      { timeoutMs, everyMs: 200 },
     );
   } finally {
     await admin.disconnect();

@@ -126,9 +126,7 @@ describe("timeouts", () => {
     const db = switchable("db");
     const stuck = hanging("kafka");
     const { health, client } = setup({ checks: [db.check, stuck.check], timeoutMs: 100 });
-    const t0 = performance.now();
-    await health.refresh();
-    expect(performance.now() - t0).toBeLessThan(1000);
+    await health.refresh(); // returns although the check never does (a hang would time the test out)
     expect((await client.check({ service: "" })).status).toBe(ServingStatus.NOT_SERVING);
     expect(health.report().checks.kafka).toMatchObject({ ok: false, error: "timed out after 100 ms" });
     expect(stuck.signal?.aborted).toBe(true);
