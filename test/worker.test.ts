@@ -11,6 +11,7 @@ import { createChannelWorker, type ChannelWorker } from "../src/workers/worker.j
 import { startTestHerald, type TestHerald } from "./support/herald.js";
 import { readTopic } from "./support/kafka-reader.js";
 import { waitFor } from "./support/wait.js";
+import { waitForGroup } from "./e2e/support.js";
 
 // Channel workers end to end in one process: API → PostgreSQL → relay →
 // Kafka → worker → fake provider → outcome → herald.status, with the
@@ -266,23 +267,30 @@ describe("worker membership, shutdown and fetching", () => {
     );
     const ids = byUser.flat();
     const calls: RenderedMessage[] = [];
-    const slow = (name: string): Provider => ({
+    // The first member's sends after its sixth wait for the rebalance, so it lands mid-batch
+    // however slowly this machine runs the join (a fixed lane length could drain first).
+    let rebalanced!: () => void;
+    const afterRebalance = new Promise<void>((resolve) => (rebalanced = resolve));
+    const slow = (name: string, gated: boolean): Provider => ({
       name,
       async send(message) {
         calls.push(message);
+        if (gated && calls.length > 6) await afterRebalance;
         await new Promise((r) => setTimeout(r, 150));
         return { providerMessageId: `${name}-${message.notificationId}` };
       },
       close: async () => {},
     });
-    const w1 = smsWorker(slow("w1"));
+    const w1 = smsWorker(slow("w1", true));
     await w1.start();
     let w2: ChannelWorker | undefined;
     try {
       await waitFor("the first member mid-batch", () => calls.length >= 6);
       // A second member joins while the first is mid-batch: the group rebalances.
-      w2 = smsWorker(slow("w2"));
+      w2 = smsWorker(slow("w2", false));
       await w2.start();
+      await waitForGroup(`${herald.topicPrefix}herald-worker-sms`, 2);
+      rebalanced();
       await waitForStatus(ids, Status.SENT, 60_000);
     } finally {
       await Promise.all([w1.close(), w2?.close()]);
