@@ -66,8 +66,23 @@ function limiterOpts(over: Partial<RateLimiterOptions> & Pick<RateLimiterOptions
   return { name: "provider", perSecond: N, fallbackPerSecond: N / 2, keyPrefix: `t${randomBytes(5).toString("hex")}:rl:`, ...over };
 }
 
+// The limiter reads its clock right before it hands out a grant (and again, in the same
+// synchronous run, for the next slot), so its last reading is the grant's time by the limiter's
+// own clock. A busy machine can delay this process's reaction to a grant and bunch the
+// reactions up; the limiter's clock is what its guarantee is about.
+const lastReading = new WeakMap<RateLimiter, () => number>();
+
+/** createRateLimiter, with its clock readings kept for `drive`. */
+function stampedLimiter(opts: RateLimiterOptions): RateLimiter {
+  let last = Date.now();
+  const limiter = createRateLimiter({ ...opts, clock: { now: () => (last = Date.now()) } });
+  lastReading.set(limiter, () => last);
+  return limiter;
+}
+
 /** `concurrency` callers taking as fast as they are let through until `until` (epoch ms); the grant times. */
 async function drive(limiter: RateLimiter, concurrency: number, until: number): Promise<number[]> {
+  const stamp = lastReading.get(limiter) ?? Date.now;
   const stop = AbortSignal.timeout(Math.max(1, until - Date.now()));
   const grants: number[] = [];
   await Promise.all(
@@ -78,7 +93,7 @@ async function drive(limiter: RateLimiter, concurrency: number, until: number): 
         } catch {
           return;
         }
-        grants.push(Date.now());
+        grants.push(stamp());
       }
     }),
   );
@@ -125,8 +140,8 @@ describe("shared rate limit", () => {
   it("holds N per second across two connections, without starving either", async () => {
     const { log } = capturingLogger();
     const opts = limiterOpts({ redis: await redisClient(), log });
-    const a = createRateLimiter(opts);
-    const b = createRateLimiter({ ...opts, redis: await redisClient() });
+    const a = stampedLimiter(opts);
+    const b = stampedLimiter({ ...opts, redis: await redisClient() });
     const startAt = nextSecond(200);
     await sleep(startAt - Date.now());
     const seconds = 6;
@@ -180,7 +195,7 @@ describe("shared rate limit", () => {
     // A plain 1-second window opened by the first take lets N through at its end and N more at
     // the start of the next one: 2N within milliseconds. The slots spread the burst instead.
     const { log } = capturingLogger();
-    const limiter = createRateLimiter(limiterOpts({ redis: await redisClient(), log }));
+    const limiter = stampedLimiter(limiterOpts({ redis: await redisClient(), log }));
     const first = new AbortController();
     await limiter.take(first.signal);
     const opened = Date.now();
@@ -199,7 +214,7 @@ describe("shared rate limit", () => {
 
   it("does not wait or touch Redis when the limit is 0", async () => {
     const redis = await redisClient();
-    const limiter = createRateLimiter(limiterOpts({ redis, log: capturingLogger().log, perSecond: 0 }));
+    const limiter = stampedLimiter(limiterOpts({ redis, log: capturingLogger().log, perSecond: 0 }));
     const signal = new AbortController().signal;
     const takes = Promise.all(Array.from({ length: 1000 }, () => limiter.take(signal))).then(() => "all granted");
     // Before any timer or I/O callback runs: no waiting at all.
@@ -210,7 +225,7 @@ describe("shared rate limit", () => {
 
   it("rejects with the signal's reason, promptly, and keeps serving the others", async () => {
     const redis = await redisClient();
-    const limiter = createRateLimiter(limiterOpts({ redis, log: capturingLogger().log, perSecond: 1 }));
+    const limiter = stampedLimiter(limiterOpts({ redis, log: capturingLogger().log, perSecond: 1 }));
     const forever = new AbortController().signal;
     await limiter.take(forever); // the second's one send
     const waiting = new AbortController();
@@ -238,7 +253,7 @@ describe("shared rate limit", () => {
 
   it("makes a handful of Redis calls, not a loop, while blocked", async () => {
     const redis = await redisClient();
-    const limiter = createRateLimiter(limiterOpts({ redis, log: capturingLogger().log, perSecond: 1 }));
+    const limiter = stampedLimiter(limiterOpts({ redis, log: capturingLogger().log, perSecond: 1 }));
     // 32 callers against one send per second for 2.5 s: blocked nearly all the time.
     const grants = await drive(limiter, 32, Date.now() + 2500);
     expect(grants.length).toBeGreaterThanOrEqual(2);
@@ -269,7 +284,7 @@ describe("without Redis", () => {
     const redis = createRedis("redis://127.0.0.1:1", log);
     redis.connect().catch(() => {});
     cleanups.push(() => redis.disconnect());
-    const limiter = createRateLimiter(limiterOpts({ redis, log, fallbackPerSecond: FALLBACK }));
+    const limiter = stampedLimiter(limiterOpts({ redis, log, fallbackPerSecond: FALLBACK }));
     const startAt = nextSecond(200);
     await sleep(startAt - Date.now());
     const seconds = 3;
@@ -290,7 +305,7 @@ describe("without Redis", () => {
       const redis = createRedis(`redis://127.0.0.1:${proxy.port}`, log);
       await redis.connect();
       cleanups.push(() => redis.disconnect());
-      const limiter = createRateLimiter(
+      const limiter = stampedLimiter(
         limiterOpts({ redis, log, fallbackPerSecond: FALLBACK, redisTimeoutMs: 200, probeIntervalMs: 200 }),
       );
       const grants: number[] = [];

@@ -2,7 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel } from "../../src/client/index.js";
 import { stopAll, type Exit, type HeraldProcess } from "../support/processes.js";
-import { waitFor } from "../support/wait.js";
+import { retryUnavailable, waitFor } from "../support/wait.js";
 import { startTwilioStandIn, type TwilioStandIn } from "../support/stand-ins/twilio.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/stand-ins/webhook-receiver.js";
 import {
@@ -95,11 +95,20 @@ beforeAll(async () => {
   // this process, which stamps arrivals) is over before the first send, however long it took;
   // the scheduler then releases it all at once.
   const due = new Date(Date.now() + 86_400_000);
+  // As a well-behaved client does: UNAVAILABLE (a busy machine can make a connection wait out its
+  // timeout) is tried again under the same idempotency key, so each one is stored once.
   const schedule = (userId: string, address: Address, text: string) =>
-    e2e.client.schedule({
-      notification: { channel: address.case === "phone" ? Channel.SMS : Channel.WEBHOOK, recipient: { userId, address }, body: { case: "content", value: { text } } },
-      when: { case: "deliverAt", value: timestampFromDate(due) },
-    });
+    retryUnavailable(() =>
+      e2e.client.schedule({
+        notification: {
+          channel: address.case === "phone" ? Channel.SMS : Channel.WEBHOOK,
+          recipient: { userId, address },
+          body: { case: "content", value: { text } },
+        },
+        idempotencyKey: `${address.case}:${text.replace(/[^!-~]/g, "-")}`,
+        when: { case: "deliverAt", value: timestampFromDate(due) },
+      }),
+    );
   const backlog = await Promise.all(
     Array.from({ length: BACKLOG }, (_, i) => [
       schedule(`rl-${i % 60}`, { case: "phone", value: "+14155550100" }, `limited #${i}`),

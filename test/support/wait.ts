@@ -1,4 +1,5 @@
 import { inspect } from "node:util";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { setTimeout as sleep } from "node:timers/promises";
 
 // The one way tests wait: poll a probe until it yields a value, like kafkajs's testHelpers
@@ -43,4 +44,16 @@ export async function waitFor<T>(what: string, probe: Probe<T>, opts: WaitOption
 
 function describe(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : inspect(err);
+}
+
+/** Runs `call` until it does not fail UNAVAILABLE (at most `attempts` times), as a client retrying under one idempotency key. */
+export async function retryUnavailable<T>(call: () => Promise<T>, attempts = 10): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (attempt >= attempts || ConnectError.from(err).code !== Code.Unavailable) throw err;
+      await sleep(100 * attempt);
+    }
+  }
 }
