@@ -5,7 +5,7 @@ import type { Logger } from "../log.js";
 import { acceptBatch, unstorableField, type AcceptOutcome } from "./accept.js";
 import type { AcceptInput } from "./accept-statement.js";
 import { cancelNotification, type CancelOutcome } from "./cancel.js";
-import { inTransaction } from "./db.js";
+import { inTransaction, isConnectionFailure } from "./db.js";
 import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
 import { getNotification } from "./notification-reads.js";
@@ -60,6 +60,8 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
     ...deps.commit,
     flush,
     closedError: () => databaseUnavailable("notification store is closed"),
+    // The database did not answer (not: answered slowly): whoever waits behind that batch fails now.
+    sharesFailure: (err) => err instanceof UnavailableError && isConnectionFailure(err.cause),
   });
 
   function refuseIfClosed(): void {
