@@ -28,6 +28,8 @@ export interface Config {
   scheduleHorizonMs: number;
   /** The PostgreSQL pool of each process (store/db.ts DbOptions). */
   db: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number; queryTimeoutMs: number };
+  /** How long an idempotency key holds; 0 = for ever. */
+  idempotencyTtlMs: number;
   /** Group commit: flush when this many requests wait, or after maxDelayMs; maxInFlight transactions at once. */
   commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number };
   relay: { batchSize: number; pollMs: number };
@@ -85,6 +87,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     maxMessageBytes: int(env, "HERALD_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     scheduleHorizonMs: int(env, "HERALD_SCHEDULE_HORIZON_DAYS", 366, 1, 3650) * 24 * 3600 * 1000,
     db: loadDbConfig(env),
+    idempotencyTtlMs: int(env, "HERALD_IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000, 0, 366 * 24 * 3600 * 1000),
     commit: {
       maxBatch: int(env, "HERALD_COMMIT_MAX_BATCH", 256, 1, 10_000),
       maxDelayMs: int(env, "HERALD_COMMIT_MAX_DELAY_MS", 2, 0, 1000),

@@ -9,7 +9,7 @@ import { waitFor } from "../support/wait.js";
 // A lost database fails fast and leaves nothing behind: through a partition that drops packets
 // (the proxy's blackhole: nothing refused, nothing answered), every call answers UNAVAILABLE
 // rather than hanging to its deadline, and once the partition heals the pool holds no connection
-// that went silent in it.
+// that went silent in it. And idempotency keys expire.
 
 // Generous: a call still hanging by then is a failure (DEADLINE_EXCEEDED), not a slow machine.
 const DEADLINE_MS = 20_000;
@@ -108,4 +108,59 @@ describe("PostgreSQL blackholed", () => {
     // by a health check when it healed is dropped when that query times out).
     await waitFor("the connections that lost bytes to be closed", () => p.lostConnections() === 0);
   });
+});
+
+describe("idempotency keys expire", () => {
+  let herald: TestHerald | undefined;
+
+  beforeAll(async () => {
+    // One request per transaction, several at once: racing requests meet in the unique index,
+    // not inside one batch.
+    herald = await startTestHerald({ roles: ["server"], env: { HERALD_COMMIT_MAX_BATCH: "1", HERALD_COMMIT_MAX_IN_FLIGHT: "4" } });
+  });
+  afterAll(async () => {
+    await herald?.stop();
+  });
+
+  /** Moves a notification's creation back past the default 24 h window. */
+  const age = (h: TestHerald, id: string) =>
+    h.db.pool.query("UPDATE notifications SET created_at = created_at - interval '25 hours' WHERE id = $1", [id]);
+
+  it("inside the window a key returns the first result or refuses another request; after it, creates anew", async () => {
+    const h = herald!;
+    const client = h.client(KEY_A);
+    const key = `expiry-${Date.now()}`;
+    const first = (await client.create({ notification: email("ada"), idempotencyKey: key })).notification!;
+    expect((await client.create({ notification: email("ada"), idempotencyKey: key })).notification?.id).toBe(first.id);
+    expect(await codeOf(client.create({ notification: email("ada", "other"), idempotencyKey: key }))).toBe("AlreadyExists");
+
+    await age(h, first.id);
+    const second = (await client.create({ notification: email("ada"), idempotencyKey: key })).notification!;
+    expect(second.id).not.toBe(first.id);
+    expect(second.status).toBe(Status.QUEUED);
+    expect(second.idempotencyKey).toBe(key);
+    // The new notification holds the key now, for a window of its own.
+    expect((await client.create({ notification: email("ada"), idempotencyKey: key })).notification?.id).toBe(second.id);
+    expect(await codeOf(client.create({ notification: email("ada", "other"), idempotencyKey: key }))).toBe("AlreadyExists");
+    // The old one still says which key it was created with.
+    expect((await client.get({ id: first.id })).notification?.idempotencyKey).toBe(key);
+    expect(await count(h, "SELECT 1 FROM outbox WHERE notification_id = $1", [second.id])).toBe(2);
+  });
+
+  it("an expired key raced by several requests creates one notification", async () => {
+    for (let round = 0; round < 5; round++) await raceExpiredKey(herald!, round);
+  });
+
+  async function raceExpiredKey(h: TestHerald, round: number): Promise<void> {
+    const client = h.client(KEY_A);
+    const key = `race-${round}-${Date.now()}`;
+    const first = (await client.create({ notification: email("bob"), idempotencyKey: key })).notification!;
+    await age(h, first.id);
+    const ids = await Promise.all(
+      Array.from({ length: 6 }, async () => (await client.create({ notification: email("bob"), idempotencyKey: key })).notification!.id),
+    );
+    expect(new Set(ids).size).toBe(1);
+    expect(ids[0]).not.toBe(first.id);
+    expect(await count(h, "SELECT 1 FROM notifications WHERE $1 IN (idempotency_key, released_idempotency_key)", [key])).toBe(2);
+  }
 });

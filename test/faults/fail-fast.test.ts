@@ -100,10 +100,11 @@ describe("which failures destroy a connection", () => {
 
 describe("database configuration", () => {
   it("defaults answer a partition within 2 s, and five roles' pools fit in max_connections", () => {
-    const { db } = loadConfig({}, "production");
+    const { db, idempotencyTtlMs } = loadConfig({}, "production");
     expect(db).toEqual({ poolMax: 10, connectTimeoutMs: 1000, statementTimeoutMs: 1000, queryTimeoutMs: 1500 });
     expect(Math.max(db.connectTimeoutMs, db.queryTimeoutMs)).toBeLessThan(2000);
     expect(db.poolMax * 5).toBeLessThan(100);
+    expect(idempotencyTtlMs).toBe(24 * 3600 * 1000);
   });
 
   it("refuses a statement timeout the client would give up before", () => {
