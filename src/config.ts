@@ -26,6 +26,10 @@ export interface Config {
   maxMessageBytes: number;
   /** How far ahead Schedule may go, in ms. */
   scheduleHorizonMs: number;
+  /** The PostgreSQL pool of each process (store/db.ts DbOptions). */
+  db: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number; queryTimeoutMs: number };
+  /** How long an idempotency key holds; 0 = for ever. */
+  idempotencyTtlMs: number;
   /** Group commit: flush when this many requests wait, or after maxDelayMs; maxInFlight transactions at once. */
   commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number };
   relay: { batchSize: number; pollMs: number };
@@ -82,6 +86,8 @@ export function loadConfig(env: Env, mode: Mode): Config {
     corsOrigins: list(env, "HERALD_CORS_ORIGINS", mode === "dev" ? ["*"] : []),
     maxMessageBytes: int(env, "HERALD_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     scheduleHorizonMs: int(env, "HERALD_SCHEDULE_HORIZON_DAYS", 366, 1, 3650) * 24 * 3600 * 1000,
+    db: loadDbConfig(env),
+    idempotencyTtlMs: int(env, "HERALD_IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000, 0, 366 * 24 * 3600 * 1000),
     commit: {
       maxBatch: int(env, "HERALD_COMMIT_MAX_BATCH", 256, 1, 10_000),
       maxDelayMs: int(env, "HERALD_COMMIT_MAX_DELAY_MS", 2, 0, 1000),
@@ -107,4 +113,25 @@ export function loadConfig(env: Env, mode: Mode): Config {
       snapshotWindowMs: int(env, "HERALD_WATCH_SNAPSHOT_HOURS", 24, 1, 24 * 366) * 3600 * 1000,
     },
   };
+}
+
+// Defaults: a partition (packets dropped, not refused) must turn every API call into UNAVAILABLE
+// within 2 s. A query the server does not answer fails after the query timeout (1.5 s); a
+// checkout, connecting or waiting for a busy pool, after the connect timeout (1 s). The server's
+// statement timeout is shorter than the query timeout, so a database that is there but slow
+// cancels the statement itself and the connection is kept. Pools: five roles x 10 is half of
+// PostgreSQL's default max_connections (100), leaving room for a second API instance and psql.
+function loadDbConfig(env: Env): Config["db"] {
+  const db = {
+    poolMax: int(env, "HERALD_DB_POOL_MAX", 10, 1, 1000),
+    connectTimeoutMs: int(env, "HERALD_DB_CONNECT_TIMEOUT_MS", 1000, 1, 600_000),
+    statementTimeoutMs: int(env, "HERALD_DB_STATEMENT_TIMEOUT_MS", 1000, 0, 3_600_000),
+    queryTimeoutMs: int(env, "HERALD_DB_QUERY_TIMEOUT_MS", 1500, 0, 3_600_000),
+  };
+  if (db.queryTimeoutMs > 0 && db.statementTimeoutMs >= db.queryTimeoutMs) {
+    throw new ConfigError(
+      "HERALD_DB_STATEMENT_TIMEOUT_MS must be shorter than HERALD_DB_QUERY_TIMEOUT_MS (or the query timeout 0), so a slow database answers before its connection is given up",
+    );
+  }
+  return db;
 }

@@ -2,13 +2,15 @@ import type pg from "pg";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../log.js";
 import { deletePublished } from "../outbox/retention.js";
+import { isConnectionFailure } from "../store/db.js";
 
 const HOUSEKEEPING_BATCH = 1000;
 
 /**
  * The leader's retention: every `everyMs`, deletes published rows older than `retentionMs`,
  * a batch per call, calling again at once while a batch comes back full. A failure is logged
- * and waits for the next round; publishing goes on.
+ * and waits for the next round; publishing goes on. A failed connection is thrown instead: the
+ * session is unusable (a timed-out query is still in flight on it) and must be dropped.
  */
 export function createHousekeeping(deps: {
   clock: Clock;
@@ -26,6 +28,7 @@ export function createHousekeeping(deps: {
       if (deleted > 0) log.debug({ deleted }, "relay deleted published outbox rows");
     } catch (err) {
       next = clock.now() + everyMs;
+      if (isConnectionFailure(err)) throw err;
       if (!stopped.aborted) log.warn({ err }, "relay housekeeping failed");
     }
   };

@@ -105,7 +105,8 @@ export function createRelay(deps: RelayDeps): Relay {
         continue;
       }
       publishOutage.succeeded();
-      await housekeep(client, stopped);
+      // Thrown only for a failed connection (housekeeping.ts): the session goes as after a publish.
+      await housekeep(client, stopped).catch((err: unknown) => leadership.drop(client, err));
       await wakeup.sleep(pollMs, stopped);
     }
   }

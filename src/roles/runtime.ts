@@ -32,7 +32,8 @@ export interface Runtime {
  */
 export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
   await ensureDatabase(config.databaseUrl);
-  const pool = createPool({ url: config.databaseUrl, max: 20 });
+  const { poolMax, ...timeouts } = config.db;
+  const pool = createPool({ url: config.databaseUrl, max: poolMax, ...timeouts });
   const applied = await migrate(pool);
   if (applied.length) log.info({ applied }, "migrations applied");
 

@@ -31,7 +31,7 @@ import { systemClock } from "../clock.js";
 /** The API server: NotificationService, health and reflection on both listeners. */
 export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
   const { config, log, pool, kafka } = rt;
-  const store = createNotificationStore({ pool, commit: config.commit, log });
+  const store = createNotificationStore({ pool, commit: config.commit, idempotencyTtlMs: config.idempotencyTtlMs, log });
   const templates = createTemplateStore({ pool });
   const health = createHealth({
     checks: [

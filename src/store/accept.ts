@@ -19,8 +19,11 @@ function keyOf(input: AcceptInput): string | undefined {
   return input.idempotencyKey === "" ? undefined : JSON.stringify([input.tenant, input.idempotencyKey]);
 }
 
-/** Accepts one batch inside its transaction; outcomes in input order. */
-export async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<AcceptOutcome[]> {
+/**
+ * Accepts one batch inside its transaction; outcomes in input order. A key holds for `ttlMs`
+ * after the notification it created (0: for ever).
+ */
+export async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[], ttlMs = 0): Promise<AcceptOutcome[]> {
   // The first input of each (tenant, key) leads and is inserted; later ones
   // in the batch are settled against the leader's result, as if they had
   // arrived after it.
@@ -43,6 +46,7 @@ export async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: reado
   const rows = await insertNotifications(client, leaders);
   const conflicted = leaders.filter((l) => !rows.has(l.id.toLowerCase()));
   const existing = await loadByKeys(client, conflicted);
+  await retryExpired(client, conflicted, ttlMs, rows, existing);
 
   return inputs.map((input): AcceptOutcome => {
     const key = keyOf(input);
@@ -60,6 +64,42 @@ export async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: reado
 }
 
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+// Expiry is settled here, when a key conflicts, rather than by a loop that clears old keys: it
+// is exact at the window's edge (a loop would leave a key live until its next round), costs the
+// accept path nothing when no key conflicts, and the unique index stays the one arbiter between
+// concurrent requests. A released key moves to released_idempotency_key, out of the index.
+
+/**
+ * Releases the keys of `conflicted` whose stored row is older than the window, inserts those
+ * leaders again, and updates `rows` (inserted) and `existing` (the rows their keys now name).
+ * Once: a concurrent batch that released the same key first wins its insert, and this one is
+ * then settled against that fresh row, as for any key.
+ */
+async function retryExpired(
+  client: pg.Pool | pg.ClientBase,
+  conflicted: readonly AcceptInput[],
+  ttlMs: number,
+  rows: Map<string, NotificationRow>,
+  existing: Map<string, NotificationRow>,
+): Promise<void> {
+  if (ttlMs <= 0) return;
+  const expired = conflicted.filter((l) => {
+    const row = existing.get(keyOf(l)!);
+    return row !== undefined && row.created_at.getTime() + ttlMs <= l.now.getTime();
+  });
+  if (expired.length === 0) return;
+  // Conditional on the key still being there: a concurrent release makes this a no-op.
+  await client.query(
+    `UPDATE notifications SET released_idempotency_key = idempotency_key, idempotency_key = NULL
+     WHERE id = ANY($1::uuid[]) AND idempotency_key IS NOT NULL`,
+    [expired.map((l) => existing.get(keyOf(l)!)!.id)],
+  );
+  const inserted = await insertNotifications(client, expired);
+  for (const [id, row] of inserted) rows.set(id, row);
+  const lost = await loadByKeys(client, expired.filter((l) => !inserted.has(l.id.toLowerCase())));
+  for (const [key, row] of lost) existing.set(key, row);
+}
 
 /** The stored rows for inputs whose (tenant, key) was taken, by keyOf. */
 async function loadByKeys(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<Map<string, NotificationRow>> {

@@ -19,6 +19,13 @@ export interface GroupCommitOptions<I, O> {
   flush(items: readonly I[]): Promise<PromiseSettledResult<O>[]>;
   /** The error a submit after close() rejects with. */
   closedError(): Error;
+  /**
+   * Whether an item's failure is the resource's, not the item's (the database is unreachable):
+   * then every item waiting meanwhile fails with it at once. They waited out that attempt
+   * already; another in the same outage would make them wait a second timeout for the same
+   * answer. Items submitted after it get a fresh attempt, which is how recovery is found.
+   */
+  sharesFailure?(err: unknown): boolean;
 }
 
 export interface GroupCommit<I, O> {
@@ -70,15 +77,26 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
             const r = results[i];
             if (!r) w.reject(new Error("group commit: flush returned fewer results than items"));
             else if (r.status === "fulfilled") w.resolve(r.value);
-            else w.reject(r.reason);
+            else failed(w, r.reason);
           }),
-        (err: unknown) => batch.forEach((w) => w.reject(err)),
+        (err: unknown) => batch.forEach((w) => failed(w, err)),
       )
       .finally(() => {
         inFlight--;
         pump();
       })
       .catch(() => {}); // pump() does not throw; this only keeps the chain from floating
+  }
+
+  function failed(w: Waiter<I, O>, err: unknown): void {
+    w.reject(err);
+    if (queue.length === 0 || !opts.sharesFailure?.(err)) return;
+    const waiting = queue;
+    queue = [];
+    ripe = false;
+    clearTimeout(timer);
+    timer = undefined;
+    waiting.forEach((other) => other.reject(err));
   }
 
   return {

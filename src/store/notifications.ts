@@ -5,7 +5,7 @@ import type { Logger } from "../log.js";
 import { acceptBatch, unstorableField, type AcceptOutcome } from "./accept.js";
 import type { AcceptInput } from "./accept-statement.js";
 import { cancelNotification, type CancelOutcome } from "./cancel.js";
-import { inTransaction } from "./db.js";
+import { inTransaction, isConnectionFailure } from "./db.js";
 import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
 import { getNotification } from "./notification-reads.js";
@@ -26,11 +26,14 @@ export interface NotificationStoreDeps {
   pool: pg.Pool;
   /** Group commit: flush when maxBatch accepts wait or the oldest has waited maxDelayMs. */
   commit: { maxBatch: number; maxDelayMs: number; /** @defaultValue 1 */ maxInFlight?: number };
+  /** How long an idempotency key holds (accept.ts). @defaultValue 0, for ever */
+  idempotencyTtlMs?: number;
   log: Logger;
 }
 
 export function createNotificationStore(deps: NotificationStoreDeps): NotificationStore {
   const { pool, log } = deps;
+  const ttlMs = deps.idempotencyTtlMs ?? 0;
   let closed = false;
 
   // One batch is one transaction. If it fails for a reason other than the
@@ -43,7 +46,7 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
       // that outlives its client (connection cut while it waits on a lock) still commits, and
       // the caller would be told UNAVAILABLE about a notification that was stored. Here no
       // COMMIT comes, so it rolls back.
-      const outcomes = await withStoreErrors(() => inTransaction(pool, (client) => acceptBatch(client, inputs)));
+      const outcomes = await withStoreErrors(() => inTransaction(pool, (client) => acceptBatch(client, inputs, ttlMs)));
       log.debug({ size: inputs.length, ms: Math.round(performance.now() - started) }, "accept batch committed");
       return outcomes.map((value) => ({ status: "fulfilled", value }));
     } catch (err) {
@@ -60,6 +63,8 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
     ...deps.commit,
     flush,
     closedError: () => databaseUnavailable("notification store is closed"),
+    // The database did not answer (not: answered slowly): whoever waits behind that batch fails now.
+    sharesFailure: (err) => err instanceof UnavailableError && isConnectionFailure(err.cause),
   });
 
   function refuseIfClosed(): void {

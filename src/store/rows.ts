@@ -27,6 +27,8 @@ export interface NotificationRow {
   priority: Priority;
   labels: Record<string, string>;
   idempotency_key: string | null;
+  /** The key it was created with, once released after the idempotency window (accept.ts). */
+  released_idempotency_key?: string | null;
   request_hash: Buffer | null;
   correlation_id: string;
   local_time: { dateTime: string; timeZone: string } | null;
@@ -69,7 +71,7 @@ export function toNotification(row: NotificationRow, spec: NotificationSpec = fr
     labels: row.labels,
     priority: row.priority,
     body: spec.body,
-    idempotencyKey: row.idempotency_key ?? "",
+    idempotencyKey: row.idempotency_key ?? row.released_idempotency_key ?? "",
     nextAttemptTime: row.next_attempt_at ? timestampFromDate(row.next_attempt_at) : undefined,
     providerMessageId: row.provider_message_id,
     localTime: row.local_time ? create(LocalTimeSchema, row.local_time) : undefined,
