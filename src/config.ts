@@ -34,6 +34,8 @@ export interface Config {
   delivery: DeliveryConfig;
   /** WatchStatus streams and the status feed behind them. */
   watch: WatchConfig;
+  /** Where /healthz and /readyz are served for every role of the process (HERALD_HEALTH_PORT); null: nowhere but the API's HTTP listener. */
+  healthAddr: HostPort | null;
 }
 
 export interface WatchConfig {
@@ -106,5 +108,17 @@ export function loadConfig(env: Env, mode: Mode): Config {
       snapshotLimit: int(env, "HERALD_WATCH_SNAPSHOT_LIMIT", 1000, 1, 100_000),
       snapshotWindowMs: int(env, "HERALD_WATCH_SNAPSHOT_HOURS", 24, 1, 24 * 366) * 3600 * 1000,
     },
+    healthAddr: healthAddr(env),
   };
+}
+
+/**
+ * HERALD_HEALTH_PORT: a port, on every interface (a supervisor's probes come from outside the
+ * container), or host:port; 0 takes any free port. Unset or empty: no health port.
+ */
+function healthAddr(env: Env): HostPort | null {
+  const raw = env.HERALD_HEALTH_PORT;
+  if (raw === undefined || raw === "") return null;
+  if (/^\d+$/.test(raw)) return { host: "0.0.0.0", port: int(env, "HERALD_HEALTH_PORT", 0, 0, 65535) };
+  return hostPort(env, "HERALD_HEALTH_PORT", raw);
 }
