@@ -71,7 +71,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     logLevel: env.LOG_LEVEL ?? "info",
     grpcAddr: hostPort(env, "HERALD_GRPC_ADDR", "127.0.0.1:50051"),
     httpAddr: hostPort(env, "HERALD_HTTP_ADDR", "127.0.0.1:8080"),
-    databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/herald",
+    databaseUrl: databaseUrl(env),
     redisUrl: env.REDIS_URL ?? "redis://127.0.0.1:6379",
     kafka: {
       brokers: list(env, "KAFKA_BROKERS", ["127.0.0.1:9092"]),
@@ -110,6 +110,23 @@ export function loadConfig(env: Env, mode: Mode): Config {
     },
     healthAddr: healthAddr(env),
   };
+}
+
+/**
+ * DATABASE_URL, checked here because a role waits while PostgreSQL is unreachable: a URL it
+ * could never connect with (ensureDatabase needs a URL naming the database) must stop it now.
+ */
+function databaseUrl(env: Env): string {
+  const raw = env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/herald";
+  let named = false;
+  try {
+    const u = new URL(raw);
+    named = (u.protocol === "postgres:" || u.protocol === "postgresql:") && u.pathname.length > 1;
+  } catch {
+    // not a URL: reported below, without echoing it (it may hold a password)
+  }
+  if (!named) throw new ConfigError("DATABASE_URL: expected postgres://user@host:port/database");
+  return raw;
 }
 
 /**

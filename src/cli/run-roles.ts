@@ -27,6 +27,16 @@ export interface RoleOptions {
  * ends the process, with exit code 1 and one JSON log line, like every other startup failure.
  */
 export async function runRoles(role: Role, env: NodeJS.ProcessEnv, opts: RoleOptions = {}): Promise<void> {
+  try {
+    await run(role, env, opts);
+  } catch (err) {
+    // A failure nobody foresaw (building a client, say) is still one JSON line, not a stack on stderr.
+    createLogger({ role }).fatal({ err }, "failed to start");
+    process.exitCode = 1;
+  }
+}
+
+async function run(role: Role, env: NodeJS.ProcessEnv, opts: RoleOptions): Promise<void> {
   const channels = role === "dev" ? channelNames : role === "worker" ? (opts.channels ?? channelNames) : [];
   const setup = configure(role, env, channels);
   if (!setup) return;

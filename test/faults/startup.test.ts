@@ -145,6 +145,7 @@ describe("a bad configuration", () => {
   it.each([
     ["a malformed variable", { HERALD_TOPIC_PARTITIONS: "zero" }, "HERALD_TOPIC_PARTITIONS"],
     ["a channel without a provider", {}, "HERALD_SMS_PROVIDER"],
+    ["a DATABASE_URL naming no database", { DATABASE_URL: "postgres://postgres@127.0.0.1:1" }, "DATABASE_URL"],
   ])("%s: the role exits 1 with one JSON line naming the variable", async (_what, bad, variable) => {
     const result = await runCli(["worker", "--channel", "sms"], {
       // Nothing listens there: a role that got past its configuration would wait, not exit.
