@@ -38,6 +38,8 @@ export interface Config {
   delivery: DeliveryConfig;
   /** WatchStatus streams and the status feed behind them. */
   watch: WatchConfig;
+  /** Where /healthz and /readyz are served for every role of the process (HERALD_HEALTH_PORT); null: nowhere but the API's HTTP listener. */
+  healthAddr: HostPort | null;
 }
 
 export interface WatchConfig {
@@ -73,7 +75,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     logLevel: env.LOG_LEVEL ?? "info",
     grpcAddr: hostPort(env, "HERALD_GRPC_ADDR", "127.0.0.1:50051"),
     httpAddr: hostPort(env, "HERALD_HTTP_ADDR", "127.0.0.1:8080"),
-    databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/herald",
+    databaseUrl: databaseUrl(env),
     redisUrl: env.REDIS_URL ?? "redis://127.0.0.1:6379",
     kafka: {
       brokers: list(env, "KAFKA_BROKERS", ["127.0.0.1:9092"]),
@@ -112,6 +114,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
       snapshotLimit: int(env, "HERALD_WATCH_SNAPSHOT_LIMIT", 1000, 1, 100_000),
       snapshotWindowMs: int(env, "HERALD_WATCH_SNAPSHOT_HOURS", 24, 1, 24 * 366) * 3600 * 1000,
     },
+    healthAddr: healthAddr(env),
   };
 }
 
@@ -134,4 +137,32 @@ function loadDbConfig(env: Env): Config["db"] {
     );
   }
   return db;
+}
+
+/**
+ * DATABASE_URL, checked here because a role waits while PostgreSQL is unreachable: a URL it
+ * could never connect with (ensureDatabase needs a URL naming the database) must stop it now.
+ */
+function databaseUrl(env: Env): string {
+  const raw = env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/herald";
+  let named = false;
+  try {
+    const u = new URL(raw);
+    named = (u.protocol === "postgres:" || u.protocol === "postgresql:") && u.pathname.length > 1;
+  } catch {
+    // not a URL: reported below, without echoing it (it may hold a password)
+  }
+  if (!named) throw new ConfigError("DATABASE_URL: expected postgres://user@host:port/database");
+  return raw;
+}
+
+/**
+ * HERALD_HEALTH_PORT: a port, on every interface (a supervisor's probes come from outside the
+ * container), or host:port; 0 takes any free port. Unset or empty: no health port.
+ */
+function healthAddr(env: Env): HostPort | null {
+  const raw = env.HERALD_HEALTH_PORT;
+  if (raw === undefined || raw === "") return null;
+  if (/^\d+$/.test(raw)) return { host: "0.0.0.0", port: int(env, "HERALD_HEALTH_PORT", 0, 0, 65535) };
+  return hostPort(env, "HERALD_HEALTH_PORT", raw);
 }

@@ -1,8 +1,12 @@
-import { loadConfig } from "../config.js";
+import { loadConfig, type Config } from "../config.js";
 import { describeUnknown, unknownVariables } from "../config-vars.js";
-import type { Mode } from "../config-env.js";
-import { createLogger } from "../log.js";
-import { openRuntime } from "../roles/runtime.js";
+import { ConfigError, type Mode } from "../config-env.js";
+import { createLogger, type Logger } from "../log.js";
+import { probeRoutes } from "../health/probes.js";
+import { startHealthPort, type HealthPort } from "../health/port.js";
+import type { Provider } from "../workers/providers/index.js";
+import { createRuntime, prepareRuntime, type Runtime, type RuntimeNeeds } from "../roles/runtime.js";
+import { StartAborted } from "../roles/dependency-wait.js";
 import { startServerRole } from "../roles/server.js";
 import { startRelayRole } from "../roles/relay.js";
 import { startSchedulerRole } from "../roles/scheduler.js";
@@ -17,47 +21,75 @@ export interface RoleOptions {
 }
 
 /**
- * Starts one role (or, for dev, all of them in one process) and stops it
- * gracefully on SIGTERM/SIGINT: stop taking work, drain, flush, disconnect.
+ * Starts one role (or, for dev, all of them in one process) and stops it gracefully on
+ * SIGTERM/SIGINT: stop taking work, drain, flush, disconnect. A dependency that is down at start
+ * is waited for (the health port says "alive, not ready" meanwhile); only a configuration error
+ * ends the process, with exit code 1 and one JSON log line, like every other startup failure.
  */
 export async function runRoles(role: Role, env: NodeJS.ProcessEnv, opts: RoleOptions = {}): Promise<void> {
-  const mode: Mode = role === "dev" ? "dev" : "production";
-  const config = loadConfig(env, mode);
-  const log = createLogger({ level: config.logLevel, role });
-  // Reported, not refused: a variable from a newer or older Herald must not stop a deployment.
-  for (const u of unknownVariables(env)) log.warn({ variable: u.name, suggestion: u.suggestion }, describeUnknown(u));
+  try {
+    await run(role, env, opts);
+  } catch (err) {
+    // A failure nobody foresaw (building a client, say) is still one JSON line, not a stack on stderr.
+    createLogger({ role }).fatal({ err }, "failed to start");
+    process.exitCode = 1;
+  }
+}
+
+async function run(role: Role, env: NodeJS.ProcessEnv, opts: RoleOptions): Promise<void> {
   const channels = role === "dev" ? channelNames : role === "worker" ? (opts.channels ?? channelNames) : [];
-  // Before connecting to anything: a channel without a provider is a
-  // configuration error (naming the variable to set), not a runtime failure.
-  const providers = Object.fromEntries(createWorkerProviders(config, channels, log));
-  const rt = await openRuntime(config, log);
+  const setup = configure(role, env, channels);
+  if (!setup) return;
+  const { config, log, providers } = setup;
+  // Nothing after this point may end the process with a raw stack on stderr.
+  process.on("uncaughtException", (err) => fatal(log, err, "uncaught exception"));
+  process.on("unhandledRejection", (err) => fatal(log, err, "unhandled rejection"));
+
+  const needs: RuntimeNeeds = { kafka: role !== "scheduler", redis: role === "server" || role === "worker" || role === "dev" };
+  const rt = createRuntime(config, log, needs);
+  const starting = rt.health.hold("starting");
+  let waiting = true;
+  let healthPort: HealthPort | undefined;
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down");
-    void rt.beginShutdown().then(() => {
-      log.info("stopped");
-      // Everything is drained; only library timers (kafkajs, ioredis) may keep
-      // the loop alive now. Give them a moment, then leave.
-      setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
-    });
+    // Still waiting for a dependency: nothing is in flight, and a connect to a host that drops
+    // packets must not hold the exit for its whole timeout.
+    if (waiting) setTimeout(() => process.exit(process.exitCode ?? 0), 2000);
+    void rt
+      .beginShutdown()
+      .then(() => healthPort?.close())
+      .then(() => {
+        log.info("stopped");
+        // Everything is drained; only library timers (kafkajs, ioredis) may keep
+        // the loop alive now. Give them a moment, then leave.
+        setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
+      });
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 
   try {
+    // First, so a supervisor can tell a process waiting for its dependencies from a dead one.
+    healthPort = await openHealthPort(config, rt, log);
+    await prepareRuntime(rt, needs);
+    waiting = false;
     if (role === "server" || role === "dev") await startServerRole(rt);
     if (role === "relay" || role === "dev") await startRelayRole(rt);
     if (role === "scheduler" || role === "dev") startSchedulerRole(rt);
     if (channels.length > 0) await startWorkerRole(rt, { channels, providers });
   } catch (err) {
+    // Shutdown began while a dependency was still missing: stop() is already on its way out.
+    if (err instanceof StartAborted || rt.shutdownSignal.aborted) return;
     log.fatal({ err }, "failed to start");
     process.exitCode = 1;
     stop("startup failure");
     return;
   }
+  starting();
   log.info({ role, ...(role === "worker" ? { channels } : {}) }, `herald ${role} started`);
   if (role === "dev") {
     log.info(
@@ -65,4 +97,45 @@ export async function runRoles(role: Role, env: NodeJS.ProcessEnv, opts: RoleOpt
       "herald dev is up: try `npx herald send --channel email --to ada@example.com --text Hello`",
     );
   }
+}
+
+/**
+ * The configuration, the logger and the worker providers, or undefined after logging why not (a
+ * bad variable, a channel without a provider) and setting exit code 1: all before connecting to
+ * anything, so a configuration error is told as one and not as a dependency failure.
+ */
+function configure(
+  role: Role,
+  env: NodeJS.ProcessEnv,
+  channels: readonly ChannelName[],
+): { config: Config; log: Logger; providers: Partial<Record<ChannelName, Provider>> } | undefined {
+  // Until the configuration names a level: a bad configuration is a JSON line like any other.
+  let log = createLogger({ role });
+  try {
+    const mode: Mode = role === "dev" ? "dev" : "production";
+    const config = loadConfig(env, mode);
+    log = createLogger({ level: config.logLevel, role });
+    // Reported, not refused: a variable from a newer or older Herald must not stop a deployment.
+    for (const u of unknownVariables(env)) log.warn({ variable: u.name, suggestion: u.suggestion }, describeUnknown(u));
+    const providers = Object.fromEntries(createWorkerProviders(config, channels, log));
+    return { config, log, providers };
+  } catch (err) {
+    if (err instanceof ConfigError) log.fatal(`invalid configuration: ${err.message}`);
+    else log.fatal({ err }, "failed to start");
+    process.exitCode = 1;
+    return undefined;
+  }
+}
+
+/** Serves /healthz and /readyz on HERALD_HEALTH_PORT, when set. */
+async function openHealthPort(config: Config, rt: Runtime, log: Logger): Promise<HealthPort | undefined> {
+  if (!config.healthAddr) return undefined;
+  const port = await startHealthPort({ ...config.healthAddr, routes: [probeRoutes(rt.health)], log });
+  log.info({ addr: `${config.healthAddr.host}:${port.port}` }, "health port listening");
+  return port;
+}
+
+function fatal(log: Logger, err: unknown, msg: string): void {
+  log.fatal({ err }, msg);
+  process.exit(1);
 }

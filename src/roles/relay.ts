@@ -4,7 +4,9 @@ import type { Runtime } from "./runtime.js";
 /** The outbox relay: publishes committed outbox rows to Kafka. One leader at a time. */
 export async function startRelayRole(rt: Runtime): Promise<void> {
   const producer = rt.kafka.producer();
-  await producer.connect();
+  // Connected here rather than on the first batch, so a broker gone since the runtime's wait is
+  // logged as the wait it is.
+  await rt.waitFor("kafka", () => producer.connect());
   const relay = createRelay({ pool: rt.pool, producer, log: rt.log.child({ component: "relay" }), ...rt.config.relay });
   relay.start();
   // Flush: the in-flight batch is published and marked before the producer goes.

@@ -5,7 +5,7 @@ import { file_herald_v1_template } from "../../gen/herald/v1/template_pb.js";
 import { file_herald_v1_dead_letter } from "../../gen/herald/v1/dead_letter_pb.js";
 import { Health, file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createNotificationStore } from "../store/notifications.js";
-import { createHealth } from "../server/health.js";
+import { grpcHealth } from "../server/health.js";
 import { reflectionServices } from "../server/reflection.js";
 import { notificationService } from "../server/notification-service.js";
 import { templateService } from "../server/template-service.js";
@@ -15,7 +15,7 @@ import { createDeadLetterStore } from "../store/dead-letters.js";
 import { createEdge } from "../server/edge.js";
 import { startGrpcListener } from "../server/grpc-listener.js";
 import { startHttpListener } from "../server/http-listener.js";
-import { probeRoutes } from "../server/probes.js";
+import { probeRoutes } from "../health/probes.js";
 import { dashboardRoute } from "../server/dashboard.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
@@ -23,6 +23,7 @@ import type { ChannelName } from "../domain/channels.js";
 import { createStatusFeedStore } from "../feed/feed-store.js";
 import { createWatchSnapshotStore } from "../store/watch-snapshot.js";
 import { createStatusFeed, type StatusFeed } from "../feed/feed.js";
+import { startWhenReachable } from "./dependency-wait.js";
 import { kafkaFeedSource } from "../feed/kafka-source.js";
 import { createStreamLimiter } from "../server/stream-limiter.js";
 import type { Runtime } from "./runtime.js";
@@ -30,31 +31,21 @@ import { systemClock } from "../clock.js";
 
 /** The API server: NotificationService, health and reflection on both listeners. */
 export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
-  const { config, log, pool, kafka } = rt;
+  const { config, log, pool, kafka, health } = rt;
   const store = createNotificationStore({ pool, commit: config.commit, idempotencyTtlMs: config.idempotencyTtlMs, log });
   const templates = createTemplateStore({ pool });
-  const health = createHealth({
-    checks: [
-      { name: "postgres", check: async () => void (await pool.query("SELECT 1")) },
-      { name: "kafka", check: (signal) => kafka.ping(signal) },
-      // Not on the accept path: reported, but an outage does not stop the API.
-      { name: "redis", optional: true, check: async () => void (await rt.redis.ping()) },
-    ],
-    services: ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService"],
-    log,
-  });
-  await health.start();
 
   // The status feed this instance's WatchStatus streams read: one herald.status consumer.
   const feedStore = createStatusFeedStore({ pool });
-  const feed = createStatusFeed({
-    source: kafkaFeedSource(kafka),
-    store: feedStore,
-    log: log.child({ component: "status-feed" }),
-    ringSize: config.watch.ringSize,
-    pollMs: config.watch.pollMs,
-  });
-  await feed.start();
+  const feed = await startWhenReachable(rt.waitFor, "kafka", () =>
+    createStatusFeed({
+      source: kafkaFeedSource(kafka),
+      store: feedStore,
+      log: log.child({ component: "status-feed" }),
+      ringSize: config.watch.ringSize,
+      pollMs: config.watch.pollMs,
+    }),
+  );
 
   const services = [
     notificationService({
@@ -78,7 +69,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       store: createDeadLetterStore({ pool, maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName] }),
       clock: systemClock,
     }),
-    mount(Health, health.impl),
+    mount(Health, grpcHealth(health, ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService"])),
     ...reflectionServices({
       files: [
         file_herald_v1_notification_service,
@@ -103,12 +94,10 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   const http = await startHttpListener({ ...common, ...config.httpAddr, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), dashboardRoute()] });
   log.info({ grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}` }, "herald server listening");
 
-  // Order: tell load balancers first, stop taking calls and drain them, then
-  // flush the commit batch so every answered request is stored.
-  rt.shutdown.add("health", () => health.setShuttingDown());
+  // Order (load balancers were told first, by the runtime): stop taking calls and
+  // drain them, then flush the commit batch so every answered request is stored.
   rt.shutdown.add("listeners", async () => void (await Promise.all([grpc.close(), http.close()])));
   rt.shutdown.add("store", () => store.close());
   rt.shutdown.add("status-feed", () => feed.close());
-  rt.shutdown.add("health-checks", () => health.close());
   return { grpcPort: grpc.port, httpPort: http.port, feed };
 }

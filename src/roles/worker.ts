@@ -11,6 +11,7 @@ import { createProvider, type Provider } from "../workers/providers/index.js";
 import { createRateLimiter } from "../workers/rate-limit.js";
 import { createSlots } from "../workers/slots.js";
 import { createChannelWorker, type ChannelWorker } from "../workers/worker.js";
+import { startWhenReachable } from "./dependency-wait.js";
 import type { Runtime } from "./runtime.js";
 
 /** Builds the configured provider of each channel. Throws a ConfigError naming the variable to set when one has none. */
@@ -60,6 +61,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   const renderer = createRenderer({ templates: createTemplateStore({ pool }) });
   const store = createDeliveryStore({ pool, leaseMs: delivery.leaseMs });
   const workers = new Map<ChannelName, ChannelWorker>();
+  const starts: Promise<void>[] = [];
   for (const [name, provider] of providers) {
     const perSecond = delivery.rateLimits[name];
     const limiter = createRateLimiter({
@@ -74,14 +76,19 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
     });
     const sends = createSlots(delivery.concurrency);
     const handler = createDeliveryHandler({ store, renderer, provider, limiter, sends, backoff: delivery.backoff, log });
-    workers.set(name, createChannelWorker({ channel: channelOf(name), kafka, handler, maxInFlight: delivery.inFlight, log }));
+    starts.push(
+      startWhenReachable(rt.waitFor, "kafka", () => createChannelWorker({ channel: channelOf(name), kafka, handler, maxInFlight: delivery.inFlight, log })).then(
+        (worker) => void workers.set(name, worker),
+      ),
+    );
   }
 
+  // Registered before the starts end: a shutdown while one still waits closes those that run.
   rt.shutdown.add("workers", async () => void (await Promise.all([...workers.values()].map((w) => w.close()))));
   // After the workers: their last outcomes go through the store's batches.
   rt.shutdown.add("delivery-store", () => store.close());
   rt.shutdown.add("providers", async () => void (await Promise.allSettled([...providers.values()].map((p) => p.close()))));
-  await Promise.all([...workers.values()].map((w) => w.start()));
+  await Promise.all(starts);
   log.info({ channels: [...workers.keys()] }, "workers started");
   return {
     workers,

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { HttpRoute } from "./http-listener.js";
+import type { HttpRoute } from "../health/route.js";
 
 // The dashboard (web/, bundled into dist/web/ by scripts/build-web.mjs) served
 // by the HTTP listener. The files are a fixed list read once at start: no

@@ -1,9 +1,10 @@
 import http2 from "node:http2";
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http from "node:http";
 import net, { type Socket } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
 import corsMiddleware from "cors";
+import type { HttpRoute, NodeRequest, NodeResponse } from "../health/route.js";
 import type { Logger } from "../log.js";
 import type { Edge } from "./edge.js";
 import { edgeInterceptor } from "./edge-interceptor.js";
@@ -18,12 +19,6 @@ import type { MountedService } from "./services.js";
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 /** Enough bytes to tell "PRI " from any HTTP/1.x method. */
 const SNIFF_BYTES = 4;
-
-export type NodeRequest = IncomingMessage | http2.Http2ServerRequest;
-export type NodeResponse = ServerResponse | http2.Http2ServerResponse;
-
-/** Extra plain-HTTP routes (health probes, the dashboard). Return true when handled. */
-export type HttpRoute = (req: NodeRequest, res: NodeResponse) => boolean;
 
 export interface HttpListenerOptions {
   host: string;

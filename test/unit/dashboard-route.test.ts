@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dashboardRoute } from "../../src/server/dashboard.js";
-import type { HttpRoute } from "../../src/server/http-listener.js";
+import type { HttpRoute } from "../../src/health/route.js";
 
 // The dashboard route behind a real HTTP server, with raw request paths (a
 // fetch would normalise "/assets/../x" before sending it).

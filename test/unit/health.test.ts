@@ -7,7 +7,8 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   type HealthCheckResponse,
 } from "../../gen/grpc/health/v1/health_pb.js";
-import { createHealth, type DependencyCheck, type HealthOptions } from "../../src/server/health.js";
+import { createHealthChecks, type DependencyCheck, type HealthOptions } from "../../src/health/checks.js";
+import { grpcHealth } from "../../src/server/health.js";
 
 const SERVICE = "herald.v1.NotificationService";
 
@@ -47,9 +48,10 @@ async function nextStatus(stream: AsyncIterator<HealthCheckResponse>): Promise<S
 
 function setup(opts: Partial<HealthOptions> & Pick<HealthOptions, "checks">) {
   const log = { warn: vi.fn(), info: vi.fn() };
-  const health = createHealth({ services: [SERVICE], intervalMs: 60_000, timeoutMs: 100, log, ...opts });
-  const client = createClient(Health, createRouterTransport((router) => router.service(Health, health.impl)));
-  return { health, client, log };
+  const health = createHealthChecks({ intervalMs: 60_000, timeoutMs: 100, log, ...opts });
+  const impl = grpcHealth(health, [SERVICE]);
+  const client = createClient(Health, createRouterTransport((router) => router.service(Health, impl)));
+  return { health, impl, client, log };
 }
 
 describe("Check", () => {
@@ -219,7 +221,7 @@ describe("Watch", () => {
   });
 
   it("returns when the caller goes away (ctx.signal)", async () => {
-    const { health } = setup({ checks: [switchable("db").check] });
+    const { health, impl } = setup({ checks: [switchable("db").check] });
     await health.refresh();
     const requestSignal = new AbortController();
     const ctx = createHandlerContext({
@@ -230,7 +232,7 @@ describe("Watch", () => {
       url: "/grpc.health.v1.Health/Watch",
       requestSignal: requestSignal.signal,
     });
-    const stream = health.impl.watch(create(HealthCheckRequestSchema, { service: "" }), ctx)[Symbol.asyncIterator]();
+    const stream = impl.watch(create(HealthCheckRequestSchema, { service: "" }), ctx)[Symbol.asyncIterator]();
     expect((await stream.next()).value).toEqual({ status: ServingStatus.SERVING });
     const next = stream.next();
     requestSignal.abort();
@@ -265,5 +267,24 @@ describe("start / close", () => {
 
   it("refuses duplicate check names", () => {
     expect(() => setup({ checks: [switchable("db").check, switchable("db").check] })).toThrow(/unique/);
+  });
+});
+
+describe("hold", () => {
+  it("keeps NOT_SERVING until every hold is released, whatever the checks say; Watch sees the release", async () => {
+    const { health, client } = setup({ checks: [switchable("db").check] });
+    const first = health.hold("starting");
+    const second = health.hold("starting");
+    await health.refresh();
+    expect(health.report()).toMatchObject({ serving: false, waiting: ["starting"] });
+    const stream = client.watch({ service: "" })[Symbol.asyncIterator]();
+    expect(await nextStatus(stream)).toBe(ServingStatus.NOT_SERVING);
+    first();
+    first(); // a second call releases nothing more
+    expect(health.serving()).toBe(false);
+    second();
+    expect(await nextStatus(stream)).toBe(ServingStatus.SERVING);
+    expect(health.report().waiting).toBeUndefined();
+    health.close();
   });
 });

@@ -1,14 +1,16 @@
-import type { HttpRoute } from "./http-listener.js";
+import type { HealthReport } from "./checks.js";
+import type { HttpRoute } from "./route.js";
 
-/** What the probes need from the health checker. */
+/** What the probes need from the health checks. */
 export interface ReadinessSource {
-  report(): { serving: boolean; checks: Record<string, { ok: boolean; error?: string; checkedAt?: string }> };
+  report(): HealthReport;
 }
 
 /**
- * GET /healthz: the process is up (liveness; never depends on other systems,
- * so a database outage does not get every instance restarted).
- * GET /readyz: 200 when PostgreSQL and Kafka answer, else 503, with each check's state.
+ * GET /healthz: the process is up (liveness; never depends on other systems, so a database
+ * outage, or a role still waiting for one at start, does not get every instance restarted).
+ * GET /readyz: 200 when the required dependencies answer and the roles have started, else
+ * 503, with each check's state and what readiness still waits for.
  */
 export function probeRoutes(health: ReadinessSource): HttpRoute {
   return (req, res) => {
@@ -26,7 +28,8 @@ export function probeRoutes(health: ReadinessSource): HttpRoute {
       const checks = Object.fromEntries(
         Object.entries(report.checks).map(([name, c]) => [name, { ok: c.ok, checkedAt: c.checkedAt }]),
       );
-      res.end(JSON.stringify({ status: report.serving ? "ready" : "not ready", checks }) + "\n");
+      const waiting = report.waiting ? { waiting: report.waiting } : {};
+      res.end(JSON.stringify({ status: report.serving ? "ready" : "not ready", checks, ...waiting }) + "\n");
       return true;
     }
     return false;
