@@ -48,7 +48,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   // The status feed this instance's WatchStatus streams read: one herald.status consumer.
   const feedStore = createStatusFeedStore({ pool });
   const feed = createStatusFeed({
-    source: kafkaFeedSource(kafka),
+    source: kafkaFeedSource(kafka, config.kafka.group),
     store: feedStore,
     log: log.child({ component: "status-feed" }),
     ringSize: config.watch.ringSize,

@@ -74,7 +74,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
     });
     const sends = createSlots(delivery.concurrency);
     const handler = createDeliveryHandler({ store, renderer, provider, limiter, sends, backoff: delivery.backoff, log });
-    workers.set(name, createChannelWorker({ channel: channelOf(name), kafka, handler, maxInFlight: delivery.inFlight, log }));
+    workers.set(name, createChannelWorker({ channel: channelOf(name), kafka, handler, maxInFlight: delivery.inFlight, group: config.kafka.group, log }));
   }
 
   rt.shutdown.add("workers", async () => void (await Promise.all([...workers.values()].map((w) => w.close()))));

@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import type { Channel } from "../../gen/herald/v1/notification_pb.js";
-import type { ConsumedBatch } from "../kafka/consumer.js";
+import type { ConsumedBatch, GroupTiming } from "../kafka/consumer.js";
 import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
 import { channelName, channelTopic } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
@@ -47,6 +47,8 @@ export interface ChannelWorkerDeps {
   failurePauseMs?: number;
   /** Longest a fetch waits on the broker for more records to batch (added latency at low rates). @defaultValue 10 */
   fetchWaitMs?: number;
+  /** Session, heartbeat and rebalance timeouts of the consumer group. @defaultValue kafkajs' */
+  group?: GroupTiming;
 }
 
 export interface ChannelWorker {
@@ -122,6 +124,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         fetchMinBytes: 64 * 1024,
         fetchMaxWaitMs: fetchWaitMs,
         onAssigned: (assigned) => held.onAssigned(assigned),
+        ...deps.group,
       });
       await consumer.run({ eachBatch: onBatch });
       commitTimer = setInterval(() => void commitProgress(), progressIntervalMs);
