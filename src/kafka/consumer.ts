@@ -1,5 +1,6 @@
-import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
+import type { Consumer, ConsumerRunConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "../log.js";
+import { restartAfterFatalCrash } from "./crash-restart.js";
 
 /** A record as handed to a consumer's handler. `topic` is the logical name. */
 export interface ConsumedMessage {
@@ -146,13 +147,14 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
   consumer.on(consumer.events.CRASH, (e) => {
     log.error({ err: e.payload.error, group: opts.groupId, restart: e.payload.restart }, "kafka consumer crashed");
   });
+  const restart = restartAfterFatalCrash(consumer, { group: opts.groupId, log });
   let closing: Promise<void> | undefined;
 
   return {
     async run(handle) {
       await consumer.connect();
       await consumer.subscribe({ topics: opts.topics.map((t) => topicPrefix + t), fromBeginning: opts.fromBeginning });
-      await consumer.run({
+      const config: ConsumerRunConfig = {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: opts.partitionsConcurrently ?? 1,
@@ -180,13 +182,16 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
             await commit();
           }
         },
-      });
+      };
+      restart.start = () => consumer.run(config);
+      await consumer.run(config);
     },
     async commit(offsets) {
       if (offsets.length === 0) return;
       await consumer.commitOffsets(offsets.map((o) => ({ topic: topicPrefix + o.topic, partition: o.partition, offset: o.offset })));
     },
     close() {
+      restart.stop();
       closing ??= consumer.disconnect();
       return closing;
     },
