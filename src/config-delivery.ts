@@ -140,8 +140,8 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
       baseMs: int(env, "HERALD_BACKOFF_BASE_MS", 1000, 1, 3_600_000),
       capMs: int(env, "HERALD_BACKOFF_CAP_MS", 300_000, 1, 86_400_000),
     },
-    // One send timeout and a margin: a dead worker's claims block their recipients (and the
-    // survivor's slots) until then; 30 s outlasted the group's takeover and was the stall.
+    // One send timeout and a margin: a dead worker's claims hold their recipients' lanes (and
+    // the new owner's slots) until then; 30 s lasted far beyond the group's takeover.
     leaseMs: int(env, "HERALD_SEND_LEASE_MS", Math.max(15_000, timeoutMs + 5000), 1000, 3_600_000),
     // The sweep is the safety net (a record committed without an outcome), not the takeover path,
     // so it waits well past the lease: a live but slow claim is not swept and sent twice.
