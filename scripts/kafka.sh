@@ -238,6 +238,9 @@ min.insync.replicas=1
 
 # Test-friendly behaviour.
 group.initial.rebalance.delay.ms=0
+# Consumer sessions down to 1 s (stock floor: 6 s), so tests and the chaos soak can have a killed
+# worker's partitions move within a couple of seconds (HERALD_KAFKA_SESSION_TIMEOUT_MS).
+group.min.session.timeout.ms=1000
 num.partitions=6
 auto.create.topics.enable=false
 delete.topic.enable=true

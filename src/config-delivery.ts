@@ -38,8 +38,14 @@ export interface DeliveryConfig {
   maxAttempts: Record<ChannelName, number>;
   /** Exponential backoff with full jitter: random(0, min(cap, base * 2^(attempt-1))). */
   backoff: { baseMs: number; capMs: number };
-  /** How long a claim (SENDING) holds before another worker may take the notification over. */
+  /**
+   * How long a claim (SENDING) holds before another worker may take the notification over. Shorter:
+   * a dead worker's claims are re-sent sooner; but a live send slower than this (queue, rate limit,
+   * provider) may be sent twice, under the same idempotency key.
+   */
   leaseMs: number;
+  /** The scheduler's sweep returns a claim to RETRYING this long after its lease ended (no worker re-claimed it). */
+  claimGraceMs: number;
   /** Sends per second per channel's provider, shared by all workers through Redis; 0 = no limit. */
   rateLimits: Record<ChannelName, number>;
   /** Per-process limit used while Redis is unreachable, as a fraction of the shared one. */
@@ -134,7 +140,12 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
       baseMs: int(env, "HERALD_BACKOFF_BASE_MS", 1000, 1, 3_600_000),
       capMs: int(env, "HERALD_BACKOFF_CAP_MS", 300_000, 1, 86_400_000),
     },
-    leaseMs: int(env, "HERALD_SEND_LEASE_MS", Math.max(30_000, 3 * timeoutMs), 1000, 3_600_000),
+    // One send timeout and a margin: a dead worker's claims hold their recipients' lanes (and
+    // the new owner's slots) until then; 30 s lasted far beyond the group's takeover.
+    leaseMs: int(env, "HERALD_SEND_LEASE_MS", Math.max(15_000, timeoutMs + 5000), 1000, 3_600_000),
+    // The sweep is the safety net (a record committed without an outcome), not the takeover path,
+    // so it waits well past the lease: a live but slow claim is not swept and sent twice.
+    claimGraceMs: int(env, "HERALD_CLAIM_GRACE_MS", 30_000, 0, 86_400_000),
     rateLimits: perChannel((_, up) => int(env, `HERALD_RATE_LIMIT_${up}`, 0, 0, 1_000_000)),
     rateLimitFallbackFraction: fraction(env, "HERALD_RATE_LIMIT_FALLBACK_FRACTION", 0.5),
     sinkDir: env.HERALD_SINK_DIR ?? "var/deliveries",

@@ -21,6 +21,8 @@ export const knownVariables: ReadonlySet<string> = new Set([
   "HERALD_WATCH_RING", "HERALD_WATCH_POLL_MS", "HERALD_WATCH_SNAPSHOT_LIMIT", "HERALD_WATCH_SNAPSHOT_HOURS",
   // config.ts: health port of every role (issue 12)
   "HERALD_HEALTH_PORT",
+  // Fast takeover (config.ts, config-delivery.ts)
+  "HERALD_KAFKA_SESSION_TIMEOUT_MS", "HERALD_KAFKA_HEARTBEAT_MS", "HERALD_CLAIM_GRACE_MS",
   // config-delivery.ts
   "HERALD_MAX_ATTEMPTS", ...upper.map((c) => `HERALD_MAX_ATTEMPTS_${c}`),
   ...upper.map((c) => `HERALD_RATE_LIMIT_${c}`), "HERALD_RATE_LIMIT_FALLBACK_FRACTION",

@@ -19,6 +19,8 @@ export interface Config {
     topicPrefix: string;
     partitions: number;
     retentionMs: number;
+    /** Every Herald consumer group (workers, status feed): how soon a dead member's partitions move. */
+    group: ConsumerGroupConfig;
   };
   apiKeys: ApiKeyTable;
   corsOrigins: string[];
@@ -40,6 +42,13 @@ export interface Config {
   watch: WatchConfig;
   /** Where /healthz and /readyz are served for every role of the process (HERALD_HEALTH_PORT); null: nowhere but the API's HTTP listener. */
   healthAddr: HostPort | null;
+}
+
+export interface ConsumerGroupConfig {
+  /** The group drops a member it has not heard from for this long; its partitions move then. */
+  sessionTimeoutMs: number;
+  /** Longest time between two heartbeats; also how soon a live member hears of a rebalance. */
+  heartbeatIntervalMs: number;
 }
 
 export interface WatchConfig {
@@ -83,6 +92,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
       topicPrefix: env.HERALD_TOPIC_PREFIX ?? "",
       partitions: int(env, "HERALD_TOPIC_PARTITIONS", 6, 1, 1000),
       retentionMs: int(env, "HERALD_TOPIC_RETENTION_MS", 7 * 24 * 3600 * 1000, 60_000),
+      group: consumerGroup(env),
     },
     apiKeys,
     corsOrigins: list(env, "HERALD_CORS_ORIGINS", mode === "dev" ? ["*"] : []),
@@ -165,4 +175,15 @@ function healthAddr(env: Env): HostPort | null {
   if (raw === undefined || raw === "") return null;
   if (/^\d+$/.test(raw)) return { host: "0.0.0.0", port: int(env, "HERALD_HEALTH_PORT", 0, 0, 65535) };
   return hostPort(env, "HERALD_HEALTH_PORT", raw);
+}
+
+// Fast takeover (README, "Operating Herald: faults and overload"). kafkajs' 30 s session kept a
+// crashed worker's partitions, and after a broker restart the whole group (whose old members the
+// coordinator reloads), frozen for 30 s. 6 s is the lowest session a stock broker accepts
+// (group.min.session.timeout.ms); scripts/kafka.sh lowers that floor for tests and the soak.
+// A heartbeat beyond a third of the session would let two lost heartbeats drop a live member.
+function consumerGroup(env: Env): ConsumerGroupConfig {
+  const sessionTimeoutMs = int(env, "HERALD_KAFKA_SESSION_TIMEOUT_MS", 6000, 1000, 1_800_000);
+  const third = Math.floor(sessionTimeoutMs / 3);
+  return { sessionTimeoutMs, heartbeatIntervalMs: int(env, "HERALD_KAFKA_HEARTBEAT_MS", Math.min(1000, third), 100, third) };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { GroupTiming } from "../kafka/consumer.js";
 import type { Kafka } from "../kafka/kafka.js";
 import { STATUS_TOPIC } from "../kafka/topics.js";
 import type { FeedSource } from "./feed.js";
@@ -9,14 +10,14 @@ import type { FeedSource } from "./feed.js";
  * committed: the feed's order comes from positions, and a restarted instance starts afresh (its
  * group id is new), filling from PostgreSQL whatever it needs.
  */
-export function kafkaFeedSource(kafka: Kafka): FeedSource {
+export function kafkaFeedSource(kafka: Kafka, group: GroupTiming = { sessionTimeoutMs: 10_000, heartbeatIntervalMs: 1000 }): FeedSource {
   const consumer = kafka.consumer({
     groupId: `herald-watch-${randomUUID()}`,
     topics: [STATUS_TOPIC],
     fromBeginning: false,
-    // Short, so a vanished instance's throwaway group frees its partition quickly.
-    sessionTimeoutMs: 10_000,
-    heartbeatIntervalMs: 1000,
+    // Short (HERALD_KAFKA_SESSION_TIMEOUT_MS): after a broker restart this instance rejoins as a
+    // new member, and its group hands it the partition only once the old member's session ends.
+    ...group,
   });
   return {
     async start(onBatch) {

@@ -1,5 +1,6 @@
-import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
+import type { Consumer, ConsumerRunConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "../log.js";
+import { restartAfterFatalCrash } from "./crash-restart.js";
 
 /** A record as handed to a consumer's handler. `topic` is the logical name. */
 export interface ConsumedMessage {
@@ -55,10 +56,21 @@ export interface ConsumerOptions {
   fromBeginning: boolean;
   /** Partitions handled at once; order holds within a partition either way. @defaultValue 1 */
   partitionsConcurrently?: number;
-  /** The group drops a member it has not heard from for this long. @defaultValue 30000 (kafkajs) */
+  /**
+   * The group drops a member it has not heard from for this long, and only then moves its
+   * partitions: how long a crashed member's partitions stand still. The broker bounds it
+   * (group.min.session.timeout.ms, 6000 by default). @defaultValue 30000 (kafkajs)
+   */
   sessionTimeoutMs?: number;
-  /** Shortest time between two heartbeats. @defaultValue 3000 (kafkajs) */
+  /** Shortest time between two heartbeats; a live member hears of a rebalance at its next one. @defaultValue 3000 (kafkajs) */
   heartbeatIntervalMs?: number;
+  /**
+   * How long a rebalance waits for a live member to rejoin before dropping it. Every handler here
+   * returns within a heartbeat of a rebalance, so twice the session is ample; kafkajs' 60 s would
+   * let one stuck member hold every partition of the group that long.
+   * @defaultValue 2 × sessionTimeoutMs (60000 without one)
+   */
+  rebalanceTimeoutMs?: number;
   /**
    * A fetch returns once this many bytes are ready, or after `fetchMaxWaitMs`. Above 1, the
    * broker gathers records into fewer, larger batches for a consumer that fetches again at once.
@@ -106,7 +118,11 @@ export interface KafkaConsumer {
   close(): Promise<void>;
 }
 
+/** The group timings a caller passes through (from configuration) to a consumer. */
+export type GroupTiming = Pick<ConsumerOptions, "sessionTimeoutMs" | "heartbeatIntervalMs" | "rebalanceTimeoutMs">;
+
 export function createConsumer(client: Kafka, topicPrefix: string, opts: ConsumerOptions, log: Logger): KafkaConsumer {
+  const rebalanceTimeoutMs = opts.rebalanceTimeoutMs ?? (opts.sessionTimeoutMs === undefined ? undefined : 2 * opts.sessionTimeoutMs);
   const consumer: Consumer = client.consumer({
     groupId: topicPrefix + opts.groupId,
     allowAutoTopicCreation: false,
@@ -116,6 +132,7 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
     ...(opts.fetchMinBytes === undefined ? {} : { minBytes: opts.fetchMinBytes }),
     ...(opts.sessionTimeoutMs === undefined ? {} : { sessionTimeout: opts.sessionTimeoutMs }),
     ...(opts.heartbeatIntervalMs === undefined ? {} : { heartbeatInterval: opts.heartbeatIntervalMs }),
+    ...(rebalanceTimeoutMs === undefined ? {} : { rebalanceTimeout: rebalanceTimeoutMs }),
   });
   if (opts.onAssigned) {
     const onAssigned = opts.onAssigned;
@@ -130,13 +147,14 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
   consumer.on(consumer.events.CRASH, (e) => {
     log.error({ err: e.payload.error, group: opts.groupId, restart: e.payload.restart }, "kafka consumer crashed");
   });
+  const restart = restartAfterFatalCrash(consumer, { group: opts.groupId, log });
   let closing: Promise<void> | undefined;
 
   return {
     async run(handle) {
       await consumer.connect();
       await consumer.subscribe({ topics: opts.topics.map((t) => topicPrefix + t), fromBeginning: opts.fromBeginning });
-      await consumer.run({
+      const config: ConsumerRunConfig = {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: opts.partitionsConcurrently ?? 1,
@@ -164,13 +182,16 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
             await commit();
           }
         },
-      });
+      };
+      restart.start = () => consumer.run(config);
+      await consumer.run(config);
     },
     async commit(offsets) {
       if (offsets.length === 0) return;
       await consumer.commitOffsets(offsets.map((o) => ({ topic: topicPrefix + o.topic, partition: o.partition, offset: o.offset })));
     },
     close() {
+      restart.stop();
       closing ??= consumer.disconnect();
       return closing;
     },

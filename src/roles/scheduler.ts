@@ -7,8 +7,7 @@ export function startSchedulerRole(rt: Runtime): void {
     pool: rt.pool,
     log: rt.log.child({ component: "scheduler" }),
     ...rt.config.scheduler,
-    // A claim is presumed lost one lease length after it expired.
-    claimGraceMs: rt.config.delivery.leaseMs,
+    claimGraceMs: rt.config.delivery.claimGraceMs,
   });
   scheduler.start();
   rt.shutdown.add("scheduler", () => scheduler.close());

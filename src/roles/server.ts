@@ -39,7 +39,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   const feedStore = createStatusFeedStore({ pool });
   const feed = await startWhenReachable(rt.waitFor, "kafka", () =>
     createStatusFeed({
-      source: kafkaFeedSource(kafka),
+      source: kafkaFeedSource(kafka, config.kafka.group),
       store: feedStore,
       log: log.child({ component: "status-feed" }),
       ringSize: config.watch.ringSize,

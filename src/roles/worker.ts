@@ -77,7 +77,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
     const sends = createSlots(delivery.concurrency);
     const handler = createDeliveryHandler({ store, renderer, provider, limiter, sends, backoff: delivery.backoff, log });
     starts.push(
-      startWhenReachable(rt.waitFor, "kafka", () => createChannelWorker({ channel: channelOf(name), kafka, handler, maxInFlight: delivery.inFlight, log })).then(
+      startWhenReachable(rt.waitFor, "kafka", () => createChannelWorker({ channel: channelOf(name), kafka, handler, maxInFlight: delivery.inFlight, group: config.kafka.group, log })).then(
         (worker) => void workers.set(name, worker),
       ),
     );

@@ -22,9 +22,9 @@ export interface SchedulerDeps {
   /** @defaultValue systemClock */
   clock?: Clock;
   /**
-   * A claim (SENDING) is presumed lost this long after its lease ended. Leases are already
-   * several send timeouts long; the grace gives a live worker's outcome, and the redelivered
-   * record's re-claim, time to land first. @defaultValue 60000
+   * A claim (SENDING) is presumed lost this long after its lease ended (HERALD_CLAIM_GRACE_MS).
+   * The grace gives a live but slow worker's outcome, and the redelivered record's re-claim,
+   * time to land first. @defaultValue 60000
    */
   claimGraceMs?: number;
 }

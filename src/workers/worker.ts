@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import type { Channel } from "../../gen/herald/v1/notification_pb.js";
-import type { ConsumedBatch } from "../kafka/consumer.js";
+import type { ConsumedBatch, GroupTiming } from "../kafka/consumer.js";
 import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
 import { channelName, channelTopic } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
@@ -47,12 +47,14 @@ export interface ChannelWorkerDeps {
   failurePauseMs?: number;
   /** Longest a fetch waits on the broker for more records to batch (added latency at low rates). @defaultValue 10 */
   fetchWaitMs?: number;
+  /** Session, heartbeat and rebalance timeouts of the consumer group. @defaultValue kafkajs' */
+  group?: GroupTiming;
 }
 
 export interface ChannelWorker {
   /** Joins the group and starts consuming; resolves once consumption started. */
   start(): Promise<void>;
-  /** Stops fetching, lets in-flight attempts finish and store outcomes (bounded), commits, leaves the group. Idempotent. */
+  /** Stops fetching, commits what finished, leaves the group, lets in-flight attempts finish and store outcomes (bounded). Idempotent. */
   close(): Promise<void>;
   readonly counters: DeliveryCounters;
 }
@@ -122,6 +124,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         fetchMinBytes: 64 * 1024,
         fetchMaxWaitMs: fetchWaitMs,
         onAssigned: (assigned) => held.onAssigned(assigned),
+        ...deps.group,
       });
       await consumer.run({ eachBatch: onBatch });
       commitTimer = setInterval(() => void commitProgress(), progressIntervalMs);
@@ -130,6 +133,16 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
     close() {
       closing ??= (async () => {
         stopping.abort();
+        clearInterval(commitTimer);
+        // Leave the group now, not after the drain: the partitions move to a live member at once
+        // instead of standing still while the sends here finish. What finished is committed
+        // first (only a member may commit); the new owner fetches the rest again, skips what
+        // finished here, and waits for the outcome of what is still running here (its claim),
+        // as after any rebalance. kafkajs' disconnect waits for the batches in flight, which
+        // return at once on stop, then sends LeaveGroup.
+        const leaving = commitProgress()
+          .then(() => consumer?.close())
+          .catch((err: unknown) => log.warn({ err }, "leaving the group failed; it drops this member after its session timeout"));
         // Records in flight finish and store their outcomes; this bounds how long they may take.
         const timer = setTimeout(() => aborting.abort(), drainTimeoutMs);
         try {
@@ -138,10 +151,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
           clearTimeout(timer);
           aborting.abort();
         }
-        clearInterval(commitTimer);
-        // The group still has this member: what finished is committed before it leaves.
-        await commitProgress();
-        await consumer?.close();
+        await leaving;
         if (consumer) log.info({ counters: handler.counters }, "worker stopped");
       })();
       return closing;
