@@ -26,8 +26,11 @@ export interface Config {
   maxMessageBytes: number;
   /** How far ahead Schedule may go, in ms. */
   scheduleHorizonMs: number;
-  /** Group commit: flush when this many requests wait, or after maxDelayMs; maxInFlight transactions at once. */
-  commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number };
+  /**
+   * Group commit: flush when this many requests wait, or after maxDelayMs; maxInFlight transactions at once;
+   * beyond maxQueued requests waiting, Create and Schedule answer RESOURCE_EXHAUSTED.
+   */
+  commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number; maxQueued: number };
   relay: { batchSize: number; pollMs: number };
   scheduler: { batchSize: number; pollMs: number };
   /** Workers, providers, retries and rate limits. */
@@ -82,11 +85,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     corsOrigins: list(env, "HERALD_CORS_ORIGINS", mode === "dev" ? ["*"] : []),
     maxMessageBytes: int(env, "HERALD_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     scheduleHorizonMs: int(env, "HERALD_SCHEDULE_HORIZON_DAYS", 366, 1, 3650) * 24 * 3600 * 1000,
-    commit: {
-      maxBatch: int(env, "HERALD_COMMIT_MAX_BATCH", 256, 1, 10_000),
-      maxDelayMs: int(env, "HERALD_COMMIT_MAX_DELAY_MS", 2, 0, 1000),
-      maxInFlight: int(env, "HERALD_COMMIT_MAX_IN_FLIGHT", 2, 1, 16),
-    },
+    commit: commitConfig(env),
     relay: {
       batchSize: int(env, "HERALD_RELAY_BATCH", 500, 1, 10_000),
       pollMs: int(env, "HERALD_RELAY_POLL_MS", 500, 10, 60_000),
@@ -106,5 +105,20 @@ export function loadConfig(env: Env, mode: Mode): Config {
       snapshotLimit: int(env, "HERALD_WATCH_SNAPSHOT_LIMIT", 1000, 1, 100_000),
       snapshotWindowMs: int(env, "HERALD_WATCH_SNAPSHOT_HOURS", 24, 1, 24 * 366) * 3600 * 1000,
     },
+  };
+}
+
+function commitConfig(env: Env): Config["commit"] {
+  const maxBatch = int(env, "HERALD_COMMIT_MAX_BATCH", 256, 1, 10_000);
+  const maxInFlight = int(env, "HERALD_COMMIT_MAX_IN_FLIGHT", 2, 1, 16);
+  return {
+    maxBatch,
+    maxDelayMs: int(env, "HERALD_COMMIT_MAX_DELAY_MS", 2, 0, 1000),
+    maxInFlight,
+    // Admission control. Default: two rounds of full flushes waiting behind the ones running,
+    // so the last in line waits about three commits (tens of ms, under a second even when
+    // PostgreSQL is slow), far below any client's deadline: a longer queue only turns
+    // overload into timeouts (README, "Operating Herald: faults and overload").
+    maxQueued: int(env, "HERALD_ACCEPT_QUEUE_MAX", 2 * maxBatch * maxInFlight, 1, 1_000_000),
   };
 }
