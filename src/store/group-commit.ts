@@ -9,8 +9,11 @@
 // refused at once (overloadedError), because an unbounded queue turns overload
 // into latency past every caller's deadline: callers give up and retry, and the
 // server spends itself committing work nobody waits for (metastable collapse).
-// An item whose caller gave up (`abandoned`) is dropped when submitted and when
-// its batch forms, so it costs the database nothing.
+// A submit is also refused when the queue's expected wait is longer than its
+// caller's time left: it would only time out in the queue, and its client's
+// cancellation would cost the server a stream reset. An item whose caller gave
+// up (`abandoned`) is dropped when submitted and when its batch forms, so it
+// costs the database nothing.
 
 export interface GroupCommitOptions<I, O> {
   /** Flush as soon as this many items wait; also the largest batch. */
@@ -32,6 +35,8 @@ export interface GroupCommitOptions<I, O> {
   overloadedError?(retryAfterMs: number): Error;
   /** Whether the item's caller has given up (cancelled, deadline passed): it then rejects with AbandonedError, never flushed. */
   abandoned?(item: I): boolean;
+  /** How long the item's caller still waits, in ms (undefined: no deadline). Refused at once if the queue cannot make it. */
+  timeLeftMs?(item: I): number | undefined;
   /** Told when refusals start (`active`) and when the queue has caught up again, with how many were refused. */
   onShedding?(active: boolean, shed: number): void;
 }
@@ -146,20 +151,25 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
     return queue.length < maxQueued;
   }
 
-  /** About how long until a full queue has room: the flush rounds ahead of the last in line. */
-  function retryAfterMs(): number {
-    const rounds = queue.length / (maxBatch * maxInFlight) + 1;
-    // Spread over [1, 2) times the estimate, so callers refused together do not return together.
-    return Math.ceil(flushMs * rounds * (1 + Math.random()));
+  /** About how long the last in line waits to be committed: the flush rounds ahead of it. */
+  function expectedWaitMs(): number {
+    return flushMs * (queue.length / (maxBatch * maxInFlight) + 1);
+  }
+
+  /** Whether the item's caller would give up before the queue reaches it. */
+  function tooLate(item: I): boolean {
+    const left = opts.timeLeftMs?.(item);
+    return left !== undefined && left < expectedWaitMs();
   }
 
   return {
     submit(item) {
       if (closed) return Promise.reject(opts.closedError());
       if (abandoned(item)) return Promise.reject(new AbandonedError());
-      if (!hasRoom()) {
+      if (!hasRoom() || tooLate(item)) {
         if (shed++ === 0) opts.onShedding?.(true, 0);
-        return Promise.reject(overloadedError(retryAfterMs()));
+        // Spread over [1, 2) times the wait, so callers refused together do not return together.
+        return Promise.reject(overloadedError(Math.ceil(expectedWaitMs() * (1 + Math.random()))));
       }
       return new Promise<O>((resolve, reject) => {
         queue.push({ item, resolve, reject });

@@ -22,6 +22,8 @@ export interface AcceptOptions {
    * Past that last check it commits whatever happens to the caller.
    */
   abandoned?: () => boolean;
+  /** How long the caller still waits, in ms (undefined: no deadline): refused at once if the accept queue cannot make it. */
+  timeLeftMs?: () => number | undefined;
 }
 
 export interface NotificationStore {
@@ -52,6 +54,7 @@ export interface NotificationStoreDeps {
 interface Call {
   input: AcceptInput;
   abandoned: (() => boolean) | undefined;
+  timeLeftMs: (() => number | undefined) | undefined;
 }
 
 export function createNotificationStore(deps: NotificationStoreDeps): NotificationStore {
@@ -100,6 +103,7 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
     closedError: () => databaseUnavailable("notification store is closed"),
     overloadedError: (retryAfterMs) => new OverloadedError(`accept queue full (${maxQueued} waiting)`, retryAfterMs),
     abandoned: (call) => call.abandoned?.() ?? false,
+    timeLeftMs: (call) => call.timeLeftMs?.(),
     // Once per episode, not per refused call: under overload that would be thousands a second.
     onShedding: (active, shed) =>
       active
@@ -119,7 +123,7 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
       if (field) {
         return Promise.reject(new InvalidInputError(`${field}: must not contain NUL or unpaired surrogates`));
       }
-      return commits.submit({ input, abandoned: opts?.abandoned });
+      return commits.submit({ input, abandoned: opts?.abandoned, timeLeftMs: opts?.timeLeftMs });
     },
 
     async get(tenant, id) {

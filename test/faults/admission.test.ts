@@ -128,7 +128,8 @@ describe.each(Object.keys(listeners))("admission over %s", (name) => {
     const { client, run, lock, flushing } = await holdOneBatch(listeners[name]!(), "late");
     try {
       // It waits behind the held batch until its deadline passes; the lock is still held then.
-      const late = await outcome(client.create({ notification: email(`${run}-late`) }, { timeoutMs: 300 }));
+      // (A deadline well above the queue's expected wait, so it is admitted rather than refused.)
+      const late = await outcome(client.create({ notification: email(`${run}-late`) }, { timeoutMs: 2_000 }));
       expect(late.ok ? "OK" : Code[late.error.code]).toBe(Code[Code.DeadlineExceeded]);
 
       await lock.release();

@@ -7,6 +7,8 @@ import { AbandonedError, createGroupCommit, type GroupCommitOptions } from "../.
 interface Item {
   n: number;
   gone?: boolean;
+  /** The caller's time left, ms. */
+  left?: number;
 }
 
 function gated(opts: Partial<GroupCommitOptions<Item, number>> = {}) {
@@ -26,6 +28,7 @@ function gated(opts: Partial<GroupCommitOptions<Item, number>> = {}) {
     closedError: () => new Error("closed"),
     overloadedError: (ms) => Object.assign(new Error("full"), { retryAfterMs: ms }),
     abandoned: (i) => i.gone === true,
+    timeLeftMs: (i) => i.left,
     onShedding: (active, shed) => void shedding.push([active, shed]),
     ...opts,
   });
@@ -78,5 +81,15 @@ describe("group commit admission", () => {
     open();
     expect(await Promise.all([...running, admitted])).toEqual([1, 2, 6]);
     expect(flushed).toEqual([[1, 2], [6]]);
+  });
+
+  it("refuses at once a call whose time left is shorter than the queue's expected wait", async () => {
+    const { gc, flushed, open } = gated({ maxDelayMs: 50 }); // no flush has run: the wait is guessed as 50 ms
+    const refused = await settle(gc.submit({ n: 1, left: 5 }));
+    expect(refused.err?.message).toBe("full");
+    const admitted = [gc.submit({ n: 2, left: 60_000 }), gc.submit({ n: 3 })];
+    open();
+    expect(await Promise.all(admitted)).toEqual([2, 3]);
+    expect(flushed).toEqual([[2, 3]]);
   });
 });

@@ -28,7 +28,8 @@ export interface AcceptDeps {
  * Stores a validated notification and turns the store's outcome into the RPC's answer. A call
  * whose client cancelled or whose deadline (grpc-timeout, connect-timeout-ms) passed while it
  * waited is dropped before it is committed, so no client is answered an error about a
- * notification that was stored anyway.
+ * notification that was stored anyway; and one the accept queue cannot store before its
+ * deadline is refused RESOURCE_EXHAUSTED at once instead of timing out in the queue.
  */
 export async function accept(
   deps: AcceptDeps,
@@ -38,7 +39,10 @@ export async function accept(
   const abandoned = () => deadlinePassed(ctx) || (ctx.signal.aborted && !deps.shutdownSignal?.aborted);
   let outcome: AcceptOutcome;
   try {
-    outcome = await deps.store.accept({ ...input, id: deps.newId(), maxAttempts: deps.maxAttempts(input.spec.channel) }, { abandoned });
+    outcome = await deps.store.accept({ ...input, id: deps.newId(), maxAttempts: deps.maxAttempts(input.spec.channel) }, {
+      abandoned,
+      timeLeftMs: () => ctx.timeoutMs(),
+    });
   } catch (err) {
     if (!(err instanceof AbandonedError)) throw err;
     // The client is gone or about to say DEADLINE_EXCEEDED itself; this answer is for logs and
