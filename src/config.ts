@@ -24,6 +24,8 @@ export interface Config {
   corsOrigins: string[];
   /** Largest request message accepted on either listener, in bytes. */
   maxMessageBytes: number;
+  /** HTTP/2 streams one client connection may have open, on either listener (src/server/http2-limits.ts). */
+  maxStreamsPerConnection: number;
   /** How far ahead Schedule may go, in ms. */
   scheduleHorizonMs: number;
   /**
@@ -84,6 +86,8 @@ export function loadConfig(env: Env, mode: Mode): Config {
     apiKeys,
     corsOrigins: list(env, "HERALD_CORS_ORIGINS", mode === "dev" ? ["*"] : []),
     maxMessageBytes: int(env, "HERALD_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    // A memory bound, well above what admission lets pile up (src/server/http2-limits.ts says why not lower).
+    maxStreamsPerConnection: int(env, "HERALD_MAX_STREAMS_PER_CONNECTION", 10_000, 1, 1_000_000),
     scheduleHorizonMs: int(env, "HERALD_SCHEDULE_HORIZON_DAYS", 366, 1, 3650) * 24 * 3600 * 1000,
     commit: commitConfig(env),
     relay: {

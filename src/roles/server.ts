@@ -104,6 +104,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     edge,
     log,
     maxMessageBytes: config.maxMessageBytes,
+    maxStreamsPerConnection: config.maxStreamsPerConnection,
     shutdownSignal: rt.shutdownSignal,
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
