@@ -1,18 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type pg from "pg";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
 import { RETRY_AFTER_MS } from "../../src/server/edge.js";
 import { KEY_A, startTestHerald, type TestHerald } from "../support/herald.js";
+import { batchWaiting, lockNotifications } from "../support/table-lock.js";
 import { waitFor } from "../support/wait.js";
 
-// Admission control on real PostgreSQL, on both listeners. The test holds an EXCLUSIVE lock on
-// the notifications table, so the one accept batch allowed in flight waits inside its INSERT
-// for as long as the test likes: "the queue is full" and "the call waited past its deadline"
-// are states the test sets up, not races it hopes to win.
+// Admission control on real PostgreSQL, on both listeners. The test holds a lock on the
+// notifications table (support/table-lock.ts), so the one accept batch allowed in flight waits
+// inside its INSERT: "the queue is full" and "the call waited past its deadline" are states
+// the test sets up, not races it hopes to win.
 
 const MAX_BATCH = 2;
 const MAX_QUEUED = 3;
@@ -58,37 +58,12 @@ const outcome = (p: Promise<unknown>): Promise<Outcome> =>
     (err: unknown) => ({ ok: false, error: ConnectError.from(err) }),
   );
 
-/** Holds writes to notifications until release(): the accept batch in flight waits in its INSERT. */
-async function lockNotifications(): Promise<{ release(): Promise<void> }> {
-  const client: pg.PoolClient = await herald.db.pool.connect();
-  await client.query("BEGIN");
-  await client.query("LOCK TABLE notifications IN EXCLUSIVE MODE");
-  let released = false;
-  return {
-    async release() {
-      if (released) return;
-      released = true;
-      await client.query("ROLLBACK");
-      client.release();
-    },
-  };
-}
-
-/** Waits until an accept batch is blocked on the test's lock, i.e. the one flush allowed is busy. */
-const batchWaiting = () =>
-  waitFor("an accept batch waiting on the lock", async () => {
-    const r = await herald.db.pool.query<{ n: string }>(
-      "SELECT count(*) AS n FROM pg_locks WHERE relation = 'notifications'::regclass AND NOT granted",
-    );
-    return Number(r.rows[0]!.n) > 0;
-  });
-
 /** Takes the lock and sends one full batch (users `${run}-a0`...), which then waits in its INSERT. */
 async function holdOneBatch(client: Client<typeof NotificationService>, what: string) {
   const run = `${what}-${randomBytes(4).toString("hex")}`;
-  const lock = await lockNotifications();
+  const lock = await lockNotifications(herald.db.pool);
   const flushing = Array.from({ length: MAX_BATCH }, (_, i) => outcome(client.create({ notification: email(`${run}-a${i}`) })));
-  await batchWaiting();
+  await batchWaiting(herald.db.pool);
   return { client, run, lock, flushing };
 }
 
@@ -101,7 +76,7 @@ describe.each(Object.keys(listeners))("admission over %s", (name) => {
   it("a full accept queue answers RESOURCE_EXHAUSTED at once, with a retry hint; what it admitted is stored", async () => {
     const client = listeners[name]!();
     const run = `full-${randomBytes(4).toString("hex")}`;
-    const lock = await lockNotifications();
+    const lock = await lockNotifications(herald.db.pool);
     try {
       // One batch flushing (held by the lock) and a full queue behind it admit MAX_BATCH +
       // MAX_QUEUED calls, whatever order they arrive in; the one more is refused.
