@@ -26,14 +26,19 @@ export interface Config {
   corsOrigins: string[];
   /** Largest request message accepted on either listener, in bytes. */
   maxMessageBytes: number;
+  /** HTTP/2 streams one client connection may have open, on either listener (src/server/http2-limits.ts). */
+  maxStreamsPerConnection: number;
   /** How far ahead Schedule may go, in ms. */
   scheduleHorizonMs: number;
   /** The PostgreSQL pool of each process (store/db.ts DbOptions). */
   db: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number; queryTimeoutMs: number };
   /** How long an idempotency key holds; 0 = for ever. */
   idempotencyTtlMs: number;
-  /** Group commit: flush when this many requests wait, or after maxDelayMs; maxInFlight transactions at once. */
-  commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number };
+  /**
+   * Group commit: flush when this many requests wait, or after maxDelayMs; maxInFlight transactions at once;
+   * beyond maxQueued requests waiting, Create and Schedule answer RESOURCE_EXHAUSTED.
+   */
+  commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number; maxQueued: number };
   relay: { batchSize: number; pollMs: number };
   scheduler: { batchSize: number; pollMs: number };
   /** Workers, providers, retries and rate limits. */
@@ -97,14 +102,12 @@ export function loadConfig(env: Env, mode: Mode): Config {
     apiKeys,
     corsOrigins: list(env, "HERALD_CORS_ORIGINS", mode === "dev" ? ["*"] : []),
     maxMessageBytes: int(env, "HERALD_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    // A memory bound, well above what admission lets pile up (src/server/http2-limits.ts says why not lower).
+    maxStreamsPerConnection: int(env, "HERALD_MAX_STREAMS_PER_CONNECTION", 10_000, 1, 1_000_000),
     scheduleHorizonMs: int(env, "HERALD_SCHEDULE_HORIZON_DAYS", 366, 1, 3650) * 24 * 3600 * 1000,
     db: loadDbConfig(env),
     idempotencyTtlMs: int(env, "HERALD_IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000, 0, 366 * 24 * 3600 * 1000),
-    commit: {
-      maxBatch: int(env, "HERALD_COMMIT_MAX_BATCH", 256, 1, 10_000),
-      maxDelayMs: int(env, "HERALD_COMMIT_MAX_DELAY_MS", 2, 0, 1000),
-      maxInFlight: int(env, "HERALD_COMMIT_MAX_IN_FLIGHT", 2, 1, 16),
-    },
+    commit: commitConfig(env),
     relay: {
       batchSize: int(env, "HERALD_RELAY_BATCH", 500, 1, 10_000),
       pollMs: int(env, "HERALD_RELAY_POLL_MS", 500, 10, 60_000),
@@ -186,4 +189,19 @@ function consumerGroup(env: Env): ConsumerGroupConfig {
   const sessionTimeoutMs = int(env, "HERALD_KAFKA_SESSION_TIMEOUT_MS", 6000, 1000, 1_800_000);
   const third = Math.floor(sessionTimeoutMs / 3);
   return { sessionTimeoutMs, heartbeatIntervalMs: int(env, "HERALD_KAFKA_HEARTBEAT_MS", Math.min(1000, third), 100, third) };
+}
+
+function commitConfig(env: Env): Config["commit"] {
+  const maxBatch = int(env, "HERALD_COMMIT_MAX_BATCH", 256, 1, 10_000);
+  const maxInFlight = int(env, "HERALD_COMMIT_MAX_IN_FLIGHT", 2, 1, 16);
+  return {
+    maxBatch,
+    maxDelayMs: int(env, "HERALD_COMMIT_MAX_DELAY_MS", 2, 0, 1000),
+    maxInFlight,
+    // Admission control. Default: two rounds of full flushes waiting behind the ones running,
+    // so the last in line waits about three commits (tens of ms, under a second even when
+    // PostgreSQL is slow), far below any client's deadline: a longer queue only turns
+    // overload into timeouts (README, "Operating Herald: faults and overload").
+    maxQueued: int(env, "HERALD_ACCEPT_QUEUE_MAX", 2 * maxBatch * maxInFlight, 1, 1_000_000),
+  };
 }

@@ -28,6 +28,23 @@ export class UnavailableError extends HeraldError {
   }
 }
 
+/**
+ * Herald itself has more work queued than it can finish before callers give up (the accept
+ * queue is full): shed this call now rather than let it wait. The API answers
+ * RESOURCE_EXHAUSTED with `retry-after-ms` in the trailers.
+ */
+export class OverloadedError extends HeraldError {
+  override name = "OverloadedError";
+  readonly retriable = true;
+  constructor(
+    message: string,
+    /** How long to wait before trying again: about the time the queue takes to drain. */
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
 /** A provider failed in a way that may pass: timeouts, 429, 5xx, connection failures. */
 export class TransientError extends HeraldError {
   override name = "TransientError";

@@ -55,6 +55,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       newId: () => uuidv7(),
       maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName],
       horizonMs: config.scheduleHorizonMs,
+      shutdownSignal: rt.shutdownSignal,
       watch: {
         feed,
         feedStore,
@@ -89,7 +90,14 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     }),
   ];
   const edge = createEdge({ apiKeys: config.apiKeys, log });
-  const common = { services, edge, log, maxMessageBytes: config.maxMessageBytes, shutdownSignal: rt.shutdownSignal };
+  const common = {
+    services,
+    edge,
+    log,
+    maxMessageBytes: config.maxMessageBytes,
+    maxStreamsPerConnection: config.maxStreamsPerConnection,
+    shutdownSignal: rt.shutdownSignal,
+  };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
   const http = await startHttpListener({ ...common, ...config.httpAddr, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), dashboardRoute()] });
   log.info({ grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}` }, "herald server listening");

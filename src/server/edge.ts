@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../log.js";
-import { InvalidInputError, UnavailableError } from "../errors.js";
+import { InvalidInputError, OverloadedError, UnavailableError } from "../errors.js";
 import { hashApiKey, type ApiKeyTable } from "../domain/api-keys.js";
 import { callKey } from "./call-info.js";
 
@@ -13,6 +13,9 @@ import { callKey } from "./call-info.js";
 
 /** Services that answer without an API key (operators and load balancers use them). */
 const publicServices = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
+
+/** The trailer (or Connect header) telling a shed call how long to wait before trying again. */
+export const RETRY_AFTER_MS = "retry-after-ms";
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -56,6 +59,16 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
       if (err instanceof InvalidInputError) {
         // Its message names the field and the rule, and echoes no input.
         return new ConnectError(err.message, Code.InvalidArgument);
+      }
+      if (err instanceof OverloadedError) {
+        // Not logged per call: the store logs once when shedding starts and once when it ends.
+        // The hint goes out as trailers on gRPC (headers on a Connect unary error); grpc-js and
+        // grpc-go clients with a retry policy honour grpc-retry-pushback-ms by themselves.
+        const ms = String(err.retryAfterMs);
+        return new ConnectError(`server overloaded, retry after ${ms} ms`, Code.ResourceExhausted, {
+          [RETRY_AFTER_MS]: ms,
+          "grpc-retry-pushback-ms": ms,
+        });
       }
       if (err instanceof UnavailableError) {
         log.warn({ err: err.cause ?? err, dependency: err.dependency }, `${err.dependency} unavailable`);

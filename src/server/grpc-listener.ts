@@ -4,6 +4,7 @@ import { Code, ConnectError, createContextValues, type HandlerContext } from "@c
 import type { Logger } from "../log.js";
 import { createCallContext, type CallContext } from "./grpc-call-context.js";
 import type { Edge } from "./edge.js";
+import { createResetWatch, DEFAULT_MAX_STREAMS_PER_CONNECTION, type ResetWatch } from "./http2-limits.js";
 import type { MountedService } from "./services.js";
 
 // Mounts connect-es style implementations on a @grpc/grpc-js server, using the
@@ -21,6 +22,8 @@ export interface GrpcListenerOptions {
   maxMessageBytes: number;
   /** Aborted on shutdown; reaches every handler as part of ctx.signal. */
   shutdownSignal: AbortSignal;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS (see http2-limits.ts). @defaultValue DEFAULT_MAX_STREAMS_PER_CONNECTION */
+  maxStreamsPerConnection?: number;
 }
 
 export interface GrpcListener {
@@ -66,7 +69,9 @@ export async function startGrpcListener(opts: GrpcListenerOptions): Promise<Grpc
     "grpc.keepalive_time_ms": 30_000,
     "grpc.keepalive_timeout_ms": 10_000,
     "grpc.keepalive_permit_without_calls": 1,
+    "grpc.max_concurrent_streams": opts.maxStreamsPerConnection ?? DEFAULT_MAX_STREAMS_PER_CONNECTION,
   });
+  const resets = createResetWatch(opts.log, "grpc");
   for (const { service, impl } of opts.services) {
     const definition: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
     const handlers: grpc.UntypedServiceImplementation = {};
@@ -82,7 +87,7 @@ export async function startGrpcListener(opts: GrpcListenerOptions): Promise<Grpc
         responseDeserialize: (b: Buffer) => b,
       };
       // Without a handler grpc-js answers UNIMPLEMENTED by itself.
-      if (fn) handlers[method.name] = handlerFor(method, fn, opts);
+      if (fn) handlers[method.name] = handlerFor(method, fn, opts, resets);
     }
     server.addService(definition, handlers);
   }
@@ -111,8 +116,19 @@ export async function startGrpcListener(opts: GrpcListenerOptions): Promise<Grpc
   };
 }
 
-function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions): grpc.UntypedHandleCall {
+function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions, resets: ResetWatch): grpc.UntypedHandleCall {
   const { edge } = opts;
+
+  // grpc-js shows no HTTP/2 session, so resets are counted per call: one that was over
+  // before the server answered, with its deadline not yet passed, was reset by the client.
+  // Checked before answering: grpc-js marks every call cancelled once its status is sent.
+  function noteReset(call: grpc.ServerUnaryCall<Buffer, Buffer> | StreamCall): void {
+    if (!call.cancelled) return;
+    const deadline = call.getDeadline();
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    if (Number.isFinite(at) && at <= Date.now()) return;
+    resets.reset(call.getPeer());
+  }
 
   // Builds the HandlerContext for a grpc-js call and runs the edge.
   function prepare(call: grpc.ServerUnaryCall<Buffer, Buffer> | StreamCall): CallContext {
@@ -155,8 +171,10 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
         context = prepare(call);
         const out = fn(input(), context.ctx) as AsyncIterable<unknown>;
         await writeAll(call, out, encode);
+        noteReset(call);
         call.end();
       } catch (err) {
+        noteReset(call);
         if (!call.cancelled) call.emit("error", fail(err, context?.ctx.values));
       } finally {
         context?.end();
@@ -174,8 +192,14 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
             return encode(await fn(decode(call.request), context.ctx));
           })
           .then(
-            (out) => cb(null, out),
-            (err: unknown) => cb(fail(err, context?.ctx.values)),
+            (out) => {
+              noteReset(call);
+              cb(null, out);
+            },
+            (err: unknown) => {
+              noteReset(call);
+              cb(fail(err, context?.ctx.values));
+            },
           )
           .finally(() => context?.end());
       }) as grpc.UntypedHandleCall;

@@ -1,21 +1,34 @@
 import type pg from "pg";
 import type { Notification, StatusEvent } from "../../gen/herald/v1/notification_pb.js";
-import { InvalidInputError, UnavailableError } from "../errors.js";
+import { InvalidInputError, OverloadedError, UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { acceptBatch, unstorableField, type AcceptOutcome } from "./accept.js";
 import type { AcceptInput } from "./accept-statement.js";
 import { cancelNotification, type CancelOutcome } from "./cancel.js";
 import { inTransaction, isConnectionFailure } from "./db.js";
 import { databaseUnavailable, withStoreErrors } from "./errors.js";
-import { createGroupCommit } from "./group-commit.js";
+import { AbandonedError, createGroupCommit } from "./group-commit.js";
 import { getNotification } from "./notification-reads.js";
 
 // The notification store: the accept path (group-committed), reads, and Cancel. Every status
 // change writes the row, its status event and its outbox records in one transaction (see
 // transitions.ts).
 
+export interface AcceptOptions {
+  /**
+   * Whether the caller has given up (cancelled, or its deadline passed). Checked when the call
+   * arrives, when its batch forms and once more inside the transaction just before the
+   * insert; a call found abandoned rejects with AbandonedError and nothing of it is written.
+   * Past that last check it commits whatever happens to the caller.
+   */
+  abandoned?: () => boolean;
+  /** How long the caller still waits, in ms (undefined: no deadline): refused at once if the accept queue cannot make it. */
+  timeLeftMs?: () => number | undefined;
+}
+
 export interface NotificationStore {
-  accept(input: AcceptInput): Promise<AcceptOutcome>;
+  /** Rejects with OverloadedError at once when the accept queue is full. */
+  accept(input: AcceptInput, opts?: AcceptOptions): Promise<AcceptOutcome>;
   get(tenant: string, id: string): Promise<{ notification: Notification; history: StatusEvent[] } | undefined>;
   cancel(tenant: string, id: string, opts: { now: Date; correlationId: string }): Promise<CancelOutcome>;
   /** Flushes the pending batch, then refuses new work. Idempotent. */
@@ -24,11 +37,26 @@ export interface NotificationStore {
 
 export interface NotificationStoreDeps {
   pool: pg.Pool;
-  /** Group commit: flush when maxBatch accepts wait or the oldest has waited maxDelayMs. */
-  commit: { maxBatch: number; maxDelayMs: number; /** @defaultValue 1 */ maxInFlight?: number };
+  /**
+   * Group commit: flush when maxBatch accepts wait or the oldest has waited maxDelayMs; beyond
+   * maxQueued accepts waiting for a flush, refuse with OverloadedError.
+   */
+  commit: {
+    maxBatch: number;
+    maxDelayMs: number;
+    /** @defaultValue 1 */ maxInFlight?: number;
+    /** @defaultValue Infinity */ maxQueued?: number;
+  };
   /** How long an idempotency key holds (accept.ts). @defaultValue 0, for ever */
   idempotencyTtlMs?: number;
   log: Logger;
+}
+
+/** One accept waiting in the group commit. */
+interface Call {
+  input: AcceptInput;
+  abandoned: (() => boolean) | undefined;
+  timeLeftMs: (() => number | undefined) | undefined;
 }
 
 export function createNotificationStore(deps: NotificationStoreDeps): NotificationStore {
@@ -39,32 +67,53 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
   // One batch is one transaction. If it fails for a reason other than the
   // database being unavailable, some input was refused by PostgreSQL; retry
   // the halves so that input fails alone and everyone else's request commits.
-  async function flush(inputs: readonly AcceptInput[]): Promise<PromiseSettledResult<AcceptOutcome>[]> {
+  async function flush(calls: readonly Call[]): Promise<PromiseSettledResult<AcceptOutcome>[]> {
     const started = performance.now();
     try {
       // An explicit transaction, though the writes are one statement: a statement in autocommit
       // that outlives its client (connection cut while it waits on a lock) still commits, and
       // the caller would be told UNAVAILABLE about a notification that was stored. Here no
       // COMMIT comes, so it rolls back.
-      const outcomes = await withStoreErrors(() => inTransaction(pool, (client) => acceptBatch(client, inputs, ttlMs)));
-      log.debug({ size: inputs.length, ms: Math.round(performance.now() - started) }, "accept batch committed");
-      return outcomes.map((value) => ({ status: "fulfilled", value }));
+      const outcomes = await withStoreErrors(() =>
+        inTransaction(pool, async (client) => {
+          // The last look before the insert: a pool connection can take a while to come under
+          // load, and a caller that gave up meanwhile must not be stored.
+          const live = calls.map((c) => !c.abandoned?.());
+          const inputs = calls.filter((_, i) => live[i]).map((c) => c.input);
+          const stored = inputs.length > 0 ? await acceptBatch(client, inputs, ttlMs) : [];
+          let next = 0;
+          return live.map((alive): PromiseSettledResult<AcceptOutcome> =>
+            alive ? { status: "fulfilled", value: stored[next++]! } : { status: "rejected", reason: new AbandonedError() },
+          );
+        }),
+      );
+      log.debug({ size: calls.length, ms: Math.round(performance.now() - started) }, "accept batch committed");
+      return outcomes;
     } catch (err) {
-      if (err instanceof UnavailableError || inputs.length === 1) {
-        return inputs.map(() => ({ status: "rejected", reason: err }));
+      if (err instanceof UnavailableError || calls.length === 1) {
+        return calls.map(() => ({ status: "rejected", reason: err }));
       }
-      log.warn({ err, size: inputs.length }, "accept batch failed; retrying in halves to isolate the input");
-      const mid = inputs.length >> 1;
-      return [...(await flush(inputs.slice(0, mid))), ...(await flush(inputs.slice(mid)))];
+      log.warn({ err, size: calls.length }, "accept batch failed; retrying in halves to isolate the input");
+      const mid = calls.length >> 1;
+      return [...(await flush(calls.slice(0, mid))), ...(await flush(calls.slice(mid)))];
     }
   }
 
-  const commits = createGroupCommit<AcceptInput, AcceptOutcome>({
+  const maxQueued = deps.commit.maxQueued ?? Infinity;
+  const commits = createGroupCommit<Call, AcceptOutcome>({
     ...deps.commit,
     flush,
     closedError: () => databaseUnavailable("notification store is closed"),
     // The database did not answer (not: answered slowly): whoever waits behind that batch fails now.
     sharesFailure: (err) => err instanceof UnavailableError && isConnectionFailure(err.cause),
+    overloadedError: (retryAfterMs) => new OverloadedError(`accept queue full (${maxQueued} waiting)`, retryAfterMs),
+    abandoned: (call) => call.abandoned?.() ?? false,
+    timeLeftMs: (call) => call.timeLeftMs?.(),
+    // Once per episode, not per refused call: under overload that would be thousands a second.
+    onShedding: (active, shed) =>
+      active
+        ? log.warn({ maxQueued }, "accept queue full: refusing Create and Schedule with RESOURCE_EXHAUSTED")
+        : log.info({ shed }, "accept queue has room again"),
   });
 
   function refuseIfClosed(): void {
@@ -72,14 +121,14 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
   }
 
   return {
-    accept(input) {
+    accept(input, opts) {
       // Checked before batching: a row PostgreSQL refuses would fail (and
       // retry) everyone else's batch too.
       const field = unstorableField(input);
       if (field) {
         return Promise.reject(new InvalidInputError(`${field}: must not contain NUL or unpaired surrogates`));
       }
-      return commits.submit(input);
+      return commits.submit({ input, abandoned: opts?.abandoned, timeLeftMs: opts?.timeLeftMs });
     },
 
     async get(tenant, id) {

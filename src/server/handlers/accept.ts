@@ -1,7 +1,8 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Channel, Notification } from "../../../gen/herald/v1/notification_pb.js";
 import type { AcceptOutcome } from "../../store/accept.js";
 import type { AcceptInput } from "../../store/accept-statement.js";
+import { AbandonedError } from "../../store/group-commit.js";
 import type { NotificationStore } from "../../store/notifications.js";
 import { type Clock } from "../../clock.js";
 
@@ -15,11 +16,41 @@ export interface AcceptDeps {
   maxAttempts: (channel: Channel) => number;
   /** How far ahead Schedule may go, in ms. */
   horizonMs: number;
+  /**
+   * Aborted when the server shuts down. ctx.signal aborts then too, but a call in the accept
+   * queue at shutdown is still committed (the store flushes on close): only a caller that
+   * left itself is dropped. Without it, any abort of ctx.signal drops the call.
+   */
+  shutdownSignal?: AbortSignal;
 }
 
-/** Stores a validated notification and turns the store's outcome into the RPC's answer. */
-export async function accept(deps: AcceptDeps, input: Omit<AcceptInput, "id" | "maxAttempts">): Promise<Notification> {
-  const outcome: AcceptOutcome = await deps.store.accept({ ...input, id: deps.newId(), maxAttempts: deps.maxAttempts(input.spec.channel) });
+/**
+ * Stores a validated notification and turns the store's outcome into the RPC's answer. A call
+ * whose client cancelled or whose deadline (grpc-timeout, connect-timeout-ms) passed while it
+ * waited is dropped before it is committed, so no client is answered an error about a
+ * notification that was stored anyway; and one the accept queue cannot store before its
+ * deadline is refused RESOURCE_EXHAUSTED at once instead of timing out in the queue.
+ */
+export async function accept(
+  deps: AcceptDeps,
+  input: Omit<AcceptInput, "id" | "maxAttempts">,
+  ctx: Pick<HandlerContext, "signal" | "timeoutMs">,
+): Promise<Notification> {
+  const abandoned = () => deadlinePassed(ctx) || (ctx.signal.aborted && !deps.shutdownSignal?.aborted);
+  let outcome: AcceptOutcome;
+  try {
+    outcome = await deps.store.accept({ ...input, id: deps.newId(), maxAttempts: deps.maxAttempts(input.spec.channel) }, {
+      abandoned,
+      timeLeftMs: () => ctx.timeoutMs(),
+    });
+  } catch (err) {
+    if (!(err instanceof AbandonedError)) throw err;
+    // The client is gone or about to say DEADLINE_EXCEEDED itself; this answer is for logs and
+    // the rare client still listening.
+    throw deadlinePassed(ctx)
+      ? new ConnectError("the deadline passed before the notification was stored; nothing was stored", Code.DeadlineExceeded)
+      : new ConnectError("the call was cancelled before the notification was stored; nothing was stored", Code.Canceled);
+  }
   switch (outcome.kind) {
     case "created":
     case "duplicate":
@@ -31,4 +62,10 @@ export async function accept(deps: AcceptDeps, input: Omit<AcceptInput, "id" | "
         Code.AlreadyExists,
       );
   }
+}
+
+/** Read before ctx.signal: for a grpc-js call the signal is built on first read, and a deadline needs none. */
+function deadlinePassed(ctx: Pick<HandlerContext, "timeoutMs">): boolean {
+  const left = ctx.timeoutMs();
+  return left !== undefined && left <= 0;
 }

@@ -29,7 +29,7 @@ export function createHandler(deps: AcceptDeps & { pinTemplate: PinTemplate }) {
       status: Status.QUEUED,
       deliverAt: now,
       now,
-    });
+    }, ctx);
     return { notification };
   };
 }

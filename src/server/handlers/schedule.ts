@@ -32,7 +32,7 @@ export function scheduleHandler(deps: AcceptDeps & { pinTemplate: PinTemplate })
       deliverAt,
       localTime,
       now,
-    });
+    }, ctx);
     return { notification };
   };
 }
