@@ -6,7 +6,7 @@ import { NotificationService } from "../../gen/herald/v1/notification_service_pb
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
 import { RETRY_AFTER_MS } from "../../src/server/edge.js";
 import { KEY_A, startTestHerald, type TestHerald } from "../support/herald.js";
-import { batchWaiting, lockNotifications } from "../support/table-lock.js";
+import { batchWaiting, HELD_COMMIT_TIMEOUTS, lockNotifications } from "../support/table-lock.js";
 import { waitFor } from "../support/wait.js";
 
 // Admission control on real PostgreSQL, on both listeners. The test holds a lock on the
@@ -23,6 +23,9 @@ beforeAll(async () => {
   herald = await startTestHerald({
     roles: ["server"],
     env: {
+      // The test holds a commit with a table lock for as long as it needs: a slow database,
+      // not a lost one, so its statements must not time out first.
+      ...HELD_COMMIT_TIMEOUTS,
       HERALD_COMMIT_MAX_BATCH: String(MAX_BATCH),
       HERALD_COMMIT_MAX_IN_FLIGHT: "1",
       HERALD_ACCEPT_QUEUE_MAX: String(MAX_QUEUED),

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
 import { startTestHerald, type TestHerald } from "../support/herald.js";
-import { batchWaiting, lockNotifications } from "../support/table-lock.js";
+import { batchWaiting, HELD_COMMIT_TIMEOUTS, lockNotifications } from "../support/table-lock.js";
 import { watch } from "../support/watch.js";
 import { waitFor } from "../support/wait.js";
 
@@ -18,7 +18,7 @@ const KEEPERS = 20;
 let herald: TestHerald;
 
 beforeAll(async () => {
-  herald = await startTestHerald({ roles: ["server"] });
+  herald = await startTestHerald({ roles: ["server"], env: HELD_COMMIT_TIMEOUTS });
 });
 afterAll(async () => {
   await herald?.stop();

@@ -27,3 +27,9 @@ export const batchWaiting = (pool: pg.Pool) =>
     const r = await pool.query<{ n: string }>("SELECT count(*) AS n FROM pg_locks WHERE relation = 'notifications'::regclass AND NOT granted");
     return Number(r.rows[0]!.n) > 0;
   });
+
+/**
+ * Database timeouts for a Herald whose commits a test holds with lockNotifications: long enough
+ * that the held INSERT waits for the lock instead of ending as a lost database (UNAVAILABLE).
+ */
+export const HELD_COMMIT_TIMEOUTS = { HERALD_DB_STATEMENT_TIMEOUT_MS: "60000", HERALD_DB_QUERY_TIMEOUT_MS: "65000" };
