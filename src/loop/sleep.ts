@@ -4,17 +4,7 @@
 
 /** Resolves after `ms`, or as soon as `signal` aborts: true when the whole time passed. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  if (signal?.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (full: boolean) => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      resolve(full);
-    };
-    const onAbort = () => done(false);
-    const timer = setTimeout(done, ms, true);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+  return wait(ms, signal);
 }
 
 export interface Wakeup {
@@ -32,28 +22,36 @@ export function createWakeup(): Wakeup {
   const sleepers = new Set<() => void>();
   return {
     sleep(ms, signal) {
-      if (pending || signal?.aborted) {
+      if (pending) {
         pending = false;
         return Promise.resolve(false);
       }
-      // Not AbortSignal.any: on Node 20 it leaks with a long-lived parent signal (a loop's
-      // stop signal outlives millions of sleeps).
-      return new Promise((resolve) => {
-        const done = (full: boolean) => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", stop);
-          sleepers.delete(stop);
-          resolve(full);
-        };
-        const stop = () => done(false);
-        const timer = setTimeout(done, ms, true);
-        sleepers.add(stop);
-        signal?.addEventListener("abort", stop, { once: true });
-      });
+      return wait(ms, signal, sleepers);
     },
     wake() {
       if (sleepers.size === 0) pending = true;
       for (const stop of [...sleepers]) stop();
     },
   };
+}
+
+/**
+ * The one timer behind both: ends after `ms`, on `signal`, or when the stop function it puts in
+ * `sleepers` is called. Not AbortSignal.any: on Node 20 it leaks with a long-lived parent signal
+ * (a loop's stop signal outlives millions of sleeps).
+ */
+function wait(ms: number, signal: AbortSignal | undefined, sleepers?: Set<() => void>): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (full: boolean) => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", stop);
+      sleepers?.delete(stop);
+      resolve(full);
+    };
+    const stop = () => done(false);
+    const timer = setTimeout(done, ms, true);
+    sleepers?.add(stop);
+    signal?.addEventListener("abort", stop, { once: true });
+  });
 }
