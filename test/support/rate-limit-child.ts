@@ -29,7 +29,10 @@ if (!params) throw new Error("RATE_LIMIT_CHILD (JSON ChildParams) is required");
 const log = createLogger({ level: "warn", role: "rate-limit-child" });
 const redis = createRedis(params.redisUrl, log);
 await redis.connect();
-const limiter = createRateLimiter({ ...params, redis, log });
+// Grant times on the limiter's own clock: it reads it right before each grant (and again in the
+// same synchronous run), so a busy machine delaying this process's reaction cannot bunch them.
+let lastReading = Date.now();
+const limiter = createRateLimiter({ ...params, redis, log, clock: { now: () => (lastReading = Date.now()) } });
 
 await new Promise((resolve) => setTimeout(resolve, Math.max(0, params.startAt - Date.now())));
 const stop = AbortSignal.timeout(Math.max(1, params.startAt + params.durationMs - Date.now()));
@@ -42,7 +45,7 @@ await Promise.all(
       } catch {
         return; // the run is over
       }
-      grants.push(Date.now());
+      grants.push(lastReading);
     }
   }),
 );
