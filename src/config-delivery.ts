@@ -39,9 +39,9 @@ export interface DeliveryConfig {
   /** Exponential backoff with full jitter: random(0, min(cap, base * 2^(attempt-1))). */
   backoff: { baseMs: number; capMs: number };
   /**
-   * How long a claim (SENDING) holds before another worker may take the notification over. Shorter:
-   * a dead worker's claims are re-sent sooner; but a live send slower than this (queue, rate limit,
-   * provider) may be sent twice, under the same idempotency key.
+   * How long a claim (SENDING) holds after its worker last renewed it before another worker may
+   * take the notification over. A live worker renews its claims every third of this while their
+   * sends run, so it bounds how long a dead worker's claims wait, not how long a send may take.
    */
   leaseMs: number;
   /** The scheduler's sweep returns a claim to RETRYING this long after its lease ended (no worker re-claimed it). */
@@ -140,9 +140,10 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
       baseMs: int(env, "HERALD_BACKOFF_BASE_MS", 1000, 1, 3_600_000),
       capMs: int(env, "HERALD_BACKOFF_CAP_MS", 300_000, 1, 86_400_000),
     },
-    // One send timeout and a margin: a dead worker's claims hold their recipients' lanes (and
-    // the new owner's slots) until then; 30 s lasted far beyond the group's takeover.
-    leaseMs: int(env, "HERALD_SEND_LEASE_MS", Math.max(15_000, timeoutMs + 5000), 1000, 3_600_000),
+    // Renewed while the send runs (workers/lease-keeper.ts), so it need not outlast a slow send:
+    // as long as the default consumer session, a dead worker's claims have lapsed by the time
+    // the group hands its partitions to a live worker.
+    leaseMs: int(env, "HERALD_SEND_LEASE_MS", 6000, 1000, 3_600_000),
     // The sweep is the safety net (a record committed without an outcome), not the takeover path,
     // so it waits well past the lease: a live but slow claim is not swept and sent twice.
     claimGraceMs: int(env, "HERALD_CLAIM_GRACE_MS", 30_000, 0, 86_400_000),

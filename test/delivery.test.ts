@@ -16,6 +16,7 @@ import { RenderError } from "../src/templates/render-fields.js";
 import { backoffCeilingMs } from "../src/loop/backoff.js";
 import { createDeliveryHandler, type DeliveryHandlerDeps } from "../src/workers/delivery.js";
 import { DeliveryAbandonedError, type DeliverySignals } from "../src/workers/delivery-signals.js";
+import { createLeaseKeeper } from "../src/workers/lease-keeper.js";
 import { createSlots } from "../src/workers/slots.js";
 import { PermanentError, TransientError } from "../src/errors.js";
 import { type Provider, type RenderedMessage, type SendResult } from "../src/workers/providers/provider.js";
@@ -385,6 +386,78 @@ describe("delivery handler", () => {
     expect(await rowOf(id)).toMatchObject({ status: Status.SENT, provider_message_id: "pm-a" });
   });
 
+  it("renews a live send's lease past its length, so another worker waits instead of re-sending; the lease lapses once renewals stop", async () => {
+    const { id, dispatch } = await queued();
+    const leases = createLeaseKeeper({ store, intervalMs: LEASE_MS / 5, log: pino({ level: "silent" }) });
+    try {
+      let finishA!: (r: SendResult) => void;
+      const providerA = fakeProvider(() => new Promise((resolve) => (finishA = resolve)));
+      const handlingA = handler(providerA, { leases }).handle(dispatch, running);
+      await waitFor("A to send", () => providerA.calls.length === 1);
+      expect(leases.held).toBe(1);
+      const claimedUntil = (await rowOf(id)).lease_until!;
+      // Wait, on the database clock that leases use, until the lease set by the claim is over.
+      await waitFor("the claim's first lease to end", async () => {
+        const r = await db.pool.query<{ over: boolean }>("SELECT now() > $1::timestamptz AS over", [claimedUntil]);
+        return r.rows[0]!.over;
+      }, { timeoutMs: 30_000 });
+      expect((await rowOf(id)).lease_until!.getTime()).toBeGreaterThan(claimedUntil.getTime());
+
+      // B finds the claim live, however long A's send has taken.
+      const providerB = fakeProvider();
+      const b = handler(providerB, { maxLeaseWaitMs: 20 });
+      const handlingB = b.handle(dispatch, running);
+      await waitFor("B to find A's lease live", () => b.counters.leaseWaits === 1);
+      expect(providerB.calls).toHaveLength(0);
+      finishA({ providerMessageId: "pm-a" });
+      await handlingA;
+      await handlingB;
+      expect(leases.held).toBe(0);
+      expect(providerB.calls).toHaveLength(0);
+      expect(await rowOf(id)).toMatchObject({ status: Status.SENT, provider_message_id: "pm-a", lease_until: null });
+    } finally {
+      await leases.close();
+    }
+
+    // A worker that stops renewing (it died) loses the claim one lease later.
+    const second = await queued();
+    const dead = createLeaseKeeper({ store, intervalMs: LEASE_MS / 5, log: pino({ level: "silent" }) });
+    const providerC = fakeProvider(() => new Promise(() => {}));
+    void handler(providerC, { leases: dead }).handle(second.dispatch, running);
+    await waitFor("C to send", () => providerC.calls.length === 1);
+    await dead.close();
+    const providerD = fakeProvider();
+    const d = handler(providerD, { maxLeaseWaitMs: 50 });
+    await d.handle(second.dispatch, running);
+    expect(providerD.calls).toHaveLength(1);
+    expect(d.counters).toMatchObject({ resentAfterLostOutcome: 1, sent: 1 });
+  });
+
+  it("renews only claims still ours and live: not another attempt, not a finished row, not a lapsed lease", async () => {
+    const live = await queued();
+    const lapsed = await queued();
+    const other = await queued();
+    const done = await queued();
+    await db.pool.query("UPDATE notifications SET status = $2, attempts = 1, lease_until = now() + interval '1 second' WHERE id = ANY($1::uuid[])", [
+      [live.id, other.id],
+      Status.SENDING,
+    ]);
+    await db.pool.query("UPDATE notifications SET status = $2, attempts = 1, lease_until = now() - interval '1 second' WHERE id = $1", [lapsed.id, Status.SENDING]);
+    await db.pool.query("UPDATE notifications SET status = $2, attempts = 1, lease_until = NULL WHERE id = $1", [done.id, Status.SENT]);
+    const before = new Map(await Promise.all([live, lapsed, other, done].map(async (n) => [n.id, (await rowOf(n.id)).lease_until] as const)));
+
+    const renewed = await store.renew([
+      { id: live.id, attempt: 1 },
+      { id: lapsed.id, attempt: 1 },
+      { id: other.id, attempt: 2 },
+      { id: done.id, attempt: 1 },
+    ]);
+    expect(renewed).toBe(1);
+    expect((await rowOf(live.id)).lease_until!.getTime()).toBeGreaterThan(before.get(live.id)!.getTime());
+    for (const n of [lapsed, other]) expect((await rowOf(n.id)).lease_until).toEqual(before.get(n.id));
+    expect((await rowOf(done.id)).lease_until).toBeNull();
+  });
+
   it("stops waiting for a lease at shutdown, without claiming", async () => {
     const { id, dispatch } = await queued();
     await db.pool.query("UPDATE notifications SET status = $2, attempts = 1, lease_until = now() + interval '1 hour' WHERE id = $1", [id, Status.SENDING]);
@@ -430,6 +503,7 @@ describe("delivery handler", () => {
       claim: (input) => (claimFailures-- > 0 ? Promise.reject(down()) : store.claim(input)),
       finish: (input) => (finishFailures-- > 0 ? Promise.reject(down()) : store.finish(input)),
       release: (input) => store.release(input),
+      renew: (held) => store.renew(held),
     };
     const { log, lines } = captureLog();
     const provider = fakeProvider();
@@ -451,6 +525,7 @@ describe("delivery handler", () => {
       claim: () => Promise.reject(new UnavailableError("database", "database unavailable")),
       finish: (input) => store.finish(input),
       release: (input) => store.release(input),
+      renew: (held) => store.renew(held),
     };
     const stop = new AbortController();
     const h = handler(fakeProvider(), { store: flaky, maxStoreBackoffMs: 20 });

@@ -6,6 +6,7 @@ import { createDeliveryStore } from "../store/deliveries.js";
 import { createTemplateStore } from "../store/templates.js";
 import { createRenderer } from "../templates/notification-renderer.js";
 import { createDeliveryHandler } from "../workers/delivery.js";
+import { createLeaseKeeper } from "../workers/lease-keeper.js";
 import type { DeliveryCounters } from "../workers/delivery-counters.js";
 import { createProvider, type Provider } from "../workers/providers/index.js";
 import { createRateLimiter } from "../workers/rate-limit.js";
@@ -60,6 +61,8 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
 
   const renderer = createRenderer({ templates: createTemplateStore({ pool }) });
   const store = createDeliveryStore({ pool, leaseMs: delivery.leaseMs });
+  // A third of the lease: one or two failed renewals (a database blip) still leave claims alive.
+  const leases = createLeaseKeeper({ store, intervalMs: Math.max(100, Math.floor(delivery.leaseMs / 3)), log });
   const workers = new Map<ChannelName, ChannelWorker>();
   const starts: Promise<void>[] = [];
   for (const [name, provider] of providers) {
@@ -75,7 +78,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       log: log.child({ channel: name }),
     });
     const sends = createSlots(delivery.concurrency);
-    const handler = createDeliveryHandler({ store, renderer, provider, limiter, sends, backoff: delivery.backoff, log });
+    const handler = createDeliveryHandler({ store, renderer, provider, limiter, sends, backoff: delivery.backoff, log, leases });
     starts.push(
       startWhenReachable(rt.waitFor, "kafka", () => createChannelWorker({ channel: channelOf(name), kafka, handler, maxInFlight: delivery.inFlight, group: config.kafka.group, log })).then(
         (worker) => void workers.set(name, worker),
@@ -85,7 +88,9 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
 
   // Registered before the starts end: a shutdown while one still waits closes those that run.
   rt.shutdown.add("workers", async () => void (await Promise.all([...workers.values()].map((w) => w.close()))));
-  // After the workers: their last outcomes go through the store's batches.
+  // After the workers: their claims are renewed until their outcomes are stored, and those
+  // outcomes go through the store's batches.
+  rt.shutdown.add("leases", () => leases.close());
   rt.shutdown.add("delivery-store", () => store.close());
   rt.shutdown.add("providers", async () => void (await Promise.allSettled([...providers.values()].map((p) => p.close()))));
   await Promise.all(starts);

@@ -43,6 +43,12 @@ export interface DeliveryStore {
    * so the redelivered record can be claimed at once instead of after the lease. Returns whether it was ours.
    */
   release(input: { id: string; attempt: number }): Promise<boolean>;
+  /**
+   * Extends the lease of claims that are still ours and live (SENDING for that attempt, lease not
+   * yet ended) to leaseMs from now. Rows being written right now are skipped, never waited for:
+   * their claim is ending anyway. Returns how many were renewed.
+   */
+  renew(claims: readonly { id: string; attempt: number }[]): Promise<number>;
 }
 
 export interface DeliveryStoreDeps {
@@ -218,6 +224,20 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
           [id, attempt, Status.SENDING],
         );
         return result.rowCount === 1;
+      }),
+
+    renew: (held) =>
+      withStoreErrors(async () => {
+        const result = await pool.query(
+          `UPDATE notifications n SET lease_until = now() + $4 * interval '1 millisecond'
+           FROM (SELECT o.id FROM notifications o
+                 JOIN unnest($1::uuid[], $2::int[]) AS i(id, attempt) ON o.id = i.id AND o.attempts = i.attempt
+                 WHERE o.status = $3 AND o.lease_until > now()
+                 ORDER BY o.id FOR UPDATE OF o SKIP LOCKED) live
+           WHERE n.id = live.id`,
+          [held.map((c) => c.id), held.map((c) => c.attempt), Status.SENDING, leaseMs],
+        );
+        return result.rowCount ?? 0;
       }),
 
     async close() {

@@ -15,6 +15,7 @@ import { newCounters, type DeliveryCounters } from "./delivery-counters.js";
 import { abandonedWhileWaiting, DeliveryAbandonedError, type DeliverySignals } from "./delivery-signals.js";
 import { failedOutcome, reportOutcome } from "./outcome.js";
 import { type Provider, type RenderedMessage } from "./providers/provider.js";
+import type { LeaseKeeper } from "./lease-keeper.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { SlotWaitAbortedError, type Slots } from "./slots.js";
 import { createStoreRetry } from "./store-retry.js";
@@ -53,6 +54,12 @@ export interface DeliveryHandlerDeps {
   maxStoreBackoffMs?: number;
   /** Shared by every handler of a worker. @defaultValue fresh counters */
   counters?: DeliveryCounters;
+  /**
+   * Renews each claim's lease from the claim until its outcome is stored, so a slow send keeps
+   * its claim while a dead worker's claims lapse one lease after it died. Without it the lease
+   * set by the claim is all there is.
+   */
+  leases?: LeaseKeeper;
 }
 
 export interface DeliveryHandler {
@@ -75,8 +82,9 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       const result = await persist(() => store.claim({ id, attempt, now: now() }), signals.stop);
       if (result.kind !== "leased") return result;
       // The holder is alive or its lease has not run out yet: either it stores
-      // an outcome (our next claim finds the row moved on) or the lease ends
-      // and the attempt is ours. Leases are never extended, so this ends.
+      // an outcome (our next claim finds the row moved on) or it dies, stops
+      // renewing, and the lease ends: the attempt is then ours. Sends have
+      // timeouts, so a live holder's renewals end too.
       if (waits === 0) {
         counters.leaseWaits++;
         log.info({ leaseLeftMs: result.leaseLeftMs }, "another worker holds this attempt; waiting for its outcome or the end of its lease");
@@ -115,6 +123,35 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     return { kind: "sent", providerMessageId, detail: `sent via ${provider.name}` };
   }
 
+  async function attemptAndStore(row: NotificationRow, dispatch: Dispatch, signals: DeliverySignals, log: Logger): Promise<void> {
+    let outcome: Outcome;
+    try {
+      outcome = await attempt(row, dispatch, signals);
+    } catch (err) {
+      if (signals.abort.aborted || err instanceof SlotWaitAbortedError) {
+        // Shutting down mid-attempt: whether it went out is unknown (or it
+        // surely did not, still waiting for a send slot), so no outcome is
+        // invented. Ending the lease lets the redelivered record be claimed
+        // (and re-sent under the same idempotency key) at once.
+        await store.release({ id: row.id, attempt: dispatch.attempt }).catch(() => false);
+        log.warn("worker stopped before the attempt finished; it will be redelivered");
+        throw new DeliveryAbandonedError("worker stopped during the attempt", { cause: err });
+      }
+      outcome = failedOutcome(err, row, { backoff, random, now: now(), log });
+    }
+
+    const stored = await persist(
+      () => store.finish({ id: row.id, attempt: dispatch.attempt, now: now(), outcome }),
+      signals.abort,
+    );
+    if (!stored) {
+      counters.outcomesLost++;
+      log.warn({ outcome: outcome.kind }, "outcome not stored: the claim was taken over meanwhile");
+      return;
+    }
+    reportOutcome(outcome, provider.name, counters, log);
+  }
+
   return {
     counters,
     async handle(dispatch, signals) {
@@ -138,35 +175,15 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
         counters.resentAfterLostOutcome++;
         log.warn("re-sending after a lost outcome");
       }
-
-      let outcome: Outcome;
+      const unhold = deps.leases?.hold({ id: row.id, attempt: dispatch.attempt });
       try {
-        outcome = await attempt(row, dispatch, signals);
-      } catch (err) {
-        if (signals.abort.aborted || err instanceof SlotWaitAbortedError) {
-          // Shutting down mid-attempt: whether it went out is unknown (or it
-          // surely did not, still waiting for a send slot), so no outcome is
-          // invented. Ending the lease lets the redelivered record be claimed
-          // (and re-sent under the same idempotency key) at once.
-          await store.release({ id: row.id, attempt: dispatch.attempt }).catch(() => false);
-          log.warn("worker stopped before the attempt finished; it will be redelivered");
-          throw new DeliveryAbandonedError("worker stopped during the attempt", { cause: err });
-        }
-        outcome = failedOutcome(err, row, { backoff, random, now: now(), log });
+        await attemptAndStore(row, dispatch, signals, log);
+      } finally {
+        unhold?.();
       }
-
-      const stored = await persist(
-        () => store.finish({ id: row.id, attempt: dispatch.attempt, now: now(), outcome }),
-        signals.abort,
-      );
-      if (!stored) {
-        counters.outcomesLost++;
-        log.warn({ outcome: outcome.kind }, "outcome not stored: the claim was taken over meanwhile");
-        return;
-      }
-      reportOutcome(outcome, provider.name, counters, log);
     },
   };
+
 }
 
 function safeChannelName(channel: number): string | undefined {

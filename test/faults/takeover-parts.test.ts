@@ -19,18 +19,19 @@ import { waitFor } from "../support/wait.js";
 const silent = pino({ level: "silent" });
 
 describe("takeover settings", () => {
-  it("default to a 6 s session, 1 s heartbeats, a 15 s lease and a 30 s sweep grace", () => {
+  it("default to a 6 s session, 1 s heartbeats, a 6 s lease and a 30 s sweep grace", () => {
     const config = loadConfig({}, "production");
     expect(config.kafka.group).toEqual({ sessionTimeoutMs: 6000, heartbeatIntervalMs: 1000 });
-    expect(config.delivery.leaseMs).toBe(15_000);
+    expect(config.delivery.leaseMs).toBe(6000);
     expect(config.delivery.claimGraceMs).toBe(30_000);
   });
 
-  it("follow the variables, the heartbeat defaulting to a third of a short session and the lease to the send timeout and a margin", () => {
+  it("follow the variables, the heartbeat defaulting to a third of a short session; the lease does not grow with the send timeout", () => {
     const config = loadConfig({ HERALD_KAFKA_SESSION_TIMEOUT_MS: "1500", HERALD_SEND_TIMEOUT_MS: "20000", HERALD_CLAIM_GRACE_MS: "0" }, "production");
     expect(config.kafka.group).toEqual({ sessionTimeoutMs: 1500, heartbeatIntervalMs: 500 });
-    expect(config.delivery.leaseMs).toBe(25_000);
+    expect(config.delivery.leaseMs).toBe(6000);
     expect(config.delivery.claimGraceMs).toBe(0);
+    expect(loadConfig({ HERALD_SEND_LEASE_MS: "2500" }, "production").delivery.leaseMs).toBe(2500);
   });
 
   it("refuse a heartbeat longer than a third of the session, and a session outside what a broker may allow", () => {
