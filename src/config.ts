@@ -1,4 +1,5 @@
 import { parseApiKeys, type ApiKeyTable } from "./domain/api-keys.js";
+import { parseCidrs } from "./domain/egress.js";
 import { loadDeliveryConfig, type DeliveryConfig } from "./config-delivery.js";
 import { ConfigError, fileText, hostPort, int, list, type Env, type HostPort, type Mode } from "./config-env.js";
 
@@ -24,6 +25,8 @@ export interface Config {
   };
   apiKeys: ApiKeyTable;
   corsOrigins: string[];
+  /** Address ranges webhooks may reach besides the public internet (domain/egress.ts), e.g. 127.0.0.0/8. */
+  webhookAllowCidrs: string[];
   /** Largest request message accepted on either listener, in bytes. */
   maxMessageBytes: number;
   /** HTTP/2 streams one client connection may have open, on either listener (src/server/http2-limits.ts). */
@@ -101,6 +104,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     },
     apiKeys,
     corsOrigins: list(env, "HERALD_CORS_ORIGINS", mode === "dev" ? ["*"] : []),
+    webhookAllowCidrs: cidrs(env, "HERALD_WEBHOOK_ALLOW_CIDRS", mode === "dev" ? ["127.0.0.0/8", "::1/128"] : []),
     maxMessageBytes: int(env, "HERALD_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     // A memory bound, well above what admission lets pile up (src/server/http2-limits.ts says why not lower).
     maxStreamsPerConnection: int(env, "HERALD_MAX_STREAMS_PER_CONNECTION", 10_000, 1, 1_000_000),
@@ -204,4 +208,15 @@ function commitConfig(env: Env): Config["commit"] {
     // overload into timeouts (README, "Operating Herald: faults and overload").
     maxQueued: int(env, "HERALD_ACCEPT_QUEUE_MAX", 2 * maxBatch * maxInFlight, 1, 1_000_000),
   };
+}
+
+/** A list of CIDR ranges; `dev` lets webhooks reach this machine, as local development needs. */
+function cidrs(env: Env, name: string, fallback: string[]): string[] {
+  const entries = list(env, name, fallback);
+  try {
+    parseCidrs(entries);
+  } catch (err) {
+    throw new ConfigError(`${name}: ${(err as Error).message}`);
+  }
+  return entries;
 }

@@ -7,6 +7,7 @@ import {
   type Recipient,
   type TemplateRef,
 } from "../../gen/herald/v1/notification_pb.js";
+import { createEgressPolicy, describeRefusal, type EgressPolicy } from "./egress.js";
 import { isUuid } from "./ids.js";
 
 // Request validation for the herald.v1 contract. Every limit lives in `limits`
@@ -86,13 +87,21 @@ const protoName = { email: "email", phone: "phone", deviceToken: "device_token",
 const mapKey = (path: string, key: string): string => `${path}[${echo(key)}]`;
 
 /** Throws ConnectError(InvalidArgument) naming the first broken rule; returns nothing on success. */
-export function validateSpec(spec: NotificationSpec | undefined, path = "notification"): void {
+/** Refuses every non-public webhook address: what applies when the operator allowed no range. */
+const strictEgress = createEgressPolicy();
+
+export interface SpecRules {
+  /** Where webhooks may go; a literal address it refuses is INVALID_ARGUMENT. @defaultValue public addresses only */
+  egress?: EgressPolicy;
+}
+
+export function validateSpec(spec: NotificationSpec | undefined, path = "notification", rules: SpecRules = {}): void {
   if (!spec) throw invalidArgument(path, "is required");
   if (spec.channel === Channel.UNSPECIFIED) {
     throw invalidArgument(`${path}.channel`, "is required: set CHANNEL_EMAIL, CHANNEL_SMS, CHANNEL_PUSH or CHANNEL_WEBHOOK");
   }
   if (!(spec.channel in Channel)) throw invalidArgument(`${path}.channel`, `must be a known channel, got ${spec.channel}`);
-  validateRecipient(spec.recipient, spec.channel, `${path}.recipient`);
+  validateRecipient(spec.recipient, spec.channel, `${path}.recipient`, rules.egress ?? strictEgress);
   switch (spec.body.case) {
     case "content":
       validateContent(spec.body.value, spec.channel, `${path}.content`);
@@ -107,7 +116,7 @@ export function validateSpec(spec: NotificationSpec | undefined, path = "notific
   validateLabels(spec.labels, `${path}.labels`);
 }
 
-function validateRecipient(r: Recipient | undefined, channel: Channel, path: string): void {
+function validateRecipient(r: Recipient | undefined, channel: Channel, path: string, egress: EgressPolicy): void {
   if (!r) throw invalidArgument(path, "is required");
   if (r.userId === "") throw invalidArgument(`${path}.user_id`, "is required");
   if (longerThan(r.userId, limits.userIdMaxChars)) {
@@ -137,7 +146,7 @@ function validateRecipient(r: Recipient | undefined, channel: Channel, path: str
       if (!visibleAscii.test(addr.value)) throw invalidArgument(p, "must be printable ASCII without spaces");
       return;
     case "webhookUrl":
-      return validateWebhookUrl(addr.value, p);
+      return validateWebhookUrl(addr.value, p, egress);
   }
 }
 
@@ -149,7 +158,7 @@ function validateEmail(email: string, path: string): void {
   }
 }
 
-function validateWebhookUrl(raw: string, path: string): void {
+function validateWebhookUrl(raw: string, path: string, egress: EgressPolicy): void {
   if (raw.length > limits.webhookUrlMaxChars) {
     throw invalidArgument(path, `must be at most ${limits.webhookUrlMaxChars} characters`);
   }
@@ -174,6 +183,11 @@ function validateWebhookUrl(raw: string, path: string): void {
   // `url.hash` is "" for a bare trailing "#", so look at the raw text; a literal
   // "#" can only be the fragment delimiter.
   if (raw.includes("#")) throw invalidArgument(path, "must not contain a fragment (#...)");
+  // A name is judged when the worker resolves it (it may change until then); a literal now.
+  const verdict = egress.checkHost(url.hostname);
+  if (verdict && !verdict.allowed) {
+    throw invalidArgument(path, `must reach a public address: ${describeRefusal(verdict)} (an operator may allow it with HERALD_WEBHOOK_ALLOW_CIDRS)`);
+  }
 }
 
 function validateContent(c: Content, channel: Channel, path: string): void {

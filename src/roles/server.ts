@@ -19,6 +19,7 @@ import { probeRoutes } from "../health/probes.js";
 import { dashboardRoute } from "../server/dashboard.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
+import { createEgressPolicy } from "../domain/egress.js";
 import type { ChannelName } from "../domain/channels.js";
 import { createStatusFeedStore } from "../feed/feed-store.js";
 import { createWatchSnapshotStore } from "../store/watch-snapshot.js";
@@ -55,6 +56,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       newId: () => uuidv7(),
       maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName],
       horizonMs: config.scheduleHorizonMs,
+      egress: createEgressPolicy(config.webhookAllowCidrs),
       shutdownSignal: rt.shutdownSignal,
       watch: {
         feed,

@@ -1,4 +1,5 @@
 import type { Config } from "../config.js";
+import { createEgressPolicy } from "../domain/egress.js";
 import type { ChannelName } from "../domain/channels.js";
 import { channelFromName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
@@ -27,7 +28,11 @@ export function createWorkerProviders(
     for (const name of channels) {
       const provider =
         given[name] ??
-        createProvider(channelOf(name), config.delivery.providers, { sinkDir: config.delivery.sinkDir, log: log.child({ component: "provider" }) });
+        createProvider(channelOf(name), config.delivery.providers, {
+          sinkDir: config.delivery.sinkDir,
+          log: log.child({ component: "provider" }),
+          egress: createEgressPolicy(config.webhookAllowCidrs),
+        });
       providers.set(name, provider);
     }
   } catch (err) {

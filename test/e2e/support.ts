@@ -55,7 +55,8 @@ export function fcmEnv(standIn: FcmStandIn, creds: { projectId: string; accessTo
 }
 
 export function webhookEnv(secret: string): Record<string, string> {
-  return { HERALD_WEBHOOK_PROVIDER: "http", HERALD_WEBHOOK_SECRETS: `${TENANT}:${secret}` };
+  // The receivers listen on loopback, which webhooks may reach only when the operator allows it.
+  return { HERALD_WEBHOOK_PROVIDER: "http", HERALD_WEBHOOK_SECRETS: `${TENANT}:${secret}`, HERALD_WEBHOOK_ALLOW_CIDRS: "127.0.0.0/8" };
 }
 
 export interface E2e {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Channel, RecipientSchema } from "../../gen/herald/v1/notification_pb.js";
 import { PermanentError, TransientError } from "../../src/errors.js";
 import { type Provider, type RenderedMessage } from "../../src/workers/providers/provider.js";
+import { createEgressPolicy } from "../../src/domain/egress.js";
 import { createWebhookProvider } from "../../src/workers/providers/webhook.js";
 import { closedPort, fail, hang, retryAfter } from "../support/stand-ins/behaviour.js";
 import { startWebhookReceiver, verifyWebhook, type WebhookReceiver } from "../support/stand-ins/webhook-receiver.js";
@@ -25,11 +26,15 @@ function message(url: string, over: Partial<RenderedMessage> = {}): RenderedMess
   };
 }
 
-async function setup(opts: { timeoutMs?: number; now?: () => number; receiverSecret?: string } = {}): Promise<{ receiver: WebhookReceiver; provider: Provider; secret: string }> {
+async function setup(opts: { timeoutMs?: number; now?: () => number; receiverSecret?: string; allow?: string[] } = {}): Promise<{ receiver: WebhookReceiver; provider: Provider; secret: string }> {
   const secret = newSecret();
   const receiver = await startWebhookReceiver({ secret: opts.receiverSecret ?? secret });
   cleanups.push(() => receiver.close());
-  const provider = createWebhookProvider({ kind: "http", secrets: new Map([["acme", secret]]), timeoutMs: opts.timeoutMs ?? 2000 }, { clock: opts.now ? { now: opts.now } : undefined });
+  // The receivers listen on loopback, which the egress policy allows only when told to.
+  const provider = createWebhookProvider(
+    { kind: "http", secrets: new Map([["acme", secret]]), timeoutMs: opts.timeoutMs ?? 2000 },
+    { clock: opts.now ? { now: opts.now } : undefined, egress: createEgressPolicy(opts.allow ?? ["127.0.0.0/8"]) },
+  );
   cleanups.push(() => provider.close());
   return { receiver, provider, secret };
 }
@@ -97,7 +102,8 @@ describe("webhook provider", () => {
     const { receiver, provider } = await setup({ receiverSecret: newSecret() });
     const err = await rejection(send(provider, message(receiver.hookUrl)));
     expect(err).toBeInstanceOf(PermanentError);
-    expect(err.message).toBe("webhook: HTTP 401: invalid webhook: No matching signature found");
+    // What the receiver said is never kept: a tenant could read any host's replies through last_error.
+    expect(err.message).toBe("webhook: HTTP 401");
   });
 
   it("a tenant without a signing secret is permanent, and nothing is sent", async () => {
@@ -130,13 +136,13 @@ describe("webhook provider", () => {
     const errors: Error[] = [];
     for (let i = 0; i < 5; i++) errors.push(await rejection(send(provider, message(receiver.hookUrl))));
     expect(errors.map((e) => e.constructor.name)).toEqual(["TransientError", "TransientError", "TransientError", "TransientError", "PermanentError"]);
-    // The secret echoed back by the receiver is redacted.
+    // Only the status: the body (here echoing the secret) is never quoted.
     expect(errors.map((e) => e.message)).toEqual([
-      "webhook: HTTP 502: <html>bad gateway [redacted]</html>",
+      "webhook: HTTP 502",
       "webhook: HTTP 408",
       "webhook: HTTP 429",
       "webhook: HTTP 429",
-      "webhook: HTTP 410: gone",
+      "webhook: HTTP 410",
     ]);
     expect(errors.slice(0, 4).map((e) => (e as TransientError).retryAfterMs)).toEqual([undefined, undefined, 3000, 45_000]);
   });
@@ -160,5 +166,28 @@ describe("webhook provider", () => {
     expect(ftp.message).toBe("webhook: the recipient's webhook URL is not http(s) (ftp:)");
     const phone = message("http://x", { recipient: create(RecipientSchema, { userId: "u", address: { case: "phone", value: "+14155550100" } }) });
     expect((await rejection(send(provider, phone))).message).toBe("webhook: the recipient has no webhook URL (got phone)");
+  });
+
+  it("refuses loopback, private and metadata addresses in every spelling without sending, as a permanent failure", async () => {
+    const { receiver, provider } = await setup({ allow: [] });
+    const port = new URL(receiver.url).port;
+    const targets = [
+      ["127.0.0.1", "127.0.0.1 is a loopback address"],
+      ["2130706433", "127.0.0.1 is a loopback address"],
+      ["0x7f.1", "127.0.0.1 is a loopback address"],
+      ["127.1", "127.0.0.1 is a loopback address"],
+      ["[::1]", "::1 is a loopback address"],
+      ["[::ffff:127.0.0.1]", "127.0.0.1 is a loopback address"],
+      ["localhost", "localhost is a loopback address"],
+      ["0.0.0.0", "0.0.0.0 is an unspecified address"],
+      ["169.254.169.254", "169.254.169.254 is a link-local address"],
+      ["10.0.0.1", "10.0.0.1 is a private (RFC 1918) address"],
+    ] as const;
+    for (const [host, why] of targets) {
+      const err = await rejection(send(provider, message(`http://${host}:${port}/hooks/herald`)));
+      expect(err, host).toBeInstanceOf(PermanentError);
+      expect(err.message, host).toBe(`webhook: ${why}; webhooks may reach only public addresses`);
+    }
+    expect(receiver.requests).toHaveLength(0);
   });
 });

@@ -111,3 +111,17 @@ describe("the effective configuration", () => {
     expect(text).toMatch(/^kafka\.brokers +\["127\.0\.0\.1:9092"\]$/m);
   });
 });
+
+describe("HERALD_WEBHOOK_ALLOW_CIDRS", () => {
+  it("allows nothing beyond public addresses in production, this machine in dev, and what the operator lists", () => {
+    expect(loadConfig({}, "production").webhookAllowCidrs).toEqual([]);
+    expect(loadConfig({}, "dev").webhookAllowCidrs).toEqual(["127.0.0.0/8", "::1/128"]);
+    expect(loadConfig({ HERALD_WEBHOOK_ALLOW_CIDRS: "10.20.0.0/16, fd00::/8" }, "production").webhookAllowCidrs).toEqual(["10.20.0.0/16", "fd00::/8"]);
+  });
+
+  it("refuses an entry that is not a CIDR range, naming the variable and the entry", () => {
+    expect(() => loadConfig({ HERALD_WEBHOOK_ALLOW_CIDRS: "10.0.0.0/8,localhost" }, "production")).toThrow(
+      'HERALD_WEBHOOK_ALLOW_CIDRS: not a CIDR range: "localhost" (expected e.g. 127.0.0.0/8 or ::1/128)',
+    );
+  });
+});

@@ -1,6 +1,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { Channel, NotificationSpecSchema, Priority, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
+import { createEgressPolicy } from "../../src/domain/egress.js";
 import { limits, validateId, validateIdempotencyKey, validateSpec } from "../../src/domain/validate.js";
 import { expectInvalid } from "../support/expect-invalid.js";
 
@@ -60,7 +61,7 @@ describe("validateSpec: valid notifications pass", () => {
     ["sms", withAddress(Channel.SMS, { case: "phone", value: "+14155550100" }, { body: content({ text: "code 123" }) })],
     ["push with data only", withAddress(Channel.PUSH, { case: "deviceToken", value: "fcm:AbC_-123" }, { body: content({ data: { a: "1" } }) })],
     ["webhook with template", withAddress(Channel.WEBHOOK, { case: "webhookUrl", value: "https://hooks.example.com:8443/h?x=1" }, { body: template("welcome.v2", { first_name: "Ada", "user.plan": "pro" }) })],
-    ["http webhook", withAddress(Channel.WEBHOOK, { case: "webhookUrl", value: "http://127.0.0.1:9000/hook" })],
+    ["http webhook to a public address", withAddress(Channel.WEBHOOK, { case: "webhookUrl", value: "http://93.184.215.14:9000/hook" })],
     ["priority and labels", spec({ priority: Priority.HIGH, labels: { "team/billing": "yes", "a.b_c-d": "" } })],
   ])("%s", (_name, s) => {
     expect(() => validateSpec(s)).not.toThrow();
@@ -166,6 +167,39 @@ describe("validateSpec: addresses", () => {
   });
   it.each(["https://example.com/h#frag", "https://example.com/h#"])("rejects a fragment in %j", (v) => {
     expectInvalid(() => validateSpec(hook(v)), "notification.recipient.webhook_url", "must not contain a fragment (#...)");
+  });
+  it.each([
+    ["http://127.0.0.1:9000/h", "127.0.0.1 is a loopback address"],
+    ["http://2130706433/h", "127.0.0.1 is a loopback address"],
+    ["http://0x7f.1/h", "127.0.0.1 is a loopback address"],
+    ["http://127.1/h", "127.0.0.1 is a loopback address"],
+    ["http://[::1]/h", "::1 is a loopback address"],
+    ["http://[::ffff:127.0.0.1]/h", "127.0.0.1 is a loopback address"],
+    ["http://LocalHost./h", "localhost is a loopback address"],
+    ["http://api.localhost/h", "api.localhost is a loopback address"],
+    ["http://0.0.0.0/h", "0.0.0.0 is an unspecified address"],
+    ["http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"],
+    ["http://[fe80::1]/h", "fe80::1 is a link-local address"],
+    ["http://10.0.0.1/h", "10.0.0.1 is a private (RFC 1918) address"],
+    ["http://192.168.1.20/h", "192.168.1.20 is a private (RFC 1918) address"],
+    ["http://[fd00::1]/h", "fd00::1 is a private (unique local) address"],
+    ["http://100.64.1.1/h", "100.64.1.1 is a carrier-grade NAT address"],
+    ["http://224.0.0.1/h", "224.0.0.1 is a multicast address"],
+    ["http://[2002:7f00:1::1]/h", "2002:7f00:1::1 is a special-purpose (6to4) address"],
+  ])("refuses a webhook_url that reaches a non-public address: %j", (v, why) => {
+    expectInvalid(
+      () => validateSpec(hook(v)),
+      "notification.recipient.webhook_url",
+      `must reach a public address: ${why} (an operator may allow it with HERALD_WEBHOOK_ALLOW_CIDRS)`,
+    );
+  });
+  it("accepts a non-public address an operator allowed, and a name (judged when it is resolved)", () => {
+    const egress = createEgressPolicy(["127.0.0.0/8", "10.1.0.0/16"]);
+    for (const v of ["http://127.0.0.1:9000/h", "http://localhost:9000/h", "http://10.1.2.3/h", "http://[::ffff:10.1.2.3]/h"]) {
+      expect(() => validateSpec(hook(v), "notification", { egress }), v).not.toThrow();
+    }
+    expectInvalid(() => validateSpec(hook("http://10.2.0.1/h"), "notification", { egress }), "notification.recipient.webhook_url", "must reach a public address: 10.2.0.1 is a private (RFC 1918) address (an operator may allow it with HERALD_WEBHOOK_ALLOW_CIDRS)");
+    expect(() => validateSpec(hook("https://internal.example.com/h"))).not.toThrow();
   });
 });
 

@@ -5,6 +5,7 @@ import type { AcceptInput } from "../../store/accept-statement.js";
 import { AbandonedError } from "../../store/group-commit.js";
 import type { NotificationStore } from "../../store/notifications.js";
 import { type Clock } from "../../clock.js";
+import type { EgressPolicy } from "../../domain/egress.js";
 
 /** What Create and Schedule need from the process. */
 export interface AcceptDeps {
@@ -16,6 +17,8 @@ export interface AcceptDeps {
   maxAttempts: (channel: Channel) => number;
   /** How far ahead Schedule may go, in ms. */
   horizonMs: number;
+  /** Where webhooks may go (HERALD_WEBHOOK_ALLOW_CIDRS). @defaultValue public addresses only */
+  egress?: EgressPolicy;
   /**
    * Aborted when the server shuts down. ctx.signal aborts then too, but a call in the accept
    * queue at shutdown is still committed (the store flushes on close): only a caller that

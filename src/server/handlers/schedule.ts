@@ -12,7 +12,7 @@ import type { PinTemplate } from "./template-ref.js";
 export function scheduleHandler(deps: AcceptDeps & { pinTemplate: PinTemplate }) {
   return async (req: ScheduleRequest, ctx: HandlerContext): Promise<Pick<ScheduleResponse, "notification">> => {
     const call = callInfo(ctx);
-    validateSpec(req.notification);
+    validateSpec(req.notification, "notification", { egress: deps.egress });
     validateIdempotencyKey(req.idempotencyKey);
     const spec = req.notification!;
     // The hash is of what the caller sent, so a retry with version 0 after a new

@@ -1,5 +1,6 @@
 import type { Clock } from "../../clock.js";
 import { deadline } from "./deadline.js";
+import type { FetchLike } from "./egress-fetch.js";
 import { createInFlightSends } from "./in-flight.js";
 import { fetchFailure, httpFailure, parseJson, readBody, type ProviderErrorReader } from "./http-response.js";
 import { type Provider, type RenderedMessage, type SendResult } from "./provider.js";
@@ -25,6 +26,10 @@ export interface HttpProviderOptions extends ProviderErrorReader {
   request(message: RenderedMessage): HttpRequestSpec;
   /** The result from a 2xx answer; throws when the answer does not say what the provider accepted. */
   accepted(json: unknown, message: RenderedMessage): SendResult;
+  /** @defaultValue Node's fetch */
+  fetch?: FetchLike;
+  /** Runs after the sends in flight have ended on close() (e.g. closing the fetch's connection pool). */
+  closed?(): Promise<void>;
 }
 
 /**
@@ -34,6 +39,7 @@ export interface HttpProviderOptions extends ProviderErrorReader {
 export function createHttpProvider(opts: HttpProviderOptions): Provider {
   const { name, secrets } = opts;
   const sends = createInFlightSends(name);
+  const send: FetchLike = opts.fetch ?? fetch;
 
   async function post(message: RenderedMessage, caller: AbortSignal): Promise<SendResult> {
     const spec = opts.request(message);
@@ -42,7 +48,7 @@ export function createHttpProvider(opts: HttpProviderOptions): Provider {
     let headers: Headers;
     let text: string;
     try {
-      const res = await fetch(spec.url, { method: "POST", headers: spec.headers, body: spec.body, redirect: "manual", signal: d.signal });
+      const res = await send(spec.url, { method: "POST", headers: spec.headers, body: spec.body, redirect: "manual", signal: d.signal });
       ({ status, headers } = res);
       text = await readBody(res);
     } catch (err) {
@@ -58,6 +64,9 @@ export function createHttpProvider(opts: HttpProviderOptions): Provider {
   return {
     name,
     send: (message, signal) => sends.run(() => post(message, signal)),
-    close: () => sends.close(),
+    close: async () => {
+      await sends.close();
+      await opts.closed?.();
+    },
   };
 }

@@ -24,11 +24,15 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number)
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
-/** Any failure of fetch itself (no HTTP answer): always transient, the next attempt may get through. */
-export function fetchFailure(provider: string, err: unknown, d: Deadline, secrets: readonly string[]): TransientError {
+/**
+ * Any failure of fetch itself (no HTTP answer): transient, the next attempt may get through,
+ * unless it was our own refusal to connect (a PermanentError, e.g. the webhook egress policy).
+ */
+export function fetchFailure(provider: string, err: unknown, d: Deadline, secrets: readonly string[]): TransientError | PermanentError {
   const aborted = d.abortError(provider, err);
   if (aborted) return aborted;
   const cause = (err as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  if (cause instanceof PermanentError) return new PermanentError(`${provider}: ${cause.message}`, { cause: err });
   const code = typeof cause?.code === "string" ? cause.code : undefined;
   if (code) return new TransientError(`${provider}: ${NETWORK_FAILURES[code] ?? "request failed"} (${code})`, { cause: err });
   const message = err instanceof Error ? err.message : String(err);

@@ -1,6 +1,7 @@
 import type { Channel } from "../../../gen/herald/v1/notification_pb.js";
 import { DeliveryConfigError, type ProvidersConfig } from "../../config-delivery.js";
 import type { ChannelName } from "../../domain/channels.js";
+import type { EgressPolicy } from "../../domain/egress.js";
 import { channelName } from "../../kafka/topics.js";
 import type { Logger } from "../../log.js";
 import { createFcmProvider } from "./fcm.js";
@@ -19,6 +20,8 @@ export interface ProviderDeps {
   /** Root folder of the local sink (config.delivery.sinkDir). */
   sinkDir: string;
   log: Logger;
+  /** Where webhooks may go. @defaultValue public addresses only */
+  egress?: EgressPolicy;
 }
 
 const variable: Record<ChannelName, string> = {
@@ -61,7 +64,7 @@ export function createProvider(channel: Channel, config: ProvidersConfig, deps: 
     case "webhook": {
       const c = config.webhook;
       if (!c) throw missing();
-      return c.kind === "sink" ? sink() : createWebhookProvider(c);
+      return c.kind === "sink" ? sink() : createWebhookProvider(c, { egress: deps.egress });
     }
   }
 }

@@ -4,6 +4,8 @@ import { createHttpProvider } from "./http-provider.js";
 import { PermanentError } from "../../errors.js";
 import { type Provider, type RenderedMessage } from "./provider.js";
 import { systemClock, type Clock } from "../../clock.js";
+import { createEgressPolicy, describeRefusal, type EgressPolicy } from "../../domain/egress.js";
+import { createEgressFetch, EgressRefusedError } from "./egress-fetch.js";
 
 // Signed HTTP POSTs to the recipient's URL, per Standard Webhooks
 // (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
@@ -16,6 +18,8 @@ export type WebhookConfig = Extract<WebhookProviderConfig, { kind: "http" }>;
 export interface WebhookOptions {
   /** The signed timestamp and Retry-After dates. @defaultValue systemClock */
   clock?: Clock;
+  /** Where webhooks may go (HERALD_WEBHOOK_ALLOW_CIDRS). @defaultValue public addresses only */
+  egress?: EgressPolicy;
 }
 
 /** The JSON body every receiver gets. */
@@ -40,7 +44,7 @@ export function webhookPayload(message: RenderedMessage, at: Date): WebhookPaylo
   };
 }
 
-function targetUrl(raw: string): string {
+function targetUrl(raw: string, egress: EgressPolicy): string {
   let url: URL;
   try {
     url = new URL(raw);
@@ -48,11 +52,18 @@ function targetUrl(raw: string): string {
     throw new PermanentError("webhook: the recipient's webhook URL is not a valid URL");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new PermanentError(`webhook: the recipient's webhook URL is not http(s) (${url.protocol})`);
+  // An IP literal is never looked up, so the connect-time check would not see it: judged here.
+  const verdict = egress.checkHost(url.hostname);
+  if (verdict && !verdict.allowed) {
+    throw new EgressRefusedError(`webhook: ${describeRefusal(verdict)}; webhooks may reach only public addresses`);
+  }
   return url.href;
 }
 
 export function createWebhookProvider(config: WebhookConfig, opts: WebhookOptions = {}): Provider {
   const clock = opts.clock ?? systemClock;
+  const egress = opts.egress ?? createEgressPolicy();
+  const guarded = createEgressFetch(egress);
   // Decoding a secret is not free; one signer per tenant, made on first use.
   const signers = new Map<string, Webhook>();
   const signer = (tenant: string): Webhook => {
@@ -78,7 +89,7 @@ export function createWebhookProvider(config: WebhookConfig, opts: WebhookOption
     request(message) {
       const { address } = message.recipient;
       if (address.case !== "webhookUrl") throw new PermanentError(`webhook: the recipient has no webhook URL (got ${address.case ?? "none"})`);
-      const url = targetUrl(address.value);
+      const url = targetUrl(address.value, egress);
       const sign = signer(message.tenant);
       const at = new Date(clock.now());
       const body = JSON.stringify(webhookPayload(message, at));
@@ -97,5 +108,10 @@ export function createWebhookProvider(config: WebhookConfig, opts: WebhookOption
     accepted(_json, message) {
       return { providerMessageId: message.idempotencyKey };
     },
+    // The receiver is whoever the tenant named: what it answers is never stored or shown (it
+    // would let a tenant read a host's replies through Get.last_error), only its status.
+    describe: () => "",
+    fetch: guarded.fetch,
+    closed: () => guarded.close(),
   });
 }
