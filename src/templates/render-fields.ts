@@ -63,19 +63,31 @@ export function variableConflict(variables: Record<string, string>): [string, st
 type Context = { [name: string]: string | Context };
 
 /**
+ * The prototype of every context object: no string keys, so no variable name reaches
+ * Object.prototype; but a primitive value, because Handlebars compares contexts loosely
+ * (`context != depths[0]` in its runtime, on every block that can see `../`), and comparing a
+ * string with an object that has no prototype at all throws "Cannot convert object to
+ * primitive value". It prints as a plain object would.
+ */
+const contextPrototype: object = Object.freeze(
+  Object.create(null, { [Symbol.toPrimitive]: { value: () => "[object Object]", enumerable: false } }) as object,
+);
+const newNode = (): Context => Object.create(contextPrototype) as Context;
+
+/**
  * The Handlebars context for flat variables: "user.name" becomes user → name,
- * so `{{user.name}}` and `{{#with user}}{{name}}{{/with}}` find it. Objects have
- * no prototype, so no variable name reaches Object.prototype. Conflicting
- * names (see variableConflict) must have been refused before.
+ * so `{{user.name}}` and `{{#with user}}{{name}}{{/with}}` find it. Objects
+ * inherit only contextPrototype. Conflicting names (see variableConflict) must
+ * have been refused before.
  */
 export function renderContext(variables: Record<string, string>): Context {
-  const root: Context = Object.create(null) as Context;
+  const root: Context = newNode();
   for (const [key, value] of Object.entries(variables)) {
     const parts = key.split(".");
     let node = root;
     for (const part of parts.slice(0, -1)) {
       let next = node[part];
-      if (typeof next !== "object") node[part] = next = Object.create(null) as Context;
+      if (typeof next !== "object") node[part] = next = newNode();
       node = next;
     }
     node[parts[parts.length - 1]!] = value;

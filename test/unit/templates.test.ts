@@ -182,6 +182,15 @@ describe("renderer", () => {
     expect(err).toEqual(new RenderError('template "bomb" version 1: text does not render: {{#each}} output is over the budget of 4194304 characters'));
   });
 
+  it("renders what PutTemplate accepts with ../ inside each, nested or not", async () => {
+    const source = "{{#each user}}{{@key}}={{this}} of {{../team}};{{/each}}|{{#each user}}{{#each ../roles}}{{../this}}:{{this}} {{/each}}{{/each}}|{{#with user}}{{../team}}{{/with}}";
+    const required = put({ content: { text: source } });
+    expect(required).toEqual([]);
+    const t = template({ version: 1, content: { text: source } });
+    const out = await createRenderer({ templates: fakeStore([t]).store }).render("t1", spec(Channel.EMAIL, { "user.a": "1", "user.b": "2", team: "core", "roles.r": "admin" }));
+    expect(out.text).toBe("a=1 of core;b=2 of core;|1:admin 2:admin |core");
+  });
+
   it("keeps a rendered subject on one line", async () => {
     const { store } = fakeStore([welcome]);
     const out = await createRenderer({ templates: store }).render("t1", spec(Channel.EMAIL, { name: "Ada\r\nBcc: eve@example.com" }));
