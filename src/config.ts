@@ -33,6 +33,8 @@ export interface Config {
   maxStreamsPerConnection: number;
   /** How far ahead Schedule may go, in ms. */
   scheduleHorizonMs: number;
+  /** PutTemplate's compile runs in a worker thread and is refused after this long (templates/compile-pool.ts). */
+  templates: { compileTimeoutMs: number };
   /** The PostgreSQL pool of each process (store/db.ts DbOptions). */
   db: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number; queryTimeoutMs: number };
   /** How long an idempotency key holds; 0 = for ever. */
@@ -109,6 +111,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     // A memory bound, well above what admission lets pile up (src/server/http2-limits.ts says why not lower).
     maxStreamsPerConnection: int(env, "HERALD_MAX_STREAMS_PER_CONNECTION", 10_000, 1, 1_000_000),
     scheduleHorizonMs: int(env, "HERALD_SCHEDULE_HORIZON_DAYS", 366, 1, 3650) * 24 * 3600 * 1000,
+    templates: { compileTimeoutMs: int(env, "HERALD_TEMPLATE_COMPILE_TIMEOUT_MS", 2000, 100, 60_000) },
     db: loadDbConfig(env),
     idempotencyTtlMs: int(env, "HERALD_IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000, 0, 366 * 24 * 3600 * 1000),
     commit: commitConfig(env),

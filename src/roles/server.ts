@@ -9,6 +9,7 @@ import { grpcHealth } from "../server/health.js";
 import { reflectionServices } from "../server/reflection.js";
 import { notificationService } from "../server/notification-service.js";
 import { templateService } from "../server/template-service.js";
+import { createCompilePool } from "../templates/compile-pool.js";
 import { createTemplateStore } from "../store/templates.js";
 import { deadLetterService } from "../server/dead-letter-service.js";
 import { createDeadLetterStore } from "../store/dead-letters.js";
@@ -48,6 +49,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     }),
   );
 
+  const compiler = createCompilePool({ timeoutMs: config.templates.compileTimeoutMs });
   const services = [
     notificationService({
       store,
@@ -67,7 +69,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
         shutdownSignal: rt.shutdownSignal,
       },
     }),
-    templateService({ templates, clock: systemClock }),
+    templateService({ templates, clock: systemClock, compiler }),
     deadLetterService({
       store: createDeadLetterStore({ pool, maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName] }),
       clock: systemClock,
@@ -108,6 +110,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   // drain them, then flush the commit batch so every answered request is stored.
   rt.shutdown.add("listeners", async () => void (await Promise.all([grpc.close(), http.close()])));
   rt.shutdown.add("store", () => store.close());
+  rt.shutdown.add("template-compiler", () => compiler.close());
   rt.shutdown.add("status-feed", () => feed.close());
   return { grpcPort: grpc.port, httpPort: http.port, feed };
 }

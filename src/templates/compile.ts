@@ -1,5 +1,6 @@
 import Handlebars from "handlebars";
 import { echo, limits } from "../domain/validate.js";
+import { MAX_NESTING, nestingDepth } from "./nesting.js";
 
 // Templates are Handlebars with only the built-in helpers. Everything that can
 // be known about a template is checked here, once, at PutTemplate: a template
@@ -60,6 +61,11 @@ export function compileOptions(field: TemplateField): CompileOptions {
  * TemplateSyntaxError.
  */
 export function analyzeSource(engine: TemplateEngine, source: string, field: TemplateField): string[] {
+  // Before parsing: the parser's cost grows steeply with nesting (nesting.ts).
+  const depth = nestingDepth(source);
+  if (depth > MAX_NESTING) {
+    throw new TemplateSyntaxError(`nested ${depth} levels deep; at most ${MAX_NESTING} levels of blocks and sub-expressions together`);
+  }
   let program: hbs.AST.Program;
   try {
     program = engine.parse(source);

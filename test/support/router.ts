@@ -11,11 +11,15 @@ import { edgeInterceptor } from "../../src/server/edge-interceptor.js";
 import { deadLetterService } from "../../src/server/dead-letter-service.js";
 import { notificationService } from "../../src/server/notification-service.js";
 import { templateService } from "../../src/server/template-service.js";
+import { createCompilePool } from "../../src/templates/compile-pool.js";
 import { createStreamLimiter, type StreamLimiter } from "../../src/server/stream-limiter.js";
 import type { DeadLetterStore } from "../../src/store/dead-letters.js";
 import type { NotificationStore } from "../../src/store/notifications.js";
 import type { TemplateStore } from "../../src/store/templates.js";
 import type { WatchSnapshotStore } from "../../src/store/watch-snapshot.js";
+
+// One template compiler for every router of a test file: its thread starts on the first PutTemplate.
+const compiler = createCompilePool();
 
 // The API's handlers in-process, as connect-es tests its own server logic: the real services
 // and the real edge (auth, error mapping) behind createRouterTransport, so a call goes through
@@ -98,7 +102,7 @@ export function startRouterHerald(fakes: RouterFakes = {}): RouterHerald {
         shutdownSignal: watch.shutdownSignal ?? new AbortController().signal,
       },
     }),
-    templateService({ templates: fake("TemplateStore", fakes.templates), clock }),
+    templateService({ templates: fake("TemplateStore", fakes.templates), clock, compiler }),
     deadLetterService({ store: fake("DeadLetterStore", fakes.deadLetters), clock }),
   ];
   const edge = createEdge({ apiKeys: new Map([[hashApiKey(API_KEY), TENANT]]), log });

@@ -1,13 +1,13 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Channel, NotificationSpecSchema, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
 import { PutTemplateRequestSchema, TemplateSchema, type Template } from "../../gen/herald/v1/template_pb.js";
 import { checkPutTemplate, templateLimits } from "../../src/server/handlers/templates/put.js";
 import { createTemplatePin } from "../../src/server/handlers/template-ref.js";
 import { UnavailableError } from "../../src/errors.js";
 import type { TemplateStore } from "../../src/store/templates.js";
-import { createEngine } from "../../src/templates/compile.js";
+import { createCompilePool } from "../../src/templates/compile-pool.js";
 import { createRenderer } from "../../src/templates/notification-renderer.js";
 import { RenderError } from "../../src/templates/render-fields.js";
 
@@ -15,14 +15,16 @@ import { RenderError } from "../../src/templates/render-fields.js";
 // requires, how the renderer picks, escapes and caches, and the accept-time
 // pin. Stores are fakes passed in.
 
-const engine = createEngine();
+// The server's compiler: worker threads running the build's compile-worker.js.
+const compiler = createCompilePool();
+afterAll(() => compiler.close());
 type PutInit = Exclude<MessageInitShape<typeof PutTemplateRequestSchema>, { $typeName: string }>;
-const put = (init: PutInit) => checkPutTemplate(engine, create(PutTemplateRequestSchema, { templateId: "welcome", ...init }));
+const put = (init: PutInit) => checkPutTemplate(compiler, create(PutTemplateRequestSchema, { templateId: "welcome", ...init }));
 
-/** The InvalidArgument message `fn` throws, or a failure. */
-function invalid(fn: () => unknown): string {
+/** The InvalidArgument message `call` rejects with, or a failure. */
+async function invalid(call: Promise<unknown>): Promise<string> {
   try {
-    fn();
+    await call;
   } catch (e) {
     expect(e).toBeInstanceOf(ConnectError);
     expect((e as ConnectError).code).toBe(Code.InvalidArgument);
@@ -32,8 +34,8 @@ function invalid(fn: () => unknown): string {
 }
 
 describe("PutTemplate: required variables", () => {
-  it("are the variables printed outside blocks, by full dotted name, sorted and unique", () => {
-    const required = put({
+  it("are the variables printed outside blocks, by full dotted name, sorted and unique", async () => {
+    const required = await put({
       content: {
         subject: "Hi {{name}}",
         text: "{{name}}, {{#if vip}}{{perk}}{{/if}}{{#each items}}{{this}} {{title}}{{/each}}{{#with account}}{{id}}{{/with}} {{user.name}} {{@root.plan}} {{{raw}}} {{@index}} {{this}} {{'literal'}}{{! a {{comment}} }}",
@@ -43,8 +45,8 @@ describe("PutTemplate: required variables", () => {
     expect(required).toEqual(["name", "plan", "raw", "user.name"]);
   });
 
-  it("are the union over the default content and every override", () => {
-    const required = put({
+  it("are the union over the default content and every override", async () => {
+    const required = await put({
       content: { text: "Hi {{name}}" },
       channelOverrides: [{ channel: Channel.SMS, content: { text: "Code {{code}} for {{name}}" } }],
     });
@@ -87,20 +89,27 @@ describe("PutTemplate: validation", () => {
     ["a large field", text("x".repeat(256 * 1024 + 1)), "content.text: must be at most 262144 bytes"],
     ["a long description", { ...text("x"), description: "d".repeat(1025) }, "description: must be at most 1024 characters"],
     ["too many expressions", text("{{a}}".repeat(501)), "content.text: too many {{…}} expressions: at most 500 in all fields together"],
+    ["blocks nested too deep", text("{{#if a}}".repeat(33) + "x" + "{{/if}}".repeat(33)), "content.text: does not compile: nested 33 levels deep; at most 32 levels of blocks and sub-expressions together"],
+    [
+      "sub-expressions nested too deep (3,000 levels once overflowed the stack after 91 s)",
+      text(`{{lookup ${"(lookup ".repeat(3000)}a 'b'${")".repeat(3000)} 'c'}}`),
+      "content.text: does not compile: nested 3000 levels deep; at most 32 levels of blocks and sub-expressions together",
+    ],
+    ["blocks and sub-expressions nested too deep together", text(`${"{{#with a}}".repeat(31)}{{lookup (lookup (lookup x 'a') 'b') 'c'}}${"{{/with}}".repeat(31)}`), "content.text: does not compile: nested 33 levels deep; at most 32 levels of blocks and sub-expressions together"],
     [
       "too many expressions in all fields together",
       { content: { text: "{{a}}".repeat(300) }, channelOverrides: [{ channel: Channel.SMS, content: { text: "{{#if a}}{{/if}}".repeat(101) } }] },
       "channel_overrides[0].content.text: too many {{…}} expressions: at most 500 in all fields together",
     ],
-  ])("refuses %s", (_name, init, message) => {
-    expect(invalid(() => put(init))).toBe(message);
+  ])("refuses %s", async (_name, init, message) => {
+    expect(await invalid(put(init))).toBe(message);
   });
 
-  it("accepts the largest allowed fields, and overrides alone", () => {
+  it("accepts the largest allowed fields, and overrides alone", async () => {
     expect(templateLimits).toEqual({ fieldMaxBytes: 262144, subjectMaxChars: 998, descriptionMaxChars: 1024, expressionsMax: 500 });
-    expect(put({ content: { text: "{{a}}".repeat(499), html: "{{b}}" } })).toEqual(["a", "b"]);
-    expect(put({ content: { subject: "s".repeat(998), text: "x".repeat(262144) }, description: "d".repeat(1024) })).toEqual([]);
-    expect(put({ channelOverrides: [{ channel: Channel.SMS, content: { text: "{{code}}" } }] })).toEqual(["code"]);
+    expect(await put({ content: { text: "{{a}}".repeat(499), html: "{{b}}" } })).toEqual(["a", "b"]);
+    expect(await put({ content: { subject: "s".repeat(998), text: "x".repeat(262144) }, description: "d".repeat(1024) })).toEqual([]);
+    expect(await put({ channelOverrides: [{ channel: Channel.SMS, content: { text: "{{code}}" } }] })).toEqual(["code"]);
   });
 });
 
@@ -184,7 +193,7 @@ describe("renderer", () => {
 
   it("renders what PutTemplate accepts with ../ inside each, nested or not", async () => {
     const source = "{{#each user}}{{@key}}={{this}} of {{../team}};{{/each}}|{{#each user}}{{#each ../roles}}{{../this}}:{{this}} {{/each}}{{/each}}|{{#with user}}{{../team}}{{/with}}";
-    const required = put({ content: { text: source } });
+    const required = await put({ content: { text: source } });
     expect(required).toEqual([]);
     const t = template({ version: 1, content: { text: source } });
     const out = await createRenderer({ templates: fakeStore([t]).store }).render("t1", spec(Channel.EMAIL, { "user.a": "1", "user.b": "2", team: "core", "roles.r": "admin" }));

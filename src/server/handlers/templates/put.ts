@@ -7,12 +7,8 @@ import type {
 } from "../../../../gen/herald/v1/template_pb.js";
 import { invalidArgument, limits, longerThan } from "../../../domain/validate.js";
 import type { TemplateStore } from "../../../store/templates.js";
-import {
-  analyzeSource,
-  templateFields,
-  TemplateSyntaxError,
-  type TemplateEngine,
-} from "../../../templates/compile.js";
+import { templateFields, TemplateSyntaxError } from "../../../templates/compile.js";
+import type { TemplateCompiler } from "../../../templates/compile-pool.js";
 import { callInfo } from "../../call-info.js";
 import { type Clock } from "../../../clock.js";
 
@@ -21,9 +17,9 @@ export const templateLimits = {
   fieldMaxBytes: 256 * 1024, // each of subject, text, html; UTF-8
   subjectMaxChars: limits.subjectMaxChars,
   descriptionMaxChars: 1024,
-  // Parsing and compiling took 0.2-0.6 ms per {{…}} on a 2-core machine, on
-  // the API's event loop; real templates use tens. This bounds one PutTemplate
-  // to a few hundred ms (an unbounded 256 KiB field of blocks took seconds).
+  // Parsing and compiling took 0.2-0.6 ms per {{…}} on a 2-core machine (in a
+  // worker thread, under a deadline: templates/compile-pool.ts); real templates
+  // use tens. This bounds one PutTemplate to a few hundred ms of a thread.
   expressionsMax: 500, // "{{" in all fields of the request together
 } as const;
 
@@ -31,10 +27,10 @@ export const templateLimits = {
 const templateIdPattern = /^[A-Za-z0-9._-]+$/;
 
 /** PutTemplate: validate and compile every field, then store the next version. */
-export function putTemplateHandler(deps: { templates: Pick<TemplateStore, "put">; clock: Clock; engine: TemplateEngine }) {
+export function putTemplateHandler(deps: { templates: Pick<TemplateStore, "put">; clock: Clock; compiler: TemplateCompiler }) {
   return async (req: PutTemplateRequest, ctx: HandlerContext): Promise<Pick<PutTemplateResponse, "template">> => {
     const call = callInfo(ctx);
-    const requiredVariables = checkPutTemplate(deps.engine, req);
+    const requiredVariables = await checkPutTemplate(deps.compiler, req);
     const template = await deps.templates.put(
       call.tenant,
       {
@@ -64,14 +60,14 @@ export function validateTemplateId(id: string, path = "template_id"): void {
  * default content and every override (sorted, unique), since the contract
  * promises one list that every notification using the version supplies.
  */
-export function checkPutTemplate(engine: TemplateEngine, req: PutTemplateRequest): string[] {
+export async function checkPutTemplate(compiler: TemplateCompiler, req: PutTemplateRequest): Promise<string[]> {
   validateTemplateId(req.templateId);
   const seen: Seen = { required: new Set(), expressions: 0 };
   let anyContent = false;
-  if (req.content) anyContent = checkContent(engine, req.content, "content", seen);
+  if (req.content) anyContent = await checkContent(compiler, req.content, "content", seen);
 
   const overridden = new Map<Channel, number>();
-  req.channelOverrides.forEach((override, i) => {
+  for (const [i, override] of req.channelOverrides.entries()) {
     const path = `channel_overrides[${i}]`;
     if (override.channel === Channel.UNSPECIFIED) {
       throw invalidArgument(`${path}.channel`, "is required: set CHANNEL_EMAIL, CHANNEL_SMS, CHANNEL_PUSH or CHANNEL_WEBHOOK");
@@ -83,12 +79,12 @@ export function checkPutTemplate(engine: TemplateEngine, req: PutTemplateRequest
     }
     overridden.set(override.channel, i);
     const c = override.content;
-    if (!c || !checkContent(engine, c, `${path}.content`, seen)) {
+    if (!c || !(await checkContent(compiler, c, `${path}.content`, seen))) {
       throw invalidArgument(`${path}.content`, "set at least one of subject, text or html");
     }
     if (c.html !== "" && override.channel !== Channel.EMAIL) throw invalidArgument(`${path}.content.html`, "only email supports html");
     anyContent = true;
-  });
+  }
   if (!anyContent) throw invalidArgument("content", "set at least one of subject, text or html (or a channel override)");
 
   if (longerThan(req.description, templateLimits.descriptionMaxChars)) {
@@ -104,7 +100,7 @@ interface Seen {
 }
 
 /** Checks and compiles one content's fields, adding to `seen`; returns whether any field is set. */
-function checkContent(engine: TemplateEngine, content: TemplateContent, path: string, seen: Seen): boolean {
+async function checkContent(compiler: TemplateCompiler, content: TemplateContent, path: string, seen: Seen): Promise<boolean> {
   let any = false;
   for (const field of templateFields) {
     const source = content[field];
@@ -122,7 +118,7 @@ function checkContent(engine: TemplateEngine, content: TemplateContent, path: st
       throw invalidArgument(p, `too many {{…}} expressions: at most ${templateLimits.expressionsMax} in all fields together`);
     }
     try {
-      for (const name of analyzeSource(engine, source, field)) seen.required.add(name);
+      for (const name of await compiler.analyze(source, field)) seen.required.add(name);
     } catch (err) {
       if (err instanceof TemplateSyntaxError) throw invalidArgument(p, `does not compile: ${err.message}`);
       throw err;
