@@ -114,7 +114,9 @@ export function startLoad(opts: LoadOptions): Load {
         // INTERNAL is a bug on the server's side and fails the proof, but a client still retries
         // it (after a GOAWAY every call on the connection fails so), and the request must end.
         if (!RETRIABLE.has(code) && code !== Code.Internal) {
-          req.outcome = code === Code.InvalidArgument && req.deliverAtMs !== undefined && began >= req.deliverAtMs ? "expired" : "refused";
+          // The server checked the time somewhere between the attempt's start and its answer.
+          const late = req.deliverAtMs !== undefined && Date.now() >= req.deliverAtMs;
+          req.outcome = code === Code.InvalidArgument && late ? "expired" : "refused";
           req.refusedWith = Code[code];
           return;
         }
