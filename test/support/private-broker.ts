@@ -3,16 +3,15 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { promisify } from "node:util";
+import { REPO } from "./processes.js";
 
 // A Kafka broker of its own for a test that stops and restarts Kafka, so tests using the shared
 // broker on 9092 in parallel are not disturbed. It runs scripts/kafka.sh with its own KAFKA_DIR
 // and free ports.
 
 const run = promisify(execFile);
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const SCRIPT = join(REPO, "scripts/kafka.sh");
 const SHARED_LIB = join(REPO, ".kafka/lib");
 

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // Herald as real processes: `node dist/src/cli.js <role>` (built by `npm run build`), each with
@@ -10,7 +10,10 @@ import { fileURLToPath } from "node:url";
 // wrapper around a Go binary), and children still running when the test process exits are
 // killed: a failed test never leaves a listener behind holding a port or a database.
 
-export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const HERE = dirname(fileURLToPath(import.meta.url));
+// Two levels up from test/support/; three from dist/test/support/, where `npm run build` puts
+// this file for the chaos soak (`node dist/chaos/run.js`), which reuses it outside vitest.
+export const REPO = resolve(HERE, basename(resolve(HERE, "../..")) === "dist" ? "../../.." : "../..");
 export const CLI = join(REPO, "dist/src/cli.js");
 export const BUF = join(REPO, "node_modules/.bin/buf");
 
@@ -220,7 +223,12 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
 
 /** `herald <args>` left running (e.g. `watch`), for a test to read its output and signal it. */
 export function spawnCli(args: string[], opts: { env?: Record<string, string> } = {}): ChildHandle {
-  const { onStdout: _onStdout, ...handle } = track(`herald ${args[0] ?? ""}`, process.execPath, [CLI, ...args], { ...inheritedEnv(), ...opts.env });
+  return spawnCommand(`herald ${args[0] ?? ""}`, process.execPath, [CLI, ...args], opts.env);
+}
+
+/** Any long-running command (a private redis-server, say), tracked and stopped as Herald's roles are. */
+export function spawnCommand(name: string, command: string, args: readonly string[], env: Record<string, string> = {}): ChildHandle {
+  const { onStdout: _onStdout, ...handle } = track(name, command, [...args], { ...inheritedEnv(), ...env });
   return handle;
 }
 
