@@ -344,6 +344,32 @@ describe("get", () => {
   });
 });
 
+describe("findByIdempotencyKey", () => {
+  it("finds the notification a live key names for the same request only, in the same tenant", async () => {
+    const tenant = newTenant();
+    const i = input({ tenant, idempotencyKey: "key-1", requestHash: hash("first") });
+    await store.accept(i);
+    const now = new Date();
+    expect((await store.findByIdempotencyKey(tenant, "key-1", hash("first"), now))?.id).toBe(i.id);
+    expect(await store.findByIdempotencyKey(tenant, "key-1", hash("another request"), now)).toBeUndefined();
+    expect(await store.findByIdempotencyKey(tenant, "key-2", hash("first"), now)).toBeUndefined();
+    expect(await store.findByIdempotencyKey(newTenant(), "key-1", hash("first"), now)).toBeUndefined();
+  });
+
+  it("does not find a key past its window", async () => {
+    const windowed = createNotificationStore({ pool: db.pool, commit: { maxBatch: 10, maxDelayMs: 1 }, idempotencyTtlMs: 60_000, log });
+    try {
+      const tenant = newTenant();
+      const i = input({ tenant, idempotencyKey: "key-1", requestHash: hash("first") });
+      await windowed.accept(i);
+      expect((await windowed.findByIdempotencyKey(tenant, "key-1", hash("first"), new Date(i.now.getTime() + 59_000)))?.id).toBe(i.id);
+      expect(await windowed.findByIdempotencyKey(tenant, "key-1", hash("first"), new Date(i.now.getTime() + 60_000))).toBeUndefined();
+    } finally {
+      await windowed.close();
+    }
+  });
+});
+
 describe("cancel", () => {
   it("cancels a QUEUED notification and withdraws its unpublished Dispatch", async () => {
     const tenant = newTenant();

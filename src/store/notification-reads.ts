@@ -25,3 +25,21 @@ export async function getNotification(
     return { notification: toNotification(row), history: events.rows.map(toStatusEvent) };
   });
 }
+
+/**
+ * The notification a live idempotency key names, if it was created by the same request (same
+ * hash): what a retry of that request is answered with. Undefined for an unknown or expired key
+ * (`ttlMs` after its notification; 0: never expires) or another request's.
+ */
+export async function findByIdempotencyKey(
+  pool: pg.Pool,
+  input: { tenant: string; key: string; requestHash: Buffer; now: Date; ttlMs: number },
+): Promise<Notification | undefined> {
+  return withStoreErrors(async () => {
+    const found = await pool.query<NotificationRow>("SELECT * FROM notifications WHERE tenant = $1 AND idempotency_key = $2", [input.tenant, input.key]);
+    const row = found.rows[0];
+    if (!row || !row.request_hash?.equals(input.requestHash)) return undefined;
+    if (input.ttlMs > 0 && row.created_at.getTime() + input.ttlMs <= input.now.getTime()) return undefined;
+    return toNotification(row);
+  });
+}

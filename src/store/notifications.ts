@@ -8,7 +8,7 @@ import { cancelNotification, type CancelOutcome } from "./cancel.js";
 import { inTransaction, isConnectionFailure } from "./db.js";
 import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { AbandonedError, createGroupCommit } from "./group-commit.js";
-import { getNotification } from "./notification-reads.js";
+import { findByIdempotencyKey, getNotification } from "./notification-reads.js";
 
 // The notification store: the accept path (group-committed), reads, and Cancel. Every status
 // change writes the row, its status event and its outbox records in one transaction (see
@@ -30,6 +30,8 @@ export interface NotificationStore {
   /** Rejects with OverloadedError at once when the accept queue is full. */
   accept(input: AcceptInput, opts?: AcceptOptions): Promise<AcceptOutcome>;
   get(tenant: string, id: string): Promise<{ notification: Notification; history: StatusEvent[] } | undefined>;
+  /** The notification a live idempotency key names if the same request created it (notification-reads.ts). */
+  findByIdempotencyKey(tenant: string, key: string, requestHash: Buffer, now: Date): Promise<Notification | undefined>;
   cancel(tenant: string, id: string, opts: { now: Date; correlationId: string }): Promise<CancelOutcome>;
   /** Flushes the pending batch, then refuses new work. Idempotent. */
   close(): Promise<void>;
@@ -134,6 +136,11 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
     async get(tenant, id) {
       refuseIfClosed();
       return getNotification(pool, tenant, id);
+    },
+
+    async findByIdempotencyKey(tenant, key, requestHash, now) {
+      refuseIfClosed();
+      return findByIdempotencyKey(pool, { tenant, key, requestHash, now, ttlMs: deps.idempotencyTtlMs ?? 0 });
     },
 
     async cancel(tenant, id, opts) {

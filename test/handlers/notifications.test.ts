@@ -177,6 +177,30 @@ describe("Schedule", () => {
   });
 });
 
+describe("Schedule retried after its time came", () => {
+  const past = timestampFromDate(new Date(NOW - 1000));
+
+  it("answers a retry under the same key and request with the stored notification, instead of refusing the time", async () => {
+    const storedOne = create(NotificationSchema, { id: ID, status: Status.SENT });
+    const findByIdempotencyKey = recorded(() => storedOne);
+    const h = startRouterHerald({ notifications: { findByIdempotencyKey } });
+    const { notification } = await h.client(NotificationService).schedule({ notification: email, when: { case: "deliverAt", value: past }, idempotencyKey: "k-1" });
+    expect(notification).toEqual(storedOne);
+    const [tenant, key, hash, now] = findByIdempotencyKey.calls[0]!;
+    expect([tenant, key, now]).toEqual([TENANT, "k-1", new Date(NOW)]);
+    expect(hash).toHaveLength(32);
+  });
+
+  it("still refuses the time when the key names nothing (or another request), and without a key asks nothing", async () => {
+    const findByIdempotencyKey = recorded(() => undefined);
+    const client = startRouterHerald({ notifications: { findByIdempotencyKey } }).client(NotificationService);
+    const refused = { code: "InvalidArgument", message: "deliver_at: must be in the future" };
+    expect(await failure(client.schedule({ notification: email, when: { case: "deliverAt", value: past }, idempotencyKey: "k-2" }))).toEqual(refused);
+    expect(await failure(client.schedule({ notification: email, when: { case: "deliverAt", value: past } }))).toEqual(refused);
+    expect(findByIdempotencyKey.calls.map((c) => c[1])).toEqual(["k-2"]);
+  });
+});
+
 describe("Get", () => {
   it("answers with the tenant's notification and its history", async () => {
     const notification = create(NotificationSchema, { id: ID, status: Status.SENT });

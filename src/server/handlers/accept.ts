@@ -9,7 +9,7 @@ import type { EgressPolicy } from "../../domain/egress.js";
 
 /** What Create and Schedule need from the process. */
 export interface AcceptDeps {
-  store: Pick<NotificationStore, "accept">;
+  store: Pick<NotificationStore, "accept" | "findByIdempotencyKey">;
   clock: Clock;
   /** New notification ids (UUIDv7: time-ordered). */
   newId: () => string;

@@ -20,7 +20,18 @@ export function scheduleHandler(deps: AcceptDeps & { pinTemplate: PinTemplate })
     // Without a key nothing is ever compared with it: no hash.
     const hash = req.idempotencyKey === "" ? null : requestHash({ method: "schedule", spec, when: req.when });
     const now = new Date(deps.clock.now());
-    const { deliverAt, localTime } = resolveDeliverAt(req.when, { now, horizonMs: deps.horizonMs });
+    let when: ReturnType<typeof resolveDeliverAt>;
+    try {
+      when = resolveDeliverAt(req.when, { now, horizonMs: deps.horizonMs });
+    } catch (err) {
+      // A retry of a Schedule that was stored, sent again after its time has come (the first
+      // answer was lost): the key says it was accepted, so it is answered as a retry is, with
+      // the stored notification, not refused for a time that was valid when it was stored.
+      const stored = hash && (await deps.store.findByIdempotencyKey(call.tenant, req.idempotencyKey, hash, now));
+      if (stored) return { notification: stored };
+      throw err;
+    }
+    const { deliverAt, localTime } = when;
     const pinned = await deps.pinTemplate(call.tenant, spec);
     const notification = await accept(deps, {
       tenant: call.tenant,
