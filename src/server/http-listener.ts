@@ -8,7 +8,7 @@ import type { HttpRoute, NodeRequest, NodeResponse } from "../health/route.js";
 import type { Logger } from "../log.js";
 import type { Edge } from "./edge.js";
 import { edgeInterceptor } from "./edge-interceptor.js";
-import { createResetWatch, DEFAULT_MAX_STREAMS_PER_CONNECTION } from "./http2-limits.js";
+import { DEFAULT_MAX_STREAMS_PER_CONNECTION, guardResets } from "./http2-limits.js";
 import type { MountedService } from "./services.js";
 
 // The HTTP listener serves Connect, gRPC-Web and gRPC over HTTP/1.1 and h2c on
@@ -82,7 +82,6 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
   // maxSessionMemory) stay at their defaults: they cut off broken or abusive peers, and a
   // well-behaved client held to maxConcurrentStreams never reaches them.
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxStreamsPerConnection ?? DEFAULT_MAX_STREAMS_PER_CONNECTION } }, handle);
-  const resets = createResetWatch(opts.log, "http");
   // requestTimeout 0: WatchStatus streams over HTTP/1.1 live as long as the client wants.
   const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, handle);
   h1.on("clientError", (_err, socket) => socket.destroy());
@@ -93,13 +92,7 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
   h2.on("session", (session) => {
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
-    const peer = `${session.socket.remoteAddress}:${session.socket.remotePort}`;
-    session.on("stream", (stream) => {
-      // CANCEL is what a client sends to abandon a call; the server ends its own streams with NO_ERROR.
-      stream.once("close", () => {
-        if (stream.rstCode === http2.constants.NGHTTP2_CANCEL) resets.reset(peer);
-      });
-    });
+    guardResets(session, { log: opts.log, listener: "http" });
   });
 
   const server = net.createServer((socket) => {
