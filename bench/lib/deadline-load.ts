@@ -17,6 +17,8 @@ export interface DeadlineCaller {
   /** One call with the caller's deadline; resolves to its status, never rejects. */
   call: () => Promise<grpc.status>;
   close: () => void;
+  /** The distinct messages of INTERNAL answers so far (a few): where they came from. */
+  internalDetails: Set<string>;
 }
 
 /**
@@ -40,12 +42,16 @@ export function deadlineCaller(opts: {
   const body = Buffer.from(opts.body);
   const id = (b: Buffer) => b;
   let next = 0;
+  const internalDetails = new Set<string>();
   return {
+    internalDetails,
     call: () =>
       new Promise((resolve) => {
         const client = clients[next++ % clients.length]!;
-        client.makeUnaryRequest(opts.path, id, id, body, md, { deadline: Date.now() + opts.deadlineMs }, (err) =>
-          resolve(err ? err.code : grpc.status.OK),
+        client.makeUnaryRequest(opts.path, id, id, body, md, { deadline: Date.now() + opts.deadlineMs }, (err) => {
+          if (err?.code === grpc.status.INTERNAL && internalDetails.size < 5) internalDetails.add(err.details);
+          resolve(err ? err.code : grpc.status.OK);
+        },
         );
       }),
     close: () => clients.forEach((c) => c.close()),

@@ -80,7 +80,8 @@ export const run: Scenario = async (ctx) => {
       const baseline = p99(records, 2000, overStart);
       const bound = normalBound(baseline);
       const goodput = goodputRate(records, DEADLINE_MS, overStart, overEnd);
-      const recovery = recoverySeconds(records, overEnd, end, bound);
+      // A baseline with failures has no normal to return to.
+      const recovery = Number.isFinite(bound) ? recoverySeconds(records, overEnd, end, bound) : undefined;
       const codes = byCode(records);
       ratios.push(goodput / max);
       recoveries.push(recovery);
@@ -139,6 +140,7 @@ export const run: Scenario = async (ctx) => {
       `Recovery: latency counts from each call's scheduled start, and a call not answered OK counts as infinitely slow. Normal = p99 at most max(2 × the 0.5× baseline p99, baseline + 20 ms), in every 1 s window (stepping 250 ms) for 3 s; the figure is how long after the overload ended the first such window starts.`,
       `The load generator is this process: ${CONNECTIONS} grpc-js connections, every call with a ${DEADLINE_MS} ms deadline (grpc-timeout), which grpc-js enforces by cancelling the call (RST_STREAM). It shares the machine's cores with Herald's server and relay, PostgreSQL and Kafka; "generator p99 lateness" shows how far behind schedule it started calls.`,
     );
+    if (caller.internalDetails.size > 0) notes.push(`INTERNAL answers said: ${[...caller.internalDetails].map((d) => `"${d}"`).join("; ")}.`);
   } finally {
     caller.close();
     await stack.stop();

@@ -14,6 +14,7 @@ import { deadLetterService } from "../server/dead-letter-service.js";
 import { createDeadLetterStore } from "../store/dead-letters.js";
 import { createEdge } from "../server/edge.js";
 import { startGrpcListener } from "../server/grpc-listener.js";
+import { createAdmission } from "../server/admission.js";
 import { startHttpListener } from "../server/http-listener.js";
 import { probeRoutes } from "../health/probes.js";
 import { dashboardRoute } from "../server/dashboard.js";
@@ -90,6 +91,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     }),
   ];
   const edge = createEdge({ apiKeys: config.apiKeys, log });
+  const admission = createAdmission({ queueRefusal: (left) => store.acceptRefusal(left), maxLagMs: config.admissionMaxLagMs });
   const common = {
     services,
     edge,
@@ -97,6 +99,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     maxMessageBytes: config.maxMessageBytes,
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     shutdownSignal: rt.shutdownSignal,
+    admission: { gate: admission, methods: new Set(["herald.v1.NotificationService/Create", "herald.v1.NotificationService/Schedule"]) },
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
   const http = await startHttpListener({ ...common, ...config.httpAddr, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), dashboardRoute()] });
@@ -106,6 +109,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   // drain them, then flush the commit batch so every answered request is stored.
   rt.shutdown.add("listeners", async () => void (await Promise.all([grpc.close(), http.close()])));
   rt.shutdown.add("store", () => store.close());
+  rt.shutdown.add("admission", () => admission.close());
   rt.shutdown.add("status-feed", () => feed.close());
   return { grpcPort: grpc.port, httpPort: http.port, feed };
 }

@@ -4,7 +4,8 @@ import { create, fromBinary, toBinary, type DescMethod } from "@bufbuild/protobu
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import { createCallContext, type CallContext } from "./grpc-call-context.js";
-import type { Edge } from "./edge.js";
+import type { Admission } from "./admission.js";
+import { overloaded, type Edge } from "./edge.js";
 import { DEFAULT_MAX_STREAMS_PER_CONNECTION, guardResets } from "./http2-limits.js";
 import type { MountedService } from "./services.js";
 
@@ -25,6 +26,8 @@ export interface GrpcListenerOptions {
   shutdownSignal: AbortSignal;
   /** SETTINGS_MAX_CONCURRENT_STREAMS (see http2-limits.ts). @defaultValue DEFAULT_MAX_STREAMS_PER_CONNECTION */
   maxStreamsPerConnection?: number;
+  /** Refuses calls of `methods` ("Service/Method") at the door under overload (admission.ts). */
+  admission?: { gate: Admission; methods: ReadonlySet<string> };
 }
 
 export interface GrpcListener {
@@ -130,13 +133,18 @@ function http2ServersOf(server: grpc.Server, log: Logger): http2.Http2Server[] {
   return [];
 }
 
+/** ms left of a grpc-js call's deadline; undefined without one. */
+function timeLeftMs(call: grpc.ServerUnaryCall<Buffer, Buffer> | StreamCall): number | undefined {
+  const deadline = call.getDeadline();
+  return deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : undefined;
+}
+
 function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions): grpc.UntypedHandleCall {
   const { edge } = opts;
+  const gate = opts.admission?.methods.has(`${method.parent.typeName}/${method.name}`) ? opts.admission.gate : undefined;
 
   // Builds the HandlerContext for a grpc-js call and runs the edge.
-  function prepare(call: grpc.ServerUnaryCall<Buffer, Buffer> | StreamCall): CallContext {
-    const deadline = call.getDeadline();
-    const timeoutMs = deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : undefined;
+  function prepare(call: grpc.ServerUnaryCall<Buffer, Buffer> | StreamCall, timeoutMs: number | undefined): CallContext {
     const values = createContextValues();
     const context = createCallContext({
       method,
@@ -171,7 +179,7 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
     let context: CallContext | undefined;
     void (async () => {
       try {
-        context = prepare(call);
+        context = prepare(call, timeLeftMs(call));
         const out = fn(input(), context.ctx) as AsyncIterable<unknown>;
         await writeAll(call, out, encode);
         call.end();
@@ -186,10 +194,14 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
   switch (method.methodKind) {
     case "unary":
       return ((call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        const left = timeLeftMs(call);
+        // Before anything else: a call refused for overload must cost next to nothing.
+        const retryAfterMs = gate?.refuse(left);
+        if (retryAfterMs !== undefined) return cb(toStatus(overloaded(retryAfterMs)));
         let context: CallContext | undefined;
         Promise.resolve()
           .then(async () => {
-            context = prepare(call);
+            context = prepare(call, left);
             return encode(await fn(decode(call.request), context.ctx));
           })
           .then(

@@ -29,6 +29,8 @@ export interface AcceptOptions {
 export interface NotificationStore {
   /** Rejects with OverloadedError at once when the accept queue is full. */
   accept(input: AcceptInput, opts?: AcceptOptions): Promise<AcceptOutcome>;
+  /** Whether accept would refuse a caller with `timeLeftMs` now: its retry hint in ms, else undefined (see GroupCommit.refusal). */
+  acceptRefusal(timeLeftMs: number | undefined): number | undefined;
   get(tenant: string, id: string): Promise<{ notification: Notification; history: StatusEvent[] } | undefined>;
   cancel(tenant: string, id: string, opts: { now: Date; correlationId: string }): Promise<CancelOutcome>;
   /** Flushes the pending batch, then refuses new work. Idempotent. */
@@ -130,6 +132,8 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
       }
       return commits.submit({ input, abandoned: opts?.abandoned, timeLeftMs: opts?.timeLeftMs });
     },
+
+    acceptRefusal: (timeLeftMs) => commits.refusal(timeLeftMs),
 
     async get(tenant, id) {
       refuseIfClosed();
