@@ -20,12 +20,14 @@ export function headersFrom(md: grpc.Metadata | undefined): Headers {
 
 /** A grpc-js call error as the ConnectError a Herald client reports. */
 export function toConnectError(err: grpc.ServiceError | Error): ConnectError {
-  const code = (err as grpc.ServiceError).code;
-  if (typeof code !== "number") return ConnectError.from(err);
+  const raw: unknown = (err as grpc.ServiceError).code;
+  if (typeof raw !== "number") return ConnectError.from(err);
+  // grpc-js status numbers are the gRPC codes, which Connect's Code enumerates.
+  const code = raw as Code;
   const details = (err as grpc.ServiceError).details ?? err.message;
   const metadata = headersFrom((err as grpc.ServiceError).metadata);
-  if (code === (Code.Internal as number) && TRANSPORT_CUT.test(details)) {
+  if (code === Code.Internal && TRANSPORT_CUT.test(details)) {
     return new ConnectError(`connection lost before the server answered (${details}); retry`, Code.Unavailable, metadata, undefined, err);
   }
-  return new ConnectError(details, code as number, metadata);
+  return new ConnectError(details, code, metadata);
 }
