@@ -44,6 +44,8 @@ export interface Config {
    * beyond maxQueued requests waiting, Create and Schedule answer RESOURCE_EXHAUSTED.
    */
   commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number; maxQueued: number };
+  /** Event-loop lag beyond which Create and Schedule are refused at the door (src/server/admission.ts); 0: off. */
+  admissionMaxLagMs: number;
   relay: { batchSize: number; pollMs: number };
   scheduler: { batchSize: number; pollMs: number };
   /** Workers, providers, retries and rate limits. */
@@ -115,6 +117,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     db: loadDbConfig(env),
     idempotencyTtlMs: int(env, "HERALD_IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000, 0, 366 * 24 * 3600 * 1000),
     commit: commitConfig(env),
+    admissionMaxLagMs: int(env, "HERALD_ADMISSION_MAX_LAG_MS", 50, 0, 10_000),
     relay: {
       batchSize: int(env, "HERALD_RELAY_BATCH", 500, 1, 10_000),
       pollMs: int(env, "HERALD_RELAY_POLL_MS", 500, 10, 60_000),

@@ -17,4 +17,5 @@ export const scenarios: ScenarioEntry[] = [
   { id: "scheduling", load: async () => (await import("./scheduling.js")).run },
   { id: "fanout", load: async () => (await import("./fanout.js")).run },
   { id: "alternatives", load: async () => (await import("./alternatives.js")).run },
+  { id: "overload", load: async () => (await import("./overload.js")).run },
 ];

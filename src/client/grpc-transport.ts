@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { headersFrom, toConnectError } from "./transport-errors.js";
 
 // A connect-es Transport over @grpc/grpc-js. Internal services get connect's
 // fully typed promise client (createClient) on the fast grpc-js stack, and the
@@ -26,20 +27,6 @@ function metadataFrom(header: HeadersInit | undefined): grpc.Metadata {
   const md = new grpc.Metadata();
   new Headers(header).forEach((value, key) => md.set(key, value));
   return md;
-}
-
-function headersFrom(md: grpc.Metadata | undefined): Headers {
-  const h = new Headers();
-  for (const [k, v] of Object.entries(md?.getMap() ?? {})) if (typeof v === "string") h.append(k, v);
-  return h;
-}
-
-function toConnectError(err: grpc.ServiceError | Error): ConnectError {
-  const code = (err as grpc.ServiceError).code;
-  if (typeof code === "number") {
-    return new ConnectError((err as grpc.ServiceError).details ?? err.message, code as number, headersFrom((err as grpc.ServiceError).metadata));
-  }
-  return ConnectError.from(err);
 }
 
 function callOptions(timeoutMs: number | undefined): grpc.CallOptions {

@@ -15,6 +15,7 @@ import { deadLetterService } from "../server/dead-letter-service.js";
 import { createDeadLetterStore } from "../store/dead-letters.js";
 import { createEdge } from "../server/edge.js";
 import { startGrpcListener } from "../server/grpc-listener.js";
+import { createAdmission } from "../server/admission.js";
 import { startHttpListener } from "../server/http-listener.js";
 import { probeRoutes } from "../health/probes.js";
 import { dashboardRoute } from "../server/dashboard.js";
@@ -94,6 +95,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     }),
   ];
   const edge = createEdge({ apiKeys: config.apiKeys, log });
+  const admission = createAdmission({ queueRefusal: (left) => store.acceptRefusal(left), maxLagMs: config.admissionMaxLagMs });
   const common = {
     services,
     edge,
@@ -101,6 +103,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     maxMessageBytes: config.maxMessageBytes,
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     shutdownSignal: rt.shutdownSignal,
+    admission: { gate: admission, methods: new Set(["herald.v1.NotificationService/Create", "herald.v1.NotificationService/Schedule"]) },
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
   const http = await startHttpListener({ ...common, ...config.httpAddr, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), dashboardRoute()] });
@@ -111,6 +114,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   rt.shutdown.add("listeners", async () => void (await Promise.all([grpc.close(), http.close()])));
   rt.shutdown.add("store", () => store.close());
   rt.shutdown.add("template-compiler", () => compiler.close());
+  rt.shutdown.add("admission", () => admission.close());
   rt.shutdown.add("status-feed", () => feed.close());
   return { grpcPort: grpc.port, httpPort: http.port, feed };
 }

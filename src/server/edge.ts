@@ -19,6 +19,19 @@ export const RETRY_AFTER_MS = "retry-after-ms";
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
+/**
+ * The answer to a call refused for overload. The hint goes out as trailers on gRPC (headers on a
+ * Connect unary error); grpc-js and grpc-go clients with a retry policy honour
+ * grpc-retry-pushback-ms by themselves.
+ */
+export function overloaded(retryAfterMs: number): ConnectError {
+  const ms = String(retryAfterMs);
+  return new ConnectError(`server overloaded, retry after ${ms} ms`, Code.ResourceExhausted, {
+    [RETRY_AFTER_MS]: ms,
+    "grpc-retry-pushback-ms": ms,
+  });
+}
+
 export interface Edge {
   /** Authenticates the call and stores its CallInfo in `values`; throws Unauthenticated. */
   admit(method: DescMethod, header: Pick<Headers, "get">, values: ContextValues): void;
@@ -62,13 +75,7 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
       }
       if (err instanceof OverloadedError) {
         // Not logged per call: the store logs once when shedding starts and once when it ends.
-        // The hint goes out as trailers on gRPC (headers on a Connect unary error); grpc-js and
-        // grpc-go clients with a retry policy honour grpc-retry-pushback-ms by themselves.
-        const ms = String(err.retryAfterMs);
-        return new ConnectError(`server overloaded, retry after ${ms} ms`, Code.ResourceExhausted, {
-          [RETRY_AFTER_MS]: ms,
-          "grpc-retry-pushback-ms": ms,
-        });
+        return overloaded(err.retryAfterMs);
       }
       if (err instanceof UnavailableError) {
         log.warn({ err: err.cause ?? err, dependency: err.dependency }, `${err.dependency} unavailable`);

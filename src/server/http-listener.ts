@@ -2,13 +2,15 @@ import http2 from "node:http2";
 import http from "node:http";
 import net, { type Socket } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
+import { cors as connectCors, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import corsMiddleware from "cors";
 import type { HttpRoute, NodeRequest, NodeResponse } from "../health/route.js";
 import type { Logger } from "../log.js";
 import type { Edge } from "./edge.js";
 import { edgeInterceptor } from "./edge-interceptor.js";
-import { createResetWatch, DEFAULT_MAX_STREAMS_PER_CONNECTION } from "./http2-limits.js";
+import { overloaded } from "./edge.js";
+import type { Admission } from "./admission.js";
+import { DEFAULT_MAX_STREAMS_PER_CONNECTION, guardResets } from "./http2-limits.js";
 import type { MountedService } from "./services.js";
 
 // The HTTP listener serves Connect, gRPC-Web and gRPC over HTTP/1.1 and h2c on
@@ -34,6 +36,8 @@ export interface HttpListenerOptions {
   routes: HttpRoute[];
   /** SETTINGS_MAX_CONCURRENT_STREAMS for h2c (see http2-limits.ts). @defaultValue DEFAULT_MAX_STREAMS_PER_CONNECTION */
   maxStreamsPerConnection?: number;
+  /** Refuses calls of `methods` ("Service/Method") before the edge under overload (admission.ts). */
+  admission?: { gate: Admission; methods: ReadonlySet<string> };
 }
 
 export interface HttpListener {
@@ -48,7 +52,7 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
     routes(router: ConnectRouter) {
       for (const { service, impl } of opts.services) router.service(service, impl);
     },
-    interceptors: [edgeInterceptor(opts.edge)],
+    interceptors: [...(opts.admission ? [admissionInterceptor(opts.admission)] : []), edgeInterceptor(opts.edge)],
     readMaxBytes: opts.maxMessageBytes,
     shutdownSignal: opts.shutdownSignal,
     fallback(_req, res) {
@@ -82,7 +86,6 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
   // maxSessionMemory) stay at their defaults: they cut off broken or abusive peers, and a
   // well-behaved client held to maxConcurrentStreams never reaches them.
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxStreamsPerConnection ?? DEFAULT_MAX_STREAMS_PER_CONNECTION } }, handle);
-  const resets = createResetWatch(opts.log, "http");
   // requestTimeout 0: WatchStatus streams over HTTP/1.1 live as long as the client wants.
   const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, handle);
   h1.on("clientError", (_err, socket) => socket.destroy());
@@ -93,13 +96,7 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
   h2.on("session", (session) => {
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
-    const peer = `${session.socket.remoteAddress}:${session.socket.remotePort}`;
-    session.on("stream", (stream) => {
-      // CANCEL is what a client sends to abandon a call; the server ends its own streams with NO_ERROR.
-      stream.once("close", () => {
-        if (stream.rstCode === http2.constants.NGHTTP2_CANCEL) resets.reset(peer);
-      });
-    });
+    guardResets(session, { log: opts.log, listener: "http" });
   });
 
   const server = net.createServer((socket) => {
@@ -151,5 +148,16 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
       });
       return closing;
     },
+  };
+}
+
+/** The door check of admission.ts for Connect-served calls, ahead of the edge. */
+function admissionInterceptor({ gate, methods }: NonNullable<HttpListenerOptions["admission"]>): Interceptor {
+  return (next) => (req) => {
+    // connect-node has parsed the request's timeout into the handler's context, not here: the
+    // lag and the queue's length decide, the deadline check comes again in the store.
+    const retryAfterMs = methods.has(`${req.service.typeName}/${req.method.name}`) ? gate.refuse(undefined) : undefined;
+    if (retryAfterMs !== undefined) throw overloaded(retryAfterMs);
+    return next(req);
   };
 }

@@ -50,6 +50,12 @@ export interface GroupCommitOptions<I, O> {
 
 export interface GroupCommit<I, O> {
   submit(item: I): Promise<O>;
+  /**
+   * Whether a submit now, from a caller with `timeLeftMs` to wait, would be refused: then the
+   * retry hint in ms (and it counts as refused), else undefined. Lets a server refuse before it
+   * spends anything on the call (decoding, validating it).
+   */
+  refusal(timeLeftMs: number | undefined): number | undefined;
   /** Flushes everything waiting, waits for running flushes, then refuses new items. Idempotent. */
   close(): Promise<void>;
 }
@@ -174,21 +180,20 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
     return flushMs * (queue.length / (maxBatch * maxInFlight) + 1);
   }
 
-  /** Whether the item's caller would give up before the queue reaches it. */
-  function tooLate(item: I): boolean {
-    const left = opts.timeLeftMs?.(item);
-    return left !== undefined && left < expectedWaitMs();
+  /** The retry hint if a caller with `left` ms to wait is refused now (counted as shed), else undefined. */
+  function refusal(left: number | undefined): number | undefined {
+    if (hasRoom() && (left === undefined || left >= expectedWaitMs())) return undefined;
+    if (shed++ === 0) opts.onShedding?.(true, 0);
+    // Spread over [1, 2) times the wait, so callers refused together do not return together.
+    return Math.ceil(expectedWaitMs() * (1 + Math.random()));
   }
 
   return {
     submit(item) {
       if (closed) return Promise.reject(opts.closedError());
       if (abandoned(item)) return Promise.reject(new AbandonedError());
-      if (!hasRoom() || tooLate(item)) {
-        if (shed++ === 0) opts.onShedding?.(true, 0);
-        // Spread over [1, 2) times the wait, so callers refused together do not return together.
-        return Promise.reject(overloadedError(Math.ceil(expectedWaitMs() * (1 + Math.random()))));
-      }
+      const retryAfterMs = refusal(opts.timeLeftMs?.(item));
+      if (retryAfterMs !== undefined) return Promise.reject(overloadedError(retryAfterMs));
       return new Promise<O>((resolve, reject) => {
         queue.push({ item, resolve, reject });
         if (queue.length === 1 && !ripe && timer === undefined) {
@@ -202,6 +207,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
         pump();
       });
     },
+    refusal,
     close() {
       if (!closing) {
         closed = true;

@@ -29,6 +29,8 @@ export interface AcceptOptions {
 export interface NotificationStore {
   /** Rejects with OverloadedError at once when the accept queue is full. */
   accept(input: AcceptInput, opts?: AcceptOptions): Promise<AcceptOutcome>;
+  /** Whether accept would refuse a caller with `timeLeftMs` now: its retry hint in ms, else undefined (see GroupCommit.refusal). */
+  acceptRefusal(timeLeftMs: number | undefined): number | undefined;
   get(tenant: string, id: string): Promise<{ notification: Notification; history: StatusEvent[] } | undefined>;
   /** The notification a live idempotency key names if the same request created it (notification-reads.ts). */
   findByIdempotencyKey(tenant: string, key: string, requestHash: Buffer, now: Date): Promise<Notification | undefined>;
@@ -132,6 +134,8 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
       }
       return commits.submit({ input, abandoned: opts?.abandoned, timeLeftMs: opts?.timeLeftMs });
     },
+
+    acceptRefusal: (timeLeftMs) => commits.refusal(timeLeftMs),
 
     async get(tenant, id) {
       refuseIfClosed();

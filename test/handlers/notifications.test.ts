@@ -182,7 +182,7 @@ describe("Schedule retried after its time came", () => {
 
   it("answers a retry under the same key and request with the stored notification, instead of refusing the time", async () => {
     const storedOne = create(NotificationSchema, { id: ID, status: Status.SENT });
-    const findByIdempotencyKey = recorded(() => storedOne);
+    const findByIdempotencyKey = recorded((_tenant: string, _key: string, _hash: Buffer, _now: Date): Notification | undefined => storedOne);
     const h = startRouterHerald({ notifications: { findByIdempotencyKey } });
     const { notification } = await h.client(NotificationService).schedule({ notification: email, when: { case: "deliverAt", value: past }, idempotencyKey: "k-1" });
     expect(notification).toEqual(storedOne);
@@ -192,7 +192,7 @@ describe("Schedule retried after its time came", () => {
   });
 
   it("still refuses the time when the key names nothing (or another request), and without a key asks nothing", async () => {
-    const findByIdempotencyKey = recorded(() => undefined);
+    const findByIdempotencyKey = recorded((_tenant: string, _key: string, _hash: Buffer, _now: Date): Notification | undefined => undefined);
     const client = startRouterHerald({ notifications: { findByIdempotencyKey } }).client(NotificationService);
     const refused = { code: "InvalidArgument", message: "deliver_at: must be in the future" };
     expect(await failure(client.schedule({ notification: email, when: { case: "deliverAt", value: past }, idempotencyKey: "k-2" }))).toEqual(refused);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { loadConfig, type Config } from "../../src/config.js";
-import { createLogger } from "../../src/log.js";
+import { createLogger, type Logger } from "../../src/log.js";
 import { openRuntime, type Runtime } from "../../src/roles/runtime.js";
 import { startServerRole } from "../../src/roles/server.js";
 import { startRelayRole } from "../../src/roles/relay.js";
@@ -46,6 +46,8 @@ export async function startTestHerald(opts: {
   databaseUrl?: string;
   /** Share another Herald's topics (a second instance of the same deployment). */
   topicPrefix?: string;
+  /** The root logger, for a test that reads what Herald logs. @defaultValue one at TEST_LOG_LEVEL (silent) */
+  log?: Logger;
 } = {}): Promise<TestHerald> {
   const db = opts.db ?? (await createTestDatabase());
   const prefix = opts.topicPrefix ?? `t${randomBytes(5).toString("hex")}.`;
@@ -63,7 +65,7 @@ export async function startTestHerald(opts: {
     },
     "production",
   );
-  const log = createLogger({ level: config.logLevel, role: "test" });
+  const log = opts.log ?? createLogger({ level: config.logLevel, role: "test" });
   const rt = await openRuntime(config, log);
   const roles = opts.roles ?? ["server", "relay", "scheduler"];
   let grpcAddress = "";
