@@ -27,3 +27,16 @@ export function callInfo(ctx: HandlerContext): CallInfo {
   if (!info) throw new ConnectError("missing credentials", Code.Unauthenticated);
   return info;
 }
+
+/**
+ * Whether the call's client is gone (cancelled it, or its stream broke), without building the
+ * call's abort signal: set by the grpc-js adapter (grpc-call-context.ts), whose signal is made on
+ * first read. Unset on the Connect listener, whose signal exists anyway: read ctx.signal there.
+ */
+export const clientGoneKey = createContextKey<(() => boolean) | undefined>(undefined, { description: "herald client gone" });
+
+/** The cheapest way to ask whether the call's client has left. */
+export function clientGone(ctx: Pick<HandlerContext, "values" | "signal">): boolean {
+  const probe = ctx.values.get(clientGoneKey);
+  return probe ? probe() : ctx.signal.aborted;
+}

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
+import { clientGoneKey } from "./call-info.js";
 
 // The HandlerContext of one grpc-js call. connect's createHandlerContext builds three
 // AbortControllers, three listeners, a deadline timer and three Headers per call, and ending
@@ -78,6 +79,9 @@ export function createCallContext(init: CallContextInit): CallContext {
     }
     return c;
   }
+
+  // What most unary handlers need of cancellation (accept.ts): a read of grpc-js's flag.
+  init.values.set(clientGoneKey, () => call.cancelled);
 
   const ctx: HandlerContext = {
     method,

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
+import { clientGone } from "../../src/server/call-info.js";
 import { createCallContext } from "../../src/server/grpc-call-context.js";
 
 /** A grpc-js call as far as the context sees it: `cancelled` and the 'cancelled' event. */
@@ -63,6 +64,16 @@ describe("call context", () => {
     const { call, context } = setup(60_000);
     expect(call.listenerCount("cancelled")).toBe(0);
     context.end();
+    expect(call.listenerCount("cancelled")).toBe(0);
+  });
+
+  it("tells whether the client left without building the signal", () => {
+    const { call, ctx } = setup(60_000);
+    const read = vi.spyOn(ctx, "signal", "get");
+    expect(clientGone(ctx)).toBe(false);
+    call.cancel();
+    expect(clientGone(ctx)).toBe(true);
+    expect(read).not.toHaveBeenCalled();
     expect(call.listenerCount("cancelled")).toBe(0);
   });
 

@@ -3,6 +3,7 @@ import type { Channel, Notification } from "../../../gen/herald/v1/notification_
 import type { AcceptOutcome } from "../../store/accept.js";
 import type { AcceptInput } from "../../store/accept-statement.js";
 import { AbandonedError } from "../../store/group-commit.js";
+import { clientGone } from "../call-info.js";
 import type { NotificationStore } from "../../store/notifications.js";
 import { type Clock } from "../../clock.js";
 import type { EgressPolicy } from "../../domain/egress.js";
@@ -37,9 +38,11 @@ export interface AcceptDeps {
 export async function accept(
   deps: AcceptDeps,
   input: Omit<AcceptInput, "id" | "maxAttempts">,
-  ctx: Pick<HandlerContext, "signal" | "timeoutMs">,
+  ctx: Pick<HandlerContext, "signal" | "timeoutMs" | "values">,
 ): Promise<Notification> {
-  const abandoned = () => deadlinePassed(ctx) || (ctx.signal.aborted && !deps.shutdownSignal?.aborted);
+  // Asked up to three times per call (arrival, batch, transaction): cheaply, without building
+  // a grpc-js call's abort signal (clientGone). A server shutting down is not the client leaving.
+  const abandoned = () => deadlinePassed(ctx) || (clientGone(ctx) && !deps.shutdownSignal?.aborted);
   let outcome: AcceptOutcome;
   try {
     outcome = await deps.store.accept({ ...input, id: deps.newId(), maxAttempts: deps.maxAttempts(input.spec.channel) }, {
@@ -67,7 +70,7 @@ export async function accept(
   }
 }
 
-/** Read before ctx.signal: for a grpc-js call the signal is built on first read, and a deadline needs none. */
+/** Read before the client check: a deadline needs no signal at all. */
 function deadlinePassed(ctx: Pick<HandlerContext, "timeoutMs">): boolean {
   const left = ctx.timeoutMs();
   return left !== undefined && left <= 0;
