@@ -27,7 +27,7 @@ const lines = (p: ChildHandle) => p.stdout().slice(0, p.stdout().lastIndexOf("\n
 const printed = (id: string, e: StatusEvent) =>
   `${timestampDate(e.time!).toISOString()}  ${id}  ${(Status[e.status] ?? "").padEnd(13)}  attempt=${e.attempt}  ${e.detail}`.trimEnd();
 
-const STOPPED = /^herald: stopped; resume with --after (h1\.[0-9a-z]+)$/;
+const STOPPED = /^herald: stopped; resume with --after (h2\.[A-Za-z0-9_-]{48})$/;
 
 /**
  * SIGINT (Ctrl-C) or SIGTERM: the exit and the cursor printed last. A watch that does not exit
@@ -184,8 +184,8 @@ describe("herald watch against real processes", { timeout: 180_000 }, () => {
       return at > stoppedAt && at < restartedAt;
     });
     expect(during.length).toBeGreaterThan(0);
-    expect(watch.stderr()).toMatch(/herald: stream interrupted \(unavailable: [^\n]*\); resuming after h1\.[0-9a-z]+ in \d\.\ds\n/);
-    expect(watch.stderr()).toMatch(/herald: resumed after h1\.[0-9a-z]+\n/);
+    expect(watch.stderr()).toMatch(/herald: stream interrupted \(unavailable: [^\n]*\); resuming after h2\.[A-Za-z0-9_-]{48} in \d\.\ds\n/);
+    expect(watch.stderr()).toMatch(/herald: resumed after h2\.[A-Za-z0-9_-]{48}\n/);
 
     const stopped = await stop(watch);
     expect(stopped, outputTail(watch)).toMatchObject({ code: 0, signal: null });

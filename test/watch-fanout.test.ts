@@ -11,7 +11,8 @@ import {
 } from "../gen/herald/v1/notification_service_pb.js";
 import { createHeraldClient, type HeraldClient } from "../src/client/index.js";
 import { RESUME_CURSOR_HEADER } from "../src/server/handlers/watch-status.js";
-import { decodeCursor } from "../src/domain/cursor.js";
+import { createCursorCodec } from "../src/domain/cursor.js";
+import { loadCursorKey } from "../src/store/cursor-key.js";
 import { FAST, waitForGroup } from "./e2e/support.js";
 import { KEY_A, startTestHerald, type TestHerald } from "./support/herald.js";
 import { allSent, createSms, inSequenceOrder, instantProvider, keysOf, storedKeys, watch, type Watcher } from "./support/watch.js";
@@ -126,9 +127,11 @@ describe("WatchStatus fan-out", () => {
       const { messages, error } = await slow.drain();
       expect(error.code).toBe(Code.ResourceExhausted);
       expect(error.details).toContain(`stream fell more than ${BUFFER} events behind`);
-      const written = decodeCursor(error.metadata.get(RESUME_CURSOR_HEADER)[0] as string);
+      // Cursors are sealed with the deployment's key (in its database), for the tenant.
+      const cursors = createCursorCodec(await loadCursorKey(a.db.pool));
+      const written = cursors.decode("tenant-a", error.metadata.get(RESUME_CURSOR_HEADER)[0] as string);
       const cursor = messages.at(-1)!.cursor;
-      expect(written).toBeGreaterThanOrEqual(decodeCursor(cursor)!);
+      expect(written).toBeGreaterThanOrEqual(cursors.decode("tenant-a", cursor)!);
       expect(error.details).toContain(`after="${error.metadata.get(RESUME_CURSOR_HEADER)[0] as string}"`);
       const resumed = watch(clients[1]!, { after: cursor });
       await resumed.until("every SENT", (x) => allSent({ ...x, events: () => [...eventsOf(messages), ...x.events()] }, ids), 60_000);

@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Channel, Status } from "../../gen/herald/v1/notification_pb.js";
 import type { WatchStatusRequest } from "../../gen/herald/v1/notification_service_pb.js";
-import { decodeCursor } from "./cursor.js";
+import type { CursorCodec } from "./cursor.js";
 import { controlChars, invalidArgument, limits, longerThan, validateId } from "./validate.js";
 
 // WatchStatusRequest → what to stream. Pure: the handler adds the tenant from the API key,
@@ -29,7 +29,7 @@ const knownStatuses = new Set(Object.values(Status).filter((v): v is Status => t
 const knownChannels = new Set(Object.values(Channel).filter((v): v is Channel => typeof v === "number" && v !== Channel.UNSPECIFIED));
 
 /** Checks fields in field-number order, so the first broken rule is the one reported. */
-export function planWatch(tenant: string, req: WatchStatusRequest): WatchPlan {
+export function planWatch(tenant: string, req: WatchStatusRequest, cursors: Pick<CursorCodec, "decode">): WatchPlan {
   let notificationId: string | undefined;
   let userId: string | undefined;
   if (req.selector.case === "notificationId") {
@@ -59,7 +59,7 @@ export function planWatch(tenant: string, req: WatchStatusRequest): WatchPlan {
     plan.snapshotSince = timestampDate(req.snapshotSince);
   }
   if (req.after !== "") {
-    const position = decodeCursor(req.after);
+    const position = cursors.decode(tenant, req.after);
     if (position === undefined) throw invalidArgument("after", "must be a cursor from a previous WatchStatusResponse");
     plan.after = position;
   }

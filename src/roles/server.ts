@@ -5,6 +5,8 @@ import { file_herald_v1_template } from "../../gen/herald/v1/template_pb.js";
 import { file_herald_v1_dead_letter } from "../../gen/herald/v1/dead_letter_pb.js";
 import { Health, file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createNotificationStore } from "../store/notifications.js";
+import { loadCursorKey } from "../store/cursor-key.js";
+import { createCursorCodec } from "../domain/cursor.js";
 import { grpcHealth } from "../server/health.js";
 import { reflectionServices } from "../server/reflection.js";
 import { notificationService } from "../server/notification-service.js";
@@ -37,6 +39,8 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   const { config, log, pool, kafka, health } = rt;
   const store = createNotificationStore({ pool, commit: config.commit, idempotencyTtlMs: config.idempotencyTtlMs, log });
   const templates = createTemplateStore({ pool });
+  // Shared by every instance through the database, so a stream resumes on any of them.
+  const cursors = createCursorCodec(await rt.waitFor("database", () => loadCursorKey(pool)));
 
   // The status feed this instance's WatchStatus streams read: one herald.status consumer.
   const feedStore = createStatusFeedStore({ pool });
@@ -68,6 +72,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
         streams: createStreamLimiter({ perKey: config.watch.maxStreamsPerKey, total: config.watch.maxStreams }),
         limits: config.watch,
         shutdownSignal: rt.shutdownSignal,
+        cursors,
       },
     }),
     templateService({ templates, clock: systemClock, compiler }),

@@ -3,13 +3,12 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { NotificationSchema, Status } from "../../gen/herald/v1/notification_pb.js";
 import { NotificationService, WatchStatusRequestSchema, type WatchStatusResponse } from "../../gen/herald/v1/notification_service_pb.js";
-import { encodeCursor } from "../../src/domain/cursor.js";
 import type { FeedEvent } from "../../src/feed/feed-event.js";
 import { Subscription } from "../../src/feed/subscription.js";
 import type { WatchSelection } from "../../src/domain/watch-request.js";
 import { createStreamLimiter } from "../../src/server/stream-limiter.js";
 import { feedEvent, notificationId } from "../support/feed-events.js";
-import { drain, failure, NOW, recorded, startRouterHerald, TENANT, type RouterFakes } from "../support/router.js";
+import { drain, failure, NOW, recorded, routerCursors, startRouterHerald, TENANT, type RouterFakes } from "../support/router.js";
 import { waitFor } from "../support/wait.js";
 
 // WatchStatus in-process (test/support/router.ts) over a fake feed made of real Subscriptions:
@@ -35,7 +34,10 @@ function fakeFeed(position: number, backlog?: FeedEvent[]) {
 }
 
 const ev = (position: number, init: Parameters<typeof feedEvent>[1] = {}) => feedEvent(position, { tenant: TENANT, ...init });
-const cursor = encodeCursor;
+/** A cursor for `position`, as the stream would have given it (for `after`). */
+const cursor = (position: number) => routerCursors.encode(TENANT, position);
+/** The position a cursor the stream gave names: cursors are sealed, so they are compared by it. */
+const at = (c: string) => routerCursors.decode(TENANT, c);
 
 /** Opens a stream and reads it one message at a time. */
 function open(fakes: RouterFakes, req: MessageInitShape<typeof WatchStatusRequestSchema>) {
@@ -61,7 +63,7 @@ function open(fakes: RouterFakes, req: MessageInitShape<typeof WatchStatusReques
   };
 }
 
-const kind = (m: WatchStatusResponse) => [m.kind.case, m.cursor];
+const kind = (m: WatchStatusResponse) => [m.kind.case, at(m.cursor)];
 
 describe("WatchStatus", () => {
   it("is INVALID_ARGUMENT naming the broken field", async () => {
@@ -80,6 +82,8 @@ describe("WatchStatus", () => {
       message: "statuses[1]: must be a known status other than STATUS_UNSPECIFIED",
     });
     expect(await refused({ after: "not-a-cursor" })).toEqual({ code: "InvalidArgument", message: "after: must be a cursor from a previous WatchStatusResponse" });
+    // Another tenant's cursor opens for nobody else.
+    expect(await refused({ after: routerCursors.encode("another-tenant", 5) })).toEqual({ code: "InvalidArgument", message: "after: must be a cursor from a previous WatchStatusResponse" });
     expect(await refused({ snapshotSince: timestampFromMs(NOW) })).toEqual({
       code: "InvalidArgument",
       message: "snapshot_since: is only allowed with snapshot",
@@ -125,17 +129,17 @@ describe("WatchStatus", () => {
       { selector: { case: "userId", value: "ada" }, snapshot: true },
     );
     const first = await w.next();
-    expect(kind(first)).toEqual(["snapshot", cursor(10)]);
+    expect(kind(first)).toEqual(["snapshot", 10]);
     expect(first.kind.value).toMatchObject({ id: ID, status: Status.SENDING });
     expect(since).toEqual([new Date(NOW - 60_000)]);
     expect(selections[0]).toMatchObject({ tenant: TENANT, userId: "ada" });
-    expect(kind(await w.next())).toEqual(["heartbeat", cursor(10)]);
+    expect(kind(await w.next())).toEqual(["heartbeat", 10]);
 
     const sub = subscriptions[0]!;
     sub.push(ev(11, { notificationId: ID, sequence: 3, status: Status.SENDING })); // already in the snapshot
     sub.push(ev(12, { notificationId: ID, sequence: 4, status: Status.SENT }));
     const live = await w.next();
-    expect(kind(live)).toEqual(["event", cursor(12)]);
+    expect(kind(live)).toEqual(["event", 12]);
     expect(live.kind.value).toMatchObject({ notificationId: ID, sequence: 4, status: Status.SENT });
 
     await w.leave();
@@ -145,9 +149,9 @@ describe("WatchStatus", () => {
   it("resumes after a cursor from the feed's ring, then says it is caught up", async () => {
     const { feed } = fakeFeed(6, [ev(5), ev(6)]);
     const w = open({ watch: { feed } }, { after: cursor(4), snapshot: true });
-    expect(kind(await w.next())).toEqual(["event", cursor(5)]);
-    expect(kind(await w.next())).toEqual(["event", cursor(6)]);
-    expect(kind(await w.next())).toEqual(["heartbeat", cursor(6)]);
+    expect(kind(await w.next())).toEqual(["event", 5]);
+    expect(kind(await w.next())).toEqual(["event", 6]);
+    expect(kind(await w.next())).toEqual(["heartbeat", 6]);
     await w.leave();
   });
 
@@ -155,10 +159,10 @@ describe("WatchStatus", () => {
     const { feed } = fakeFeed(9);
     const read = recorded((_selection: WatchSelection, _after: number, _upTo: number, _limit: number) => [ev(3), ev(8)]);
     const w = open({ watch: { feed, feedStore: { read } } }, { after: cursor(2) });
-    expect(kind(await w.next())).toEqual(["event", cursor(3)]);
-    expect(kind(await w.next())).toEqual(["event", cursor(8)]);
+    expect(kind(await w.next())).toEqual(["event", 3]);
+    expect(kind(await w.next())).toEqual(["event", 8]);
     // Caught up to where the subscription starts, whatever (8, 9] held.
-    expect(kind(await w.next())).toEqual(["heartbeat", cursor(9)]);
+    expect(kind(await w.next())).toEqual(["heartbeat", 9]);
     expect(read.calls.map(([selection, ...rest]) => [selection.tenant, ...rest])).toEqual([[TENANT, 2, 9, 500]]);
     await w.leave();
   });
@@ -173,15 +177,18 @@ describe("WatchStatus", () => {
         if (m.kind.case === "heartbeat") subscriptions[0]!.close();
       }
     })();
-    expect(await failure(stream)).toEqual({ code: "Unavailable", message: `server shutting down; resume with after="${cursor(20)}"` });
-    expect(messages.map(kind)).toEqual([["heartbeat", cursor(20)]]);
+    const refused = await failure(stream);
+    expect(refused.code).toBe("Unavailable");
+    const resume = /^server shutting down; resume with after="(h2\.[A-Za-z0-9_-]+)"$/.exec(refused.message);
+    expect(at(resume![1]!)).toBe(20);
+    expect(messages.map(kind)).toEqual([["heartbeat", 20]]);
   });
 
   it("is RESOURCE_EXHAUSTED past the per-key stream limit", async () => {
     const { feed } = fakeFeed(0);
     const streams = createStreamLimiter({ perKey: 1, total: 10 });
     const first = open({ watch: { feed, streams } }, {});
-    expect(kind(await first.next())).toEqual(["heartbeat", cursor(0)]);
+    expect(kind(await first.next())).toEqual(["heartbeat", 0]);
     const second = first.h.client(NotificationService);
     expect(await failure(drain(second.watchStatus({})))).toEqual({
       code: "ResourceExhausted",

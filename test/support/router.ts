@@ -12,6 +12,7 @@ import { deadLetterService } from "../../src/server/dead-letter-service.js";
 import { notificationService } from "../../src/server/notification-service.js";
 import { templateService } from "../../src/server/template-service.js";
 import { createCompilePool } from "../../src/templates/compile-pool.js";
+import { createCursorCodec } from "../../src/domain/cursor.js";
 import { createStreamLimiter, type StreamLimiter } from "../../src/server/stream-limiter.js";
 import type { DeadLetterStore } from "../../src/store/dead-letters.js";
 import type { NotificationStore } from "../../src/store/notifications.js";
@@ -20,6 +21,9 @@ import type { WatchSnapshotStore } from "../../src/store/watch-snapshot.js";
 
 // One template compiler for every router of a test file: its thread starts on the first PutTemplate.
 const compiler = createCompilePool();
+
+/** The cursor codec every router uses: tests seal and open cursors with it too. */
+export const routerCursors = createCursorCodec(Buffer.from("router-test-cursor-key"));
 
 // The API's handlers in-process, as connect-es tests its own server logic: the real services
 // and the real edge (auth, error mapping) behind createRouterTransport, so a call goes through
@@ -100,6 +104,7 @@ export function startRouterHerald(fakes: RouterFakes = {}): RouterHerald {
         streams: watch.streams ?? createStreamLimiter({ perKey: 4, total: 8 }),
         limits: { ...defaultWatchLimits, ...limits },
         shutdownSignal: watch.shutdownSignal ?? new AbortController().signal,
+        cursors: routerCursors,
       },
     }),
     templateService({ templates: fake("TemplateStore", fakes.templates), clock, compiler }),

@@ -3,12 +3,13 @@ import { describe, expect, it } from "vitest";
 import { Channel, Status } from "../../gen/herald/v1/notification_pb.js";
 import { WatchStatusRequestSchema } from "../../gen/herald/v1/notification_service_pb.js";
 import { planWatch, selects, type WatchSelection } from "../../src/domain/watch-request.js";
-import { encodeCursor } from "../../src/domain/cursor.js";
+import { createCursorCodec } from "../../src/domain/cursor.js";
 import { expectInvalid } from "../support/expect-invalid.js";
 
 type RequestInit = Exclude<MessageInitShape<typeof WatchStatusRequestSchema>, { $typeName: string }>;
 const request = (init: RequestInit = {}) => create(WatchStatusRequestSchema, init);
-const plan = (init: RequestInit = {}, tenant = "acme") => planWatch(tenant, request(init));
+const cursors = createCursorCodec(Buffer.from("watch-request test key"));
+const plan = (init: RequestInit = {}, tenant = "acme") => planWatch(tenant, request(init), cursors);
 
 const ID = "0190a5c4-7f1e-7c3a-9d2b-1a2b3c4d5e6f";
 // The Timestamp range of google/protobuf/timestamp.proto, in seconds.
@@ -53,8 +54,8 @@ describe("planWatch: valid requests", () => {
   });
 
   it("decodes `after` into the feed position, 0 included", () => {
-    expect(plan({ after: encodeCursor(0) }).after).toBe(0);
-    expect(plan({ after: encodeCursor(123_456) }).after).toBe(123_456);
+    expect(plan({ after: cursors.encode("acme", 0) }).after).toBe(0);
+    expect(plan({ after: cursors.encode("acme", 123_456) }).after).toBe(123_456);
     expect(plan({ after: "h1.zz" }).after).toBe(36 * 36 - 1);
     expect(plan({}).after).toBeUndefined();
   });

@@ -7,7 +7,7 @@ import {
   type WatchStatusResponse,
 } from "../../../gen/herald/v1/notification_service_pb.js";
 import { planWatch, type WatchPlan } from "../../domain/watch-request.js";
-import { encodeCursor } from "../../domain/cursor.js";
+import type { CursorCodec } from "../../domain/cursor.js";
 import type { FeedEvent } from "../../feed/feed-event.js";
 import type { StatusFeed } from "../../feed/feed.js";
 import type { Subscription } from "../../feed/subscription.js";
@@ -53,6 +53,8 @@ export interface WatchStatusDeps {
   /** Aborted when the server shuts down (ctx.signal also aborts when the client leaves). */
   shutdownSignal: AbortSignal;
   clock: Clock;
+  /** Seals feed positions per tenant (domain/cursor.ts). */
+  cursors: CursorCodec;
 }
 
 const STORE_PAGE = 500;
@@ -62,7 +64,7 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
 
   return async function* watchStatus(req: WatchStatusRequest, ctx: HandlerContext): AsyncGenerator<WatchStatusResponse> {
     const call = callInfo(ctx);
-    const plan = planWatch(call.tenant, req);
+    const plan = planWatch(call.tenant, req, deps.cursors);
     const release = deps.streams.acquire(call.keyId);
     let subscription: Subscription | undefined;
     try {
@@ -72,7 +74,7 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
       }
       const subscribed = feed.subscribe(plan.selection, { limit: limits.bufferLimit, after: plan.after });
       subscription = subscribed.subscription;
-      const stream = new StreamState(subscription.start);
+      const stream = new StreamState(subscription.start, (position) => deps.cursors.encode(call.tenant, position));
 
       if (plan.after !== undefined) {
         yield* catchUp(plan, plan.after, subscription.start, subscribed.backlog, stream);
@@ -84,7 +86,7 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
       }
       // Caught up: say so with the cursor of where live events start. A client that leaves
       // before any event arrives can still resume from here without missing one.
-      yield heartbeat(stream.position);
+      yield heartbeat(stream);
       yield* live(subscription, stream, ctx.signal);
     } finally {
       subscription?.close();
@@ -116,7 +118,7 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
   async function* snapshot(plan: WatchPlan, stream: StreamState): AsyncGenerator<WatchStatusResponse> {
     const since = plan.snapshotSince ?? new Date(deps.clock.now() - limits.snapshotWindowMs);
     const items = await deps.snapshots.snapshot(plan.selection, since, limits.snapshotLimit);
-    const cursor = encodeCursor(stream.position);
+    const cursor = stream.cursor();
     for (const item of items) {
       // Live events up to this sequence are already reflected in what we send now.
       stream.reflected.set(item.notification.id, item.lastSequence);
@@ -138,19 +140,19 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
         continue;
       }
       if (subscription.overflowed) {
-        throw interrupted(Code.ResourceExhausted, `stream fell more than ${limits.bufferLimit} events behind`, stream.position);
+        throw interrupted(Code.ResourceExhausted, `stream fell more than ${limits.bufferLimit} events behind`, stream);
       }
       // The feed closed under us: this instance is going away.
-      if (subscription.closed) throw interrupted(Code.Unavailable, "server shutting down", stream.position);
+      if (subscription.closed) throw interrupted(Code.Unavailable, "server shutting down", stream);
       const wake = await subscription.wait(limits.heartbeatMs, signal);
       if (wake === "aborted") {
-        if (deps.shutdownSignal.aborted) throw interrupted(Code.Unavailable, "server shutting down", stream.position);
+        if (deps.shutdownSignal.aborted) throw interrupted(Code.Unavailable, "server shutting down", stream);
         return; // the client left
       }
       if (wake === "timeout") {
         // Nothing queued: every selected event up to the feed's position has been sent.
         stream.position = Math.max(stream.position, feed.position());
-        yield heartbeat(stream.position);
+        yield heartbeat(stream);
       }
     }
   }
@@ -165,22 +167,31 @@ class StreamState {
   /** After a snapshot: notification id → sequence it already reflects. */
   readonly reflected = new Map<string, number>();
 
-  constructor(start: number) {
+  constructor(
+    start: number,
+    /** Seals a position for this stream's tenant. */
+    private readonly seal: (position: number) => string,
+  ) {
     this.position = start;
     this.floor = start;
   }
 
+  /** The cursor of everything sent so far. */
+  cursor(): string {
+    return this.seal(this.position);
+  }
+
   event(e: FeedEvent): WatchStatusResponse {
     this.position = e.position;
-    return create(WatchStatusResponseSchema, { kind: { case: "event", value: e.event }, cursor: encodeCursor(e.position) });
+    return create(WatchStatusResponseSchema, { kind: { case: "event", value: e.event }, cursor: this.cursor() });
   }
 }
 
-function heartbeat(position: number): WatchStatusResponse {
-  return create(WatchStatusResponseSchema, { kind: { case: "heartbeat", value: { time: timestampNow() } }, cursor: encodeCursor(position) });
+function heartbeat(stream: StreamState): WatchStatusResponse {
+  return create(WatchStatusResponseSchema, { kind: { case: "heartbeat", value: { time: timestampNow() } }, cursor: stream.cursor() });
 }
 
-function interrupted(code: Code, why: string, position: number): ConnectError {
-  const cursor = encodeCursor(position);
+function interrupted(code: Code, why: string, stream: StreamState): ConnectError {
+  const cursor = stream.cursor();
   return new ConnectError(`${why}; resume with after="${cursor}"`, code, { [RESUME_CURSOR_HEADER]: cursor });
 }
