@@ -62,6 +62,8 @@ export interface H2loadResult {
   samplesMs: number[];
   /** 2xx responses completed per second of the run. */
   perSecond: Array<[number, number]>;
+  /** Every 2xx response: when it started (ms since the epoch) and how long it took (ms). */
+  answered: Array<{ startMs: number; ms: number }>;
 }
 
 /** Runs h2load once and reads its per-request log (so quantiles are ours, not its mean ± sd). */
@@ -101,6 +103,7 @@ function count(text: string, re: RegExp): number {
 
 function parse(stdout: string, log: string, seconds: number, command: string): H2loadResult {
   const samplesMs: number[] = [];
+  const answered: Array<{ startMs: number; ms: number }> = [];
   const ends: number[] = [];
   // +1 at each start, -1 at each end (µs), for the most requests in flight at once.
   const edges: Array<[number, number]> = [];
@@ -119,6 +122,7 @@ function parse(stdout: string, log: string, seconds: number, command: string): H
     edges.push([start + micros, -1]);
     if (status >= 200 && status < 300) {
       samplesMs.push(micros / 1000);
+      answered.push({ startMs: start / 1000, ms: micros / 1000 });
       ends.push(start / 1000 + micros / 1000);
     }
   }
@@ -139,6 +143,7 @@ function parse(stdout: string, log: string, seconds: number, command: string): H
     samplesMs,
     // Whole seconds of the main duration only: the last bucket would be a partial second.
     perSecond: perSecond(ends, first).filter(([s]) => s < seconds),
+    answered,
   };
 }
 
