@@ -1,11 +1,11 @@
 import type http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import { createCallContext, type CallContext } from "./grpc-call-context.js";
 import type { Admission } from "./admission.js";
-import { overloaded, type Edge } from "./edge.js";
+import { malformedRequest, overloaded, type Edge } from "./edge.js";
 import { DEFAULT_MAX_STREAMS_PER_CONNECTION, guardResets } from "./http2-limits.js";
 import type { MountedService } from "./services.js";
 
@@ -162,7 +162,7 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
     try {
       return fromBinary(method.input, bytes);
     } catch {
-      throw new ConnectError(`request is not a valid ${method.input.typeName}`, Code.InvalidArgument);
+      throw malformedRequest(method);
     }
   }
 
