@@ -1,10 +1,11 @@
 import { Writable } from "node:stream";
-import type { DescMethod } from "@bufbuild/protobuf";
+import { gzipSync } from "node:zlib";
+import { create, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeadLetterService } from "../../gen/herald/v1/dead_letter_pb.js";
-import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
+import { GetRequestSchema, NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
 import { TemplateService } from "../../gen/herald/v1/template_pb.js";
 import { KEY_A, startTestHerald, type TestHerald } from "../support/herald.js";
 import { contentType, frame, rawClient, type Protocol, type RawAnswer, type RawClient } from "../support/raw-rpc.js";
@@ -103,6 +104,30 @@ describe.each(transports)("$name", (t) => {
       const label = "text/plain content type (key) → HTTP 415";
       tally.set(label, (tally.get(label) ?? 0) + 1);
     }
+  });
+});
+
+describe("a compressed message", () => {
+  // Checked after decompressing, as connect would: garbage inside gzip is the same garbage.
+  const get = NotificationService.method.get;
+
+  it.each(["grpc", "grpc-web"] as const)("that does not parse over %s is INVALID_ARGUMENT, UNAUTHENTICATED without a key", async (protocol) => {
+    const zipped = gzipSync(garbage[0]![1]);
+    // An envelope flagged compressed (1), then the length.
+    const body = Buffer.concat([Buffer.from([1, 0, 0, 0, 0]), zipped]);
+    body.writeUInt32BE(zipped.length, 1);
+    for (const [apiKey, code] of [[KEY_A, Code.InvalidArgument], [undefined, Code.Unauthenticated]] as const) {
+      const answer = await clients.http.call({ path: path(get), protocol, contentType: contentType(protocol, "proto"), body, apiKey, encoding: "gzip" });
+      expect([apiKey !== undefined, answer.code]).toEqual([apiKey !== undefined, code]);
+    }
+  });
+
+  it("that parses is served, not refused as malformed", async () => {
+    const zipped = gzipSync(toBinary(GetRequestSchema, create(GetRequestSchema, { id: "0190a000-0000-7000-8000-00000000abcd" })));
+    const body = Buffer.concat([Buffer.from([1, 0, 0, 0, 0]), zipped]);
+    body.writeUInt32BE(zipped.length, 1);
+    const answer = await clients.http.call({ path: path(get), protocol: "grpc", contentType: "application/grpc+proto", body, apiKey: KEY_A, encoding: "gzip" });
+    expect(answer.code).toBe(Code.NotFound);
   });
 });
 

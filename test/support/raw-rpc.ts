@@ -38,7 +38,8 @@ export function contentType(protocol: Protocol, codec: "proto" | "json"): string
 
 /** One HTTP/2 connection to `base` for many raw calls. */
 export interface RawClient {
-  call(opts: { path: string; protocol: Protocol; contentType: string; body: Buffer; apiKey?: string }): Promise<RawAnswer>;
+  /** `encoding`: the compression the body's envelopes use (grpc-encoding). */
+  call(opts: { path: string; protocol: Protocol; contentType: string; body: Buffer; apiKey?: string; encoding?: string }): Promise<RawAnswer>;
   close(): void;
 }
 
@@ -46,10 +47,11 @@ export function rawClient(base: string): RawClient {
   const session = http2.connect(base);
   session.on("error", () => {});
   return {
-    call({ path, protocol, contentType, body, apiKey }) {
+    call({ path, protocol, contentType, body, apiKey, encoding }) {
       const headers: http2.OutgoingHttpHeaders = { ":method": "POST", ":path": path, "content-type": contentType, te: "trailers" };
       if (protocol === "connect-stream" || protocol === "connect") headers["connect-protocol-version"] = "1";
       if (apiKey !== undefined) headers.authorization = `Bearer ${apiKey}`;
+      if (encoding !== undefined) headers["grpc-encoding"] = encoding;
       return new Promise<RawAnswer>((resolve, reject) => {
         const req = session.request(headers);
         let head: http2.IncomingHttpHeaders = {};
