@@ -14,6 +14,7 @@ export class Subscription {
   private waiter: (() => void) | undefined;
   private _overflowed = false;
   private _closed = false;
+  private readonly overflow = new AbortController();
 
   /**
    * @param start events after this position arrive through the queue; those up to it are
@@ -31,6 +32,14 @@ export class Subscription {
     return this._overflowed;
   }
 
+  /**
+   * Aborts when the subscription overflows, for a stream whose handler is parked at a yield
+   * while its transport waits on a reader that does not read (server/stream-cut.ts).
+   */
+  get cutOff(): AbortSignal {
+    return this.overflow.signal;
+  }
+
   get queued(): number {
     return this.queue.length - this.head;
   }
@@ -41,6 +50,7 @@ export class Subscription {
     if (this.queued >= this.limit) {
       this._overflowed = true;
       this.close();
+      this.overflow.abort();
       return;
     }
     this.queue.push(event);

@@ -5,6 +5,7 @@ import type { Logger } from "../log.js";
 import { InvalidInputError, OverloadedError, UnavailableError } from "../errors.js";
 import { hashApiKey, type ApiKeyTable } from "../domain/api-keys.js";
 import { callKey } from "./call-info.js";
+import { malformedRequestKey } from "./request-gate.js";
 
 // The edge is what every call passes through on either listener: authenticate,
 // attach a request id and logger, and turn whatever a handler threw into a
@@ -18,6 +19,11 @@ const publicServices = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.Ser
 export const RETRY_AFTER_MS = "retry-after-ms";
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** The answer to a request message that does not parse, on either listener; it echoes no input. */
+export function malformedRequest(method: DescMethod): ConnectError {
+  return new ConnectError(`request is not a valid ${method.input.typeName}`, Code.InvalidArgument);
+}
 
 /**
  * The answer to a call refused for overload. The hint goes out as trailers on gRPC (headers on a
@@ -42,7 +48,12 @@ export interface Edge {
 export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
   return {
     admit(method, header, values) {
-      if (publicServices.has(method.parent.typeName)) return;
+      // A malformed request (request-gate.ts) is answered after authentication where there is
+      // one, so a caller without a key learns nothing about what the API accepts.
+      if (publicServices.has(method.parent.typeName)) {
+        if (values.get(malformedRequestKey)) throw malformedRequest(method);
+        return;
+      }
       const raw = header.get("x-request-id");
       const requestId = raw && REQUEST_ID.test(raw) ? raw : randomUUID();
       const auth = header.get("authorization") ?? "";
@@ -51,6 +62,7 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
       const hash = hashApiKey(m[1]!);
       const tenant = deps.apiKeys.get(hash);
       if (!tenant) throw new ConnectError("unknown API key", Code.Unauthenticated);
+      if (values.get(malformedRequestKey)) throw malformedRequest(method);
       let log: Logger | undefined;
       values.set(callKey, {
         tenant,
@@ -66,8 +78,14 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
     classify(err, method, values) {
       const log = values.get(callKey)?.log ?? deps.log.child({ rpc: method.name });
       if (err instanceof ConnectError) {
+        // connect's own parse error for a message of a request stream (parsed after the
+        // interceptors): the client's fault, and its text is the parser's.
+        if (err.code === Code.Internal && err.rawMessage.startsWith("parse binary:")) {
+          log.debug({ err }, "malformed request message");
+          return malformedRequest(method);
+        }
         if (err.code === Code.Internal || err.code === Code.Unknown) log.error({ err }, "rpc failed");
-        return err;
+        return wellFormed(err);
       }
       if (err instanceof InvalidInputError) {
         // Its message names the field and the rule, and echoes no input.
@@ -86,4 +104,17 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
       return new ConnectError("internal error", Code.Internal);
     },
   };
+}
+
+/**
+ * The error with a message fit for the transport: connect's gRPC and gRPC-Web trailers percent-encode
+ * it (encodeURIComponent), which throws on a lone surrogate and leaves the call unanswered, and a
+ * message may quote the request (connect's JSON parser's does).
+ */
+function wellFormed(err: ConnectError): ConnectError {
+  const text = err.rawMessage as string & { isWellFormed(): boolean; toWellFormed(): string };
+  if (text.isWellFormed()) return err;
+  const out = new ConnectError(text.toWellFormed(), err.code, err.metadata, undefined, err.cause);
+  out.details.push(...err.details);
+  return out;
 }

@@ -1,13 +1,14 @@
 import type http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import { createCallContext, type CallContext } from "./grpc-call-context.js";
 import type { Admission } from "./admission.js";
-import { overloaded, type Edge } from "./edge.js";
+import { malformedRequest, overloaded, type Edge } from "./edge.js";
 import { DEFAULT_MAX_STREAMS_PER_CONNECTION, guardResets } from "./http2-limits.js";
 import type { MountedService } from "./services.js";
+import { offerStreamCut } from "./stream-cut.js";
 
 // Mounts connect-es style implementations on a @grpc/grpc-js server, using the
 // generated descriptors for (de)serialization: no second code generator. The
@@ -162,7 +163,7 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
     try {
       return fromBinary(method.input, bytes);
     } catch {
-      throw new ConnectError(`request is not a valid ${method.input.typeName}`, Code.InvalidArgument);
+      throw malformedRequest(method);
     }
   }
 
@@ -180,8 +181,9 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
     void (async () => {
       try {
         context = prepare(call, timeLeftMs(call));
+        const cut = offerStreamCut(context.ctx.values);
         const out = fn(input(), context.ctx) as AsyncIterable<unknown>;
-        await writeAll(call, out, encode);
+        await writeAll(call, out, encode, cut);
         call.end();
       } catch (err) {
         if (!call.cancelled) call.emit("error", fail(err, context?.ctx.values));
@@ -224,20 +226,27 @@ function handlerFor(method: DescMethod, fn: AnyImpl, opts: GrpcListenerOptions):
   }
 }
 
-/** Writes every message, waiting for 'drain' so a slow reader applies back-pressure. */
-async function writeAll(call: StreamCall, out: AsyncIterable<unknown>, encode: (m: unknown) => Buffer): Promise<void> {
+/**
+ * Writes every message, waiting for 'drain' so a slow reader applies back-pressure. A handler
+ * that gives up on the reader meanwhile pulls `cut` (stream-cut.ts): its error is thrown from
+ * here, and leaving the loop closes the handler's generator, so its finally blocks run now.
+ */
+async function writeAll(call: StreamCall, out: AsyncIterable<unknown>, encode: (m: unknown) => Buffer, cut: AbortSignal): Promise<void> {
   for await (const message of out) {
     if (call.cancelled) return;
-    if (!call.write(encode(message))) {
+    if (!call.write(encode(message)) && !cut.aborted) {
       await new Promise<void>((resolve) => {
         const done = () => {
           call.off("drain", done);
           call.off("cancelled", done);
+          cut.removeEventListener("abort", done);
           resolve();
         };
         call.on("drain", done);
         call.on("cancelled", done);
+        cut.addEventListener("abort", done);
       });
     }
+    if (cut.aborted) throw cut.reason;
   }
 }

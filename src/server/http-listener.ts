@@ -8,6 +8,8 @@ import type { HttpRoute, NodeRequest, NodeResponse } from "../health/route.js";
 import type { Logger } from "../log.js";
 import type { Edge } from "./edge.js";
 import { edgeInterceptor } from "./edge-interceptor.js";
+import { gateRequests } from "./request-gate.js";
+import { resetOnCut } from "./stream-cut.js";
 import { overloaded } from "./edge.js";
 import type { Admission } from "./admission.js";
 import { DEFAULT_MAX_STREAMS_PER_CONNECTION, guardResets } from "./http2-limits.js";
@@ -51,10 +53,12 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
   const connect = connectNodeAdapter({
     routes(router: ConnectRouter) {
       for (const { service, impl } of opts.services) router.service(service, impl);
+      gateRequests(router, opts.maxMessageBytes);
     },
     interceptors: [...(opts.admission ? [admissionInterceptor(opts.admission)] : []), edgeInterceptor(opts.edge)],
     readMaxBytes: opts.maxMessageBytes,
     shutdownSignal: opts.shutdownSignal,
+    contextValues: resetOnCut,
     fallback(_req, res) {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found\n");

@@ -44,3 +44,19 @@ describe("edge.admit", () => {
     }
   });
 });
+
+describe("edge.classify", () => {
+  const edge = createEdge({ apiKeys: new Map(), log: pino({ level: "silent" }) });
+  const method = NotificationService.method.create;
+
+  it("makes a message with a lone surrogate well-formed, so a gRPC trailer can carry it", () => {
+    const err = edge.classify(new ConnectError("got \ud800 and \udc00", Code.InvalidArgument, { "x-a": "1" }), method, createContextValues());
+    expect([err.code, err.rawMessage, err.metadata.get("x-a")]).toEqual([Code.InvalidArgument, "got \ufffd and \ufffd", "1"]);
+    expect(() => encodeURIComponent(err.rawMessage)).not.toThrow();
+  });
+
+  it("answers connect's parse error of a streamed request message as INVALID_ARGUMENT, not INTERNAL", () => {
+    const err = edge.classify(new ConnectError("parse binary: premature EOF", Code.Internal), method, createContextValues());
+    expect([err.code, err.rawMessage]).toEqual([Code.InvalidArgument, "request is not a valid herald.v1.CreateRequest"]);
+  });
+});

@@ -15,6 +15,7 @@ import type { StatusFeedStore } from "../../feed/feed-store.js";
 import type { WatchSnapshotStore } from "../../store/watch-snapshot.js";
 import { callInfo } from "../call-info.js";
 import type { StreamLimiter } from "../stream-limiter.js";
+import { cutStream } from "../stream-cut.js";
 import { type Clock } from "../../clock.js";
 
 // WatchStatus: catch up (from a cursor, or a snapshot), then live events from this instance's
@@ -75,6 +76,9 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
       const subscribed = feed.subscribe(plan.selection, { limit: limits.bufferLimit, after: plan.after });
       subscription = subscribed.subscription;
       const stream = new StreamState(subscription.start, (position) => deps.cursors.encode(call.tenant, position));
+      // A reader that stopped reading parks this generator at a yield, where the overflow check in
+      // live() never runs: the transport ends the call for us instead.
+      subscription.cutOff.addEventListener("abort", () => cutStream(ctx.values, behind(stream)), { once: true });
 
       if (plan.after !== undefined) {
         yield* catchUp(plan, plan.after, subscription.start, subscribed.backlog, stream);
@@ -93,6 +97,10 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
       release();
     }
   };
+
+  function behind(stream: StreamState): ConnectError {
+    return interrupted(Code.ResourceExhausted, `stream fell more than ${limits.bufferLimit} events behind`, stream);
+  }
 
   /** The selected events in (after, upTo], from the ring when it reaches back, else from PostgreSQL. */
   async function* catchUp(
@@ -139,9 +147,7 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
         yield stream.event(next);
         continue;
       }
-      if (subscription.overflowed) {
-        throw interrupted(Code.ResourceExhausted, `stream fell more than ${limits.bufferLimit} events behind`, stream);
-      }
+      if (subscription.overflowed) throw behind(stream);
       // The feed closed under us: this instance is going away.
       if (subscription.closed) throw interrupted(Code.Unavailable, "server shutting down", stream);
       const wake = await subscription.wait(limits.heartbeatMs, signal);
