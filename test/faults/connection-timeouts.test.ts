@@ -15,6 +15,7 @@ import {
   rawConnect,
   serverSideSockets,
   type RawSocket,
+  listenerPorts,
 } from "../support/raw-sockets.js";
 
 // Both listeners free the sockets of clients that connect and then stall (issue 13, items 2
@@ -30,8 +31,7 @@ const HEARTBEAT_MS = 2500;
 const SOCKETS = 20;
 
 let herald: TestHerald;
-let httpPort: number;
-let grpcPort: number;
+let ports: { http: number; grpc: number };
 
 beforeAll(async () => {
   herald = await startTestHerald({
@@ -44,8 +44,7 @@ beforeAll(async () => {
       HERALD_WATCH_HEARTBEAT_MS: String(HEARTBEAT_MS),
     },
   });
-  httpPort = Number(new URL(herald.httpUrl).port);
-  grpcPort = Number(herald.grpcAddress.split(":")[1]);
+  ports = listenerPorts(herald);
 });
 afterAll(async () => {
   await herald?.stop();
@@ -58,7 +57,7 @@ async function many(n: number, open: () => Promise<RawSocket>): Promise<RawSocke
 describe("connection timeouts", { timeout: 120_000 }, () => {
   it("closes HTTP/1.1 requests whose headers never finish (slow-loris), answering 408", async () => {
     const sockets = await many(SOCKETS, async () => {
-      const s = await rawConnect(httpPort);
+      const s = await rawConnect(ports.http);
       s.socket.write("GET /healthz HTTP/1.1\r\nHost: herald\r\n");
       // Trickles a header line every 100 ms: never idle, never done.
       const trickle = setInterval(() => s.socket.write(`x-slow: ${Date.now()}\r\n`), 100);
@@ -71,7 +70,7 @@ describe("connection timeouts", { timeout: 120_000 }, () => {
 
   it("closes connections that send fewer bytes than the protocol sniffing needs", async () => {
     const sockets = await many(SOCKETS, async () => {
-      const s = await rawConnect(httpPort);
+      const s = await rawConnect(ports.http);
       s.socket.write("GE");
       return s;
     });
@@ -80,8 +79,8 @@ describe("connection timeouts", { timeout: 120_000 }, () => {
   });
 
   it.each([
-    ["http (h2c)", () => `http://127.0.0.1:${httpPort}`],
-    ["grpc", () => `http://127.0.0.1:${grpcPort}`],
+    ["http (h2c)", () => `http://127.0.0.1:${ports.http}`],
+    ["grpc", () => `http://127.0.0.1:${ports.grpc}`],
   ])("says GOAWAY(NO_ERROR) to an HTTP/2 connection with no stream for the idle timeout: %s", async (_name, url) => {
     const session = http2.connect(url());
     session.on("error", () => undefined);
@@ -93,8 +92,8 @@ describe("connection timeouts", { timeout: 120_000 }, () => {
   });
 
   it.each([
-    ["http", () => httpPort],
-    ["grpc", () => grpcPort],
+    ["http", () => ports.http],
+    ["grpc", () => ports.grpc],
   ])("frees a connection left in the middle of a header block, half-closed or held open: %s", async (_name, port) => {
     const halfClosed = await rawConnect(port());
     const clientPort = halfClosed.socket.localPort!;

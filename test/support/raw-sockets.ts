@@ -45,6 +45,11 @@ export const H2_HEADERS = 0x1;
 /** HPACK, all from the static table: :method POST, :scheme http, :path / */
 export const H2_PARTIAL_HEADER_BLOCK = Buffer.from([0x83, 0x86, 0x84]);
 
+/** The ports of a test Herald's two listeners. */
+export function listenerPorts(herald: { httpUrl: string; grpcAddress: string }): { http: number; grpc: number } {
+  return { http: Number(new URL(herald.httpUrl).port), grpc: Number(herald.grpcAddress.split(":")[1]) };
+}
+
 /** Lines `ss` prints for TCP sockets on the server side between `serverPort` and the client's `clientPort`. */
 export async function serverSideSockets(serverPort: number, clientPort: number): Promise<string[]> {
   const { stdout } = await promisify(execFile)("ss", ["-Htan", `( sport = :${serverPort} and dport = :${clientPort} )`]);
