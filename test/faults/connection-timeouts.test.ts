@@ -111,13 +111,18 @@ describe("connection timeouts", { timeout: 120_000 }, () => {
     halfClosed.socket.destroy();
   });
 
-  it("keeps a WatchStatus stream open past the idle timeout, on h2c and on gRPC, though its heartbeats come less often", async () => {
+  it("keeps a WatchStatus stream open past the idle and request timeouts, on h2c, gRPC and HTTP/1.1, though its heartbeats come less often", async () => {
     const auth: Interceptor = (next) => (req) => {
       req.header.set("authorization", `Bearer ${KEY_A}`);
       return next(req);
     };
-    const h2c = createClient(NotificationService, createConnectTransport({ baseUrl: herald.httpUrl, httpVersion: "2", interceptors: [auth] }));
-    const watchers: Watcher[] = [watch(h2c, { selector: { case: "userId", value: "idle-h2c" } }), watch(herald.client(), { selector: { case: "userId", value: "idle-grpc" } })];
+    const connect = (httpVersion: "1.1" | "2") => createClient(NotificationService, createConnectTransport({ baseUrl: herald.httpUrl, httpVersion, interceptors: [auth] }));
+    const watchers: Watcher[] = [
+      watch(connect("2"), { selector: { case: "userId", value: "idle-h2c" } }),
+      watch(herald.client(), { selector: { case: "userId", value: "idle-grpc" } }),
+      // Over HTTP/1.1 the request timeout (HEADERS_MS) must not cut it either: only receiving the request counts.
+      watch(connect("1.1"), { selector: { case: "userId", value: "idle-http1" } }),
+    ];
     const heartbeats = (w: Watcher) => w.messages.filter((m) => m.kind.case === "heartbeat").length;
     try {
       // The first heartbeat marks "caught up"; three more span 3 x HEARTBEAT_MS, over 7 idle timeouts.
