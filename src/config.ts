@@ -31,6 +31,10 @@ export interface Config {
   maxMessageBytes: number;
   /** HTTP/2 streams one client connection may have open, on either listener (src/server/http2-limits.ts). */
   maxStreamsPerConnection: number;
+  /** Timeouts and connection caps of both listeners (README, "Connections and timeouts"). */
+  connections: ConnectionsConfig;
+  /** Concurrent grpc.health.v1 Health.Watch streams per instance. */
+  healthWatchMaxStreams: number;
   /** How far ahead Schedule may go, in ms. */
   scheduleHorizonMs: number;
   /** PutTemplate's compile runs in a worker thread and is refused after this long (templates/compile-pool.ts). */
@@ -61,6 +65,20 @@ export interface ConsumerGroupConfig {
   sessionTimeoutMs: number;
   /** Longest time between two heartbeats; also how soon a live member hears of a rebalance. */
   heartbeatIntervalMs: number;
+}
+
+export interface ConnectionsConfig {
+  /** An HTTP/1.1 request's headers must have arrived this long after it began. */
+  headersTimeoutMs: number;
+  /** An HTTP/1.1 request (headers and body) must have arrived this long after it began; 0: no limit. */
+  requestTimeoutMs: number;
+  /** A connection to the HTTP listener must send its first 4 bytes (which protocol) within this. */
+  sniffTimeoutMs: number;
+  /** An HTTP/2 connection (either listener) with no open stream for this long is closed with GOAWAY. */
+  idleTimeoutMs: number;
+  /** Connections open at once, both listeners together, and from one remote address. */
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
 }
 
 export interface WatchConfig {
@@ -112,6 +130,8 @@ export function loadConfig(env: Env, mode: Mode): Config {
     maxMessageBytes: int(env, "HERALD_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     // A memory bound, well above what admission lets pile up (src/server/http2-limits.ts says why not lower).
     maxStreamsPerConnection: int(env, "HERALD_MAX_STREAMS_PER_CONNECTION", 10_000, 1, 1_000_000),
+    connections: connectionsConfig(env),
+    healthWatchMaxStreams: int(env, "HERALD_HEALTH_WATCH_MAX_STREAMS", 1000, 1, 1_000_000),
     scheduleHorizonMs: int(env, "HERALD_SCHEDULE_HORIZON_DAYS", 366, 1, 3650) * 24 * 3600 * 1000,
     templates: { compileTimeoutMs: int(env, "HERALD_TEMPLATE_COMPILE_TIMEOUT_MS", 2000, 100, 60_000) },
     db: loadDbConfig(env),
@@ -199,6 +219,32 @@ function consumerGroup(env: Env): ConsumerGroupConfig {
   const sessionTimeoutMs = int(env, "HERALD_KAFKA_SESSION_TIMEOUT_MS", 6000, 1000, 1_800_000);
   const third = Math.floor(sessionTimeoutMs / 3);
   return { sessionTimeoutMs, heartbeatIntervalMs: int(env, "HERALD_KAFKA_HEARTBEAT_MS", Math.min(1000, third), 100, third) };
+}
+
+// Connection hygiene (README, "Connections and timeouts"). Headers 10 s: a real client sends a
+// request's headers in one packet, so 10 s is slack for a lossy mobile link, while a slow-loris
+// socket is freed within it. Request 30 s: bodies are at most HERALD_MAX_MESSAGE_BYTES (1 MB).
+// Sniff 5 s: a client sends its first bytes as soon as it connects. Idle 5 min: longer than any
+// client's own keep-alive habits (grpc-js keeps a channel 30 min, browsers far less), so an idle
+// HTTP/2 connection is freed without making busy clients reconnect. Caps: 10,000 connections
+// (both listeners) stays well under the usual 65,536 descriptors and leaves room for PostgreSQL,
+// Kafka and Redis sockets; 256 from one address serves a NAT gateway or a busy service mesh
+// sidecar, while one host alone cannot take the whole budget.
+function connectionsConfig(env: Env): ConnectionsConfig {
+  const headersTimeoutMs = int(env, "HERALD_HEADERS_TIMEOUT_MS", 10_000, 100, 600_000);
+  const requestTimeoutMs = int(env, "HERALD_REQUEST_TIMEOUT_MS", 30_000, 0, 3_600_000);
+  if (requestTimeoutMs > 0 && requestTimeoutMs < headersTimeoutMs) {
+    throw new ConfigError("HERALD_REQUEST_TIMEOUT_MS must be at least HERALD_HEADERS_TIMEOUT_MS (or 0): a request's headers are part of it");
+  }
+  const maxConnections = int(env, "HERALD_MAX_CONNECTIONS", 10_000, 1, 1_000_000);
+  return {
+    headersTimeoutMs,
+    requestTimeoutMs,
+    sniffTimeoutMs: int(env, "HERALD_SNIFF_TIMEOUT_MS", 5000, 100, 600_000),
+    idleTimeoutMs: int(env, "HERALD_IDLE_TIMEOUT_MS", 300_000, 100, 86_400_000),
+    maxConnections,
+    maxConnectionsPerAddress: Math.min(maxConnections, int(env, "HERALD_MAX_CONNECTIONS_PER_ADDRESS", 256, 1, 1_000_000)),
+  };
 }
 
 function commitConfig(env: Env): Config["commit"] {

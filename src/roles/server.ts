@@ -31,6 +31,7 @@ import { createStatusFeed, type StatusFeed } from "../feed/feed.js";
 import { startWhenReachable } from "./dependency-wait.js";
 import { kafkaFeedSource } from "../feed/kafka-source.js";
 import { createStreamLimiter } from "../server/stream-limiter.js";
+import { createConnectionGate } from "../server/connection-limits.js";
 import type { Runtime } from "./runtime.js";
 import { systemClock } from "../clock.js";
 
@@ -80,7 +81,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       store: createDeadLetterStore({ pool, maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName] }),
       clock: systemClock,
     }),
-    mount(Health, grpcHealth(health, ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService"])),
+    mount(Health, grpcHealth(health, ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService"], { maxWatches: config.healthWatchMaxStreams })),
     ...reflectionServices({
       files: [
         file_herald_v1_notification_service,
@@ -101,8 +102,11 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   ];
   const edge = createEdge({ apiKeys: config.apiKeys, log });
   const admission = createAdmission({ queueRefusal: (left) => store.acceptRefusal(left), maxLagMs: config.admissionMaxLagMs });
+  const { connections } = config;
   const common = {
     services,
+    connections: createConnectionGate({ ...connections, log }),
+    idleTimeoutMs: connections.idleTimeoutMs,
     edge,
     log,
     maxMessageBytes: config.maxMessageBytes,
@@ -111,7 +115,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     admission: { gate: admission, methods: new Set(["herald.v1.NotificationService/Create", "herald.v1.NotificationService/Schedule"]) },
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
-  const http = await startHttpListener({ ...common, ...config.httpAddr, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), dashboardRoute()] });
+  const http = await startHttpListener({ ...common, ...config.httpAddr, timeouts: connections, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), dashboardRoute()] });
   log.info({ grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}` }, "herald server listening");
 
   // Order (load balancers were told first, by the runtime): stop taking calls and

@@ -9,6 +9,8 @@ import { malformedRequest, overloaded, type Edge } from "./edge.js";
 import { DEFAULT_MAX_STREAMS_PER_CONNECTION, guardResets } from "./http2-limits.js";
 import type { MountedService } from "./services.js";
 import { offerStreamCut } from "./stream-cut.js";
+import { limitConnections, type ConnectionGate } from "./connection-limits.js";
+import { closeWhenIdle } from "./session-idle.js";
 
 // Mounts connect-es style implementations on a @grpc/grpc-js server, using the
 // generated descriptors for (de)serialization: no second code generator. The
@@ -29,6 +31,10 @@ export interface GrpcListenerOptions {
   maxStreamsPerConnection?: number;
   /** Refuses calls of `methods` ("Service/Method") at the door under overload (admission.ts). */
   admission?: { gate: Admission; methods: ReadonlySet<string> };
+  /** A connection with no call for this long is closed with GOAWAY (session-idle.ts). */
+  idleTimeoutMs: number;
+  /** The connection caps, shared with the HTTP listener (connection-limits.ts). */
+  connections: ConnectionGate;
 }
 
 export interface GrpcListener {
@@ -100,7 +106,15 @@ export async function startGrpcListener(opts: GrpcListenerOptions): Promise<Grpc
       err ? reject(err) : resolve(p),
     );
   });
-  for (const h2 of http2ServersOf(server, opts.log)) h2.on("session", (session: http2.ServerHttp2Session) => guardResets(session, { log: opts.log, listener: "grpc" }));
+  for (const h2 of http2ServersOf(server, opts.log)) {
+    h2.on("session", (session: http2.ServerHttp2Session) => {
+      guardResets(session, { log: opts.log, listener: "grpc" });
+      // Not grpc.max_connection_idle_ms: grpc-js only asks such a session to close, and one left
+      // in the middle of a header block never does (issue 13, item 9).
+      closeWhenIdle(session, opts.idleTimeoutMs);
+    });
+    limitConnections(h2, opts.connections, "grpc");
+  }
   let closing: Promise<void> | undefined;
   return {
     server,

@@ -14,6 +14,9 @@ import { overloaded } from "./edge.js";
 import type { Admission } from "./admission.js";
 import { DEFAULT_MAX_STREAMS_PER_CONNECTION, guardResets } from "./http2-limits.js";
 import type { MountedService } from "./services.js";
+import type { ConnectionsConfig } from "../config.js";
+import type { ConnectionGate } from "./connection-limits.js";
+import { closeWhenIdle } from "./session-idle.js";
 
 // The HTTP listener serves Connect, gRPC-Web and gRPC over HTTP/1.1 and h2c on
 // one port: browsers' fetch speaks HTTP/1.1, tools speak h2c. Node's cleartext
@@ -40,6 +43,10 @@ export interface HttpListenerOptions {
   maxStreamsPerConnection?: number;
   /** Refuses calls of `methods` ("Service/Method") before the edge under overload (admission.ts). */
   admission?: { gate: Admission; methods: ReadonlySet<string> };
+  /** Timeouts of this listener (README, "Connections and timeouts"). */
+  timeouts: Pick<ConnectionsConfig, "headersTimeoutMs" | "requestTimeoutMs" | "sniffTimeoutMs" | "idleTimeoutMs">;
+  /** The connection caps, shared with the gRPC listener. */
+  connections: ConnectionGate;
 }
 
 export interface HttpListener {
@@ -90,9 +97,24 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
   // maxSessionMemory) stay at their defaults: they cut off broken or abusive peers, and a
   // well-behaved client held to maxConcurrentStreams never reaches them.
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxStreamsPerConnection ?? DEFAULT_MAX_STREAMS_PER_CONNECTION } }, handle);
-  // requestTimeout 0: WatchStatus streams over HTTP/1.1 live as long as the client wants.
-  const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, handle);
-  h1.on("clientError", (_err, socket) => socket.destroy());
+  // requestTimeout bounds receiving the request only: Node stops counting once the request is
+  // complete, so a WatchStatus stream over HTTP/1.1 still lives as long as the client wants.
+  const { headersTimeoutMs, requestTimeoutMs, sniffTimeoutMs, idleTimeoutMs } = opts.timeouts;
+  const h1 = http.createServer(
+    { requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, keepAliveTimeout: 5_000, connectionsCheckingInterval: Math.min(1000, headersTimeoutMs / 4) },
+    handle,
+  );
+  // Node enforces headersTimeout and requestTimeout from a timer it starts on 'listening'. This
+  // server never listens (the sniffing listener hands it sockets), so without this the timeouts
+  // were never checked and slow-loris sockets stayed open for ever (issue 13, item 2).
+  h1.emit("listening");
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    // As Node does when nobody listens: a request that timed out is told so before the close.
+    if (err.code === "ERR_HTTP_REQUEST_TIMEOUT" && socket.writable && (socket as Socket).bytesWritten === 0) {
+      socket.write("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+    }
+    socket.destroy();
+  });
 
   // Tracked so shutdown can say GOAWAY to h2 sessions and end idle HTTP/1.1 sockets.
   const sockets = new Set<Socket>();
@@ -101,18 +123,27 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
     guardResets(session, { log: opts.log, listener: "http" });
+    closeWhenIdle(session, idleTimeoutMs);
   });
 
   const server = net.createServer((socket) => {
+    socket.on("error", () => socket.destroy());
+    if (!opts.connections.admit(socket, "http")) return;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
+    // A client that connects and sends fewer than SNIFF_BYTES would hold its socket for ever:
+    // neither server has it yet, so neither server's timeouts apply.
+    const sniffTimedOut = () => socket.destroy();
+    socket.setTimeout(sniffTimeoutMs);
+    socket.once("timeout", sniffTimedOut);
     let seen = Buffer.alloc(0);
     const sniff = () => {
       let chunk: Buffer | null;
       while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
       if (seen.length < SNIFF_BYTES) return;
       socket.off("readable", sniff);
+      socket.setTimeout(0);
+      socket.off("timeout", sniffTimedOut);
       socket.unshift(seen);
       const isH2 = seen.subarray(0, SNIFF_BYTES).equals(H2_PREFACE.subarray(0, SNIFF_BYTES));
       (isH2 ? h2 : h1).emit("connection", socket);

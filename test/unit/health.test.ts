@@ -8,7 +8,8 @@ import {
   type HealthCheckResponse,
 } from "../../gen/grpc/health/v1/health_pb.js";
 import { createHealthChecks, type DependencyCheck, type HealthOptions } from "../../src/health/checks.js";
-import { grpcHealth } from "../../src/server/health.js";
+import { grpcHealth, MAX_ECHOED_NAME } from "../../src/server/health.js";
+import { waitFor } from "../support/wait.js";
 
 const SERVICE = "herald.v1.NotificationService";
 
@@ -46,10 +47,10 @@ async function nextStatus(stream: AsyncIterator<HealthCheckResponse>): Promise<S
   return res.value.status;
 }
 
-function setup(opts: Partial<HealthOptions> & Pick<HealthOptions, "checks">) {
+function setup(opts: Partial<HealthOptions> & Pick<HealthOptions, "checks">, maxWatches = 100) {
   const log = { warn: vi.fn(), info: vi.fn() };
   const health = createHealthChecks({ intervalMs: 60_000, timeoutMs: 100, log, ...opts });
-  const impl = grpcHealth(health, [SERVICE]);
+  const impl = grpcHealth(health, [SERVICE], { maxWatches });
   const client = createClient(Health, createRouterTransport((router) => router.service(Health, impl)));
   return { health, impl, client, log };
 }
@@ -108,6 +109,15 @@ describe("Check", () => {
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.NotFound);
     expect((err as ConnectError).rawMessage).toBe('unknown service "nope.v1.Nope"');
+    health.close();
+  });
+
+  it("repeats at most MAX_ECHOED_NAME characters of an unknown service's name", async () => {
+    const { health, client } = setup({ checks: [] });
+    const name = "x".repeat(500_000);
+    const err = ConnectError.from(await client.check({ service: name }).catch((e: unknown) => e));
+    expect(err.code).toBe(Code.NotFound);
+    expect(err.rawMessage).toBe(`unknown service "${"x".repeat(MAX_ECHOED_NAME)}... (500000 characters)"`);
     health.close();
   });
 
@@ -218,6 +228,28 @@ describe("Watch", () => {
     expect(early).toBe("open");
     health.close();
     expect((await next).done).toBe(true);
+  });
+
+  it("ends RESOURCE_EXHAUSTED beyond maxWatches, and takes a new stream once one ends", async () => {
+    const { health, client } = setup({ checks: [switchable("db").check] }, 2);
+    await health.refresh();
+    const open = [0, 1].map(() => {
+      const abort = new AbortController();
+      return { abort, stream: client.watch({ service: "" }, { signal: abort.signal })[Symbol.asyncIterator]() };
+    });
+    for (const { stream } of open) expect(await nextStatus(stream)).toBe(ServingStatus.SERVING);
+    const refused = ConnectError.from(await nextStatus(client.watch({ service: "" })[Symbol.asyncIterator]()).catch((e: unknown) => e));
+    expect(refused.code).toBe(Code.ResourceExhausted);
+    expect(refused.rawMessage).toBe("this server has reached its limit of 2 Health.Watch streams; use Check, or retry later");
+    open[0]!.abort.abort();
+    await open[0]!.stream.next().catch(() => undefined);
+    // The slot is given back when the handler's generator finishes, just after the client sees the end.
+    const again = await waitFor("a slot given back", async () => {
+      const stream = client.watch({ service: "" })[Symbol.asyncIterator]();
+      return (await nextStatus(stream).catch(() => false)) === ServingStatus.SERVING;
+    });
+    expect(again).toBe(true);
+    health.close();
   });
 
   it("returns when the caller goes away (ctx.signal)", async () => {
