@@ -246,6 +246,9 @@ export function socketFlood(opts: { name: string; count: number; waitMs: number;
           s.once("connect", () => resolve());
           s.once("close", () => resolve());
         });
+        // Read and drop whatever comes (a GOAWAY, a 408): a paused socket would never see the
+        // server's close behind it, and the question is whether the server let go.
+        s.resume();
         opts.behave(s);
         sockets.push(s);
       });

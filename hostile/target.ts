@@ -41,6 +41,10 @@ export async function startTarget(): Promise<Target> {
     HERALD_SMS_PROVIDER: "sink",
     HERALD_PUSH_PROVIDER: "sink",
     HERALD_MAX_ATTEMPTS_WEBHOOK: "1",
+    // An HTTP/2 connection without calls is closed after this (default 5 min), short enough for
+    // the idle floods to be seen freed within the run; the other timeouts keep their defaults
+    // (headers 10 s, protocol sniff 5 s), and the connection caps theirs.
+    HERALD_IDLE_TIMEOUT_MS: "10000",
   });
   const server = spawnHerald("server", env, "server");
   const relay = spawnHerald("relay", env, "relay");
