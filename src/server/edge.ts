@@ -85,7 +85,7 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
           return malformedRequest(method);
         }
         if (err.code === Code.Internal || err.code === Code.Unknown) log.error({ err }, "rpc failed");
-        return wellFormed(err);
+        return transportSafe(err);
       }
       if (err instanceof InvalidInputError) {
         // Its message names the field and the rule, and echoes no input.
@@ -106,15 +106,25 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
   };
 }
 
+// String.prototype.isWellFormed / toWellFormed: in Node 20, in TypeScript's lib from ES2024.
+type WellFormable = string & { isWellFormed(): boolean; toWellFormed(): string };
+
+/** Longest error message sent: a message may quote the request, and trailers are headers. */
+export const MESSAGE_MAX_CHARS = 1024;
+
 /**
  * The error with a message fit for the transport: connect's gRPC and gRPC-Web trailers percent-encode
  * it (encodeURIComponent), which throws on a lone surrogate and leaves the call unanswered, and a
- * message may quote the request (connect's JSON parser's does).
+ * message may quote the request (connect's JSON parser's does), so it is also cut to
+ * MESSAGE_MAX_CHARS (a 500 KB name once made a 313 KB trailer that hung its client).
  */
-function wellFormed(err: ConnectError): ConnectError {
-  const text = err.rawMessage as string & { isWellFormed(): boolean; toWellFormed(): string };
-  if (text.isWellFormed()) return err;
-  const out = new ConnectError(text.toWellFormed(), err.code, err.metadata, undefined, err.cause);
+function transportSafe(err: ConnectError): ConnectError {
+  const text = err.rawMessage as WellFormable;
+  if (text.isWellFormed() && text.length <= MESSAGE_MAX_CHARS) return err;
+  const whole = text.toWellFormed();
+  // A surrogate pair cut in two would be a lone surrogate again: made well-formed once more.
+  const cut = whole.length > MESSAGE_MAX_CHARS ? `${(whole.slice(0, MESSAGE_MAX_CHARS) as WellFormable).toWellFormed()}…` : whole;
+  const out = new ConnectError(cut, err.code, err.metadata, undefined, err.cause);
   out.details.push(...err.details);
   return out;
 }

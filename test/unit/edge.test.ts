@@ -55,6 +55,16 @@ describe("edge.classify", () => {
     expect(() => encodeURIComponent(err.rawMessage)).not.toThrow();
   });
 
+  it("cuts a long message to 1,024 characters, never leaving half a surrogate pair", () => {
+    const long = "x".repeat(1023) + "\u{1F600}" + "y".repeat(500_000);
+    const err = edge.classify(new ConnectError(long, Code.InvalidArgument), method, createContextValues());
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe(`${"x".repeat(1023)}\ufffd…`);
+    expect(() => encodeURIComponent(err.rawMessage)).not.toThrow();
+    const short = new ConnectError("fine", Code.NotFound);
+    expect(edge.classify(short, method, createContextValues())).toBe(short);
+  });
+
   it("answers connect's parse error of a streamed request message as INVALID_ARGUMENT, not INTERNAL", () => {
     const err = edge.classify(new ConnectError("parse binary: premature EOF", Code.Internal), method, createContextValues());
     expect([err.code, err.rawMessage]).toEqual([Code.InvalidArgument, "request is not a valid herald.v1.CreateRequest"]);
