@@ -155,8 +155,13 @@ describe("the dashboard", () => {
     const all = [first, ...scheduled];
     await waitForStatus(db.pool, scheduled, Status.SENT, { timeoutMs: 30_000, workers: processes });
     mark("scheduled SENT while down");
-    const { code: downCode } = await dash.state();
-    expect(downCode, "the page shows why it is reconnecting").not.toBe("");
+    // The page cycles reconnecting (with the reason) → connecting (a new attempt, no reason yet)
+    // → reconnecting while the server is down: read it in a reconnecting moment.
+    const down = await waitFor("the page to be between two attempts", async () => {
+      const s = await dash.state();
+      return s.state === "reconnecting" ? s : undefined;
+    }, { timeoutMs: 30_000, everyMs: 50 });
+    expect(down.code, "the page shows why it is reconnecting").not.toBe("");
     // Nothing can have reached the page in the meantime: it was disconnected throughout.
     expect(await dash.events()).toEqual(whileDown);
     expect(whileDown.filter((e) => scheduled.includes(e.id)).map((e) => e.status)).toEqual(Array(SCHEDULED).fill("SCHEDULED"));
