@@ -33,7 +33,8 @@ async function main(): Promise<void> {
   const started = new Date();
   const result = await runHostile({
     scale: args.short ? 0.1 : 1,
-    floodWaitMs: args.short ? 20_000 : 40_000,
+    // How long a flood may take to be freed: the timeouts are 5–10 s; the rest is room for a busy machine.
+    floodWaitMs: 40_000,
     log: (line) => console.error(`hostile: ${line}`),
   });
   console.log(report(result));

@@ -24,6 +24,7 @@ export function createWorkerProviders(
   given: Partial<Record<ChannelName, Provider>> = {},
 ): Map<ChannelName, Provider> {
   const providers = new Map<ChannelName, Provider>();
+  const egress = createEgressPolicy(config.webhookAllowCidrs);
   try {
     for (const name of channels) {
       const provider =
@@ -31,7 +32,7 @@ export function createWorkerProviders(
         createProvider(channelOf(name), config.delivery.providers, {
           sinkDir: config.delivery.sinkDir,
           log: log.child({ component: "provider" }),
-          egress: createEgressPolicy(config.webhookAllowCidrs),
+          egress,
         });
       providers.set(name, provider);
     }

@@ -4,6 +4,7 @@ import { loadConfig } from "../../src/config.js";
 import { ConfigError } from "../../src/config-env.js";
 import { isConnectionFailure } from "../../src/store/db.js";
 import { createGroupCommit } from "../../src/store/group-commit.js";
+import { waitFor } from "../support/wait.js";
 
 // The pieces that turn a lost database into a fast UNAVAILABLE, without a database: which
 // failures destroy a connection, the group commit sharing a failure with whoever waits behind
@@ -27,7 +28,6 @@ function manualFlush() {
   };
 }
 
-const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 const settle = (p: Promise<unknown>) => p.then(() => "ok", (err: unknown) => err);
 
 describe("group commit sharing a failure", () => {
@@ -44,14 +44,14 @@ describe("group commit sharing a failure", () => {
     const f = manualFlush();
     const gc = open(f);
     const first = settle(gc.submit(1));
-    await tick(5);
+    await waitFor("the first batch", () => f.batches.length === 1);
     const waiting = [settle(gc.submit(2)), settle(gc.submit(3))];
     f.batches[0]!.fail(down);
     expect(await Promise.all([first, ...waiting])).toEqual([down, down, down]);
     expect(f.batches).toHaveLength(1);
     // The next item gets its own attempt: that is how the service finds the database back.
     const later = gc.submit(4);
-    await tick(5);
+    await waitFor("a second batch", () => f.batches.length === 2);
     expect(f.batches).toHaveLength(2);
     f.batches[1]!.finish();
     expect(await later).toBe(4);
@@ -61,12 +61,12 @@ describe("group commit sharing a failure", () => {
     const f = manualFlush();
     const gc = open(f);
     const first = settle(gc.submit(1));
-    await tick(5);
+    await waitFor("the first batch", () => f.batches.length === 1);
     const waiting = gc.submit(2);
     const own = new Error("refused");
     f.batches[0]!.fail(own);
     expect(await first).toBe(own);
-    await tick(5);
+    await waitFor("a second batch", () => f.batches.length === 2);
     expect(f.batches.map((b) => b.items)).toEqual([[1], [2]]);
     f.batches[1]!.finish();
     expect(await waiting).toBe(2);
@@ -76,7 +76,7 @@ describe("group commit sharing a failure", () => {
     const f = manualFlush();
     const gc = open(f);
     const first = settle(gc.submit(1));
-    await tick(5);
+    await waitFor("the first batch", () => f.batches.length === 1);
     const waiting = settle(gc.submit(2));
     const closed = gc.close();
     f.batches[0]!.fail(down);

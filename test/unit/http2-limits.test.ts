@@ -3,6 +3,7 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { guardResets, RESET_BURST, RESET_HEADROOM, RESET_REFILL_PER_SECOND } from "../../src/server/http2-limits.js";
+import { waitFor } from "../support/wait.js";
 
 function capture() {
   const lines: Array<{ level: number; msg: string; peer?: string; resets?: number; lastStreamId?: number }> = [];
@@ -76,7 +77,7 @@ describe("reset guard", () => {
     guardResets(session, { log, listener: "http", graceMs: 10 });
     for (let i = 0; i <= RESET_BURST - RESET_HEADROOM; i++) session.stream(8);
     expect(session.goaways).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor("the held streams cut", () => session.destroyed);
     expect(session.destroyed).toBe(true);
   });
 });
