@@ -4,6 +4,7 @@ import { ConfigError, type Mode } from "../config-env.js";
 import { createLogger, type Logger } from "../log.js";
 import { probeRoutes } from "../health/probes.js";
 import { startHealthPort, type HealthPort } from "../health/port.js";
+import { metricsRoute } from "../metrics/route.js";
 import type { Provider } from "../workers/providers/index.js";
 import { createRuntime, prepareRuntime, type Runtime, type RuntimeNeeds } from "../roles/runtime.js";
 import { StartAborted } from "../roles/dependency-wait.js";
@@ -127,10 +128,10 @@ function configure(
   }
 }
 
-/** Serves /healthz and /readyz on HERALD_HEALTH_PORT, when set. */
+/** Serves /healthz, /readyz and /metrics on HERALD_HEALTH_PORT, when set. */
 async function openHealthPort(config: Config, rt: Runtime, log: Logger): Promise<HealthPort | undefined> {
   if (!config.healthAddr) return undefined;
-  const port = await startHealthPort({ ...config.healthAddr, routes: [probeRoutes(rt.health)], log });
+  const port = await startHealthPort({ ...config.healthAddr, routes: [probeRoutes(rt.health), metricsRoute(rt.metrics, log)], log });
   log.info({ addr: `${config.healthAddr.host}:${port.port}` }, "health port listening");
   return port;
 }

@@ -4,6 +4,7 @@ import { describeTopics, ensureTopics, type TopicSettings } from "./admin.js";
 import { createConsumer, type ConsumerOptions, type KafkaConsumer } from "./consumer.js";
 import { createProducer, type KafkaProducer } from "./producer.js";
 import { bounded, classified } from "./errors.js";
+import { readLag, type GroupTopic, type PartitionLag } from "./lag.js";
 import { pinoLogCreator } from "./log-bridge.js";
 
 // The one door to Kafka. Only this folder imports kafkajs (unmaintained since 2023), so the
@@ -13,6 +14,7 @@ import { pinoLogCreator } from "./log-bridge.js";
 export type { TopicSettings } from "./admin.js";
 export type { ConsumedMessage, ConsumerOptions, KafkaConsumer, MessageHandler, PartitionOffset, TopicPartition } from "./consumer.js";
 export type { KafkaProducer, KafkaRecord } from "./producer.js";
+export type { GroupTopic, PartitionLag } from "./lag.js";
 
 export interface KafkaOptions {
   brokers: string[];
@@ -33,6 +35,8 @@ export interface Kafka {
   ensureTopics(logicalNames: readonly string[], settings: TopicSettings): Promise<string[]>;
   /** Partition count per existing topic, by logical name. */
   describeTopics(logicalNames: readonly string[]): Promise<Map<string, number>>;
+  /** Consumer lag per partition of each group's topic (logical names in and out); see lag.ts. */
+  consumerLag(pairs: readonly GroupTopic[]): Promise<PartitionLag[]>;
   producer(): KafkaProducer;
   consumer(opts: ConsumerOptions): KafkaConsumer;
   /** Cheap liveness check (cluster metadata); throws UnavailableError("kafka") when Kafka does not answer. */
@@ -90,6 +94,12 @@ export function createKafka(opts: KafkaOptions): Kafka {
       classified(async () => {
         const found = await describeTopics(await admin(), full(names));
         return new Map([...found].map(([n, p]) => [n.slice(topicPrefix.length), p]));
+      }),
+    consumerLag: (pairs) =>
+      classified(async () => {
+        const full = pairs.map((p) => ({ group: topicPrefix + p.group, topic: topicPrefix + p.topic }));
+        const rows = await readLag(await admin(), full);
+        return rows.map((r) => ({ ...r, group: r.group.slice(topicPrefix.length), topic: r.topic.slice(topicPrefix.length) }));
       }),
     producer() {
       const p = createProducer(client, { topicPrefix, ackTimeoutMs: requestTimeoutMs });

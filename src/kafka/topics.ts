@@ -34,6 +34,11 @@ export function channelTopic(channel: Channel): string {
   return `herald.${channelName(channel)}`;
 }
 
+/** The consumer group of a channel's workers (logical: the topic prefix is added by src/kafka). */
+export function workerGroup(channel: Channel): string {
+  return `herald-worker-${channelName(channel)}`;
+}
+
 /** Every topic Herald creates on start. */
 export function allTopics(): string[] {
   return [...CHANNELS.map(channelTopic), STATUS_TOPIC, DLQ_TOPIC];

@@ -9,6 +9,7 @@ import { migrate } from "../store/migrate.js";
 import { createKafka, type Kafka } from "../kafka/kafka.js";
 import { allTopics, STATUS_TOPIC } from "../kafka/topics.js";
 import { createRedis } from "../redis.js";
+import { createMetricsRegistry, type Registry } from "../metrics/registry.js";
 import { createDependencyWait, type WaitForDependency } from "./dependency-wait.js";
 import { createShutdown, type Shutdown } from "./shutdown.js";
 
@@ -19,6 +20,8 @@ export interface Runtime {
   pool: pg.Pool;
   kafka: Kafka;
   redis: Redis;
+  /** The process's Prometheus registry: every role records into it, /metrics serves it. */
+  metrics: Registry;
   /** The process's readiness: /readyz and grpc.health.v1 answer from it. */
   health: HealthChecks;
   /** Tries a step that needs a dependency until it answers (see dependency-wait.ts); ends at shutdown. */
@@ -92,6 +95,7 @@ export function createRuntime(config: Config, log: Logger, needs: RuntimeNeeds =
     pool,
     kafka,
     redis,
+    metrics: createMetricsRegistry(),
     health,
     waitFor: createDependencyWait({ log, signal: abort.signal }),
     shutdown,

@@ -21,6 +21,7 @@ import { createAdmission } from "../server/admission.js";
 import { startHttpListener } from "../server/http-listener.js";
 import { probeRoutes } from "../health/probes.js";
 import { dashboardRoute } from "../server/dashboard.js";
+import { metricsRoute } from "../metrics/route.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
 import { createEgressPolicy } from "../domain/egress.js";
@@ -115,7 +116,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     admission: { gate: admission, methods: new Set(["herald.v1.NotificationService/Create", "herald.v1.NotificationService/Schedule"]) },
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
-  const http = await startHttpListener({ ...common, ...config.httpAddr, timeouts: connections, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), dashboardRoute()] });
+  const http = await startHttpListener({ ...common, ...config.httpAddr, timeouts: connections, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), metricsRoute(rt.metrics, log), dashboardRoute()] });
   log.info({ grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}` }, "herald server listening");
 
   // Order (load balancers were told first, by the runtime): stop taking calls and

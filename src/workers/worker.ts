@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import type { Channel } from "../../gen/herald/v1/notification_pb.js";
 import type { ConsumedBatch, GroupTiming } from "../kafka/consumer.js";
 import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
-import { channelName, channelTopic } from "../kafka/topics.js";
+import { channelName, channelTopic, workerGroup } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import { waitBeating } from "./batch-heartbeat.js";
 import type { DeliveryHandler } from "./delivery.js";
@@ -109,7 +109,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
     async start() {
       if (closing || consumer) return;
       consumer = deps.kafka.consumer({
-        groupId: `herald-worker-${name}`,
+        groupId: workerGroup(channel),
         topics: [channelTopic(channel)],
         // A new group must deliver what was published before it first joined.
         fromBeginning: true,
