@@ -18,7 +18,9 @@ const layers = [
   ["workers", ["src/workers/"]],
   ["server", ["src/server/"]],
   ["feed/relay/scheduler/templates", ["src/feed/", "src/relay/", "src/scheduler/", "src/templates/"]],
-  ["store/redis", ["src/store/", "src/redis.ts"]],
+  // Metrics share the store's layer: the store's group commit records into them, and a collector
+  // may read the store's queries (the backlog gauges) or Kafka on scrape.
+  ["store/redis/metrics", ["src/store/", "src/redis.ts", "src/metrics/"]],
   // The store writes outbox rows inside its own transactions; the outbox knows no store.
   ["outbox", ["src/outbox/"]],
   ["config", ["src/config.ts", "src/config-"]],

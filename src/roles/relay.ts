@@ -1,8 +1,13 @@
 import { createRelay } from "../relay/relay.js";
+import { registerKafkaLagMetrics } from "../metrics/kafka-lag.js";
 import type { Runtime } from "./runtime.js";
 
 /** The outbox relay: publishes committed outbox rows to Kafka. One leader at a time. */
 export async function startRelayRole(rt: Runtime): Promise<void> {
+  // The relay exports every worker group's consumer lag: it already talks to Kafka, and one relay
+  // runs wherever Herald does, while workers may be scaled to none (when lag matters most). Every
+  // relay exports it, leader or not; dashboards take max() across instances.
+  registerKafkaLagMetrics({ registry: rt.metrics, kafka: rt.kafka, log: rt.log.child({ component: "kafka-lag" }) });
   const producer = rt.kafka.producer();
   // Connected here rather than on the first batch, so a broker gone since the runtime's wait is
   // logged as the wait it is.
