@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { access, constants, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePorts, outputTail, spawnCommand, type ChildHandle } from "./processes.js";
@@ -36,6 +36,9 @@ interface QueryAnswer {
 
 /** Starts Prometheus scraping `targets` (host:port, path /metrics) every second; resolves once it is ready. */
 export async function startPrometheus(targets: readonly string[]): Promise<TestPrometheus> {
+  await access(PROMETHEUS, constants.X_OK).catch(() => {
+    throw new Error(`${PROMETHEUS} not found: install Debian's prometheus package (.ci/run does), or set PROMETHEUS_BIN`);
+  });
   const dir = await mkdtemp(join(tmpdir(), "herald-prometheus-"));
   const job = `herald-${randomBytes(4).toString("hex")}`;
   // The timeout may not exceed the interval; a lag read slower than a second is shared by the
