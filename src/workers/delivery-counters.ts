@@ -1,5 +1,8 @@
 // What a channel worker's deliveries came to, counted where they happen (one set per worker,
-// shared by its handlers) and logged when the worker stops.
+// shared by its handlers) and logged when the worker stops. The outcomes and re-claims are the
+// registry's herald_deliveries_total and herald_lease_takeovers_total too (src/metrics/delivery.ts),
+// counted by the same calls (outcome.ts `reportOutcome`, the handler's claim), so the tally logged
+// at stop and /metrics never disagree; the rest (skips, lease waits, store retries) is only here.
 
 export interface DeliveryCounters {
   /** Attempts claimed (including re-claims). */

@@ -7,6 +7,7 @@ import { isRetriable, PermanentError } from "../errors.js";
 import { channelName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import type { BackoffOptions } from "../loop/backoff.js";
+import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
 import { sleep } from "../loop/sleep.js";
 import type { DeliveryStore, Outcome } from "../store/deliveries.js";
 import type { NotificationRow } from "../store/rows.js";
@@ -60,6 +61,8 @@ export interface DeliveryHandlerDeps {
    * set by the claim is all there is.
    */
   leases?: LeaseKeeper;
+  /** The registry's instruments of this channel and provider (src/metrics/delivery.ts). */
+  metrics?: ChannelDeliveryMetrics;
 }
 
 export interface DeliveryHandler {
@@ -68,7 +71,7 @@ export interface DeliveryHandler {
 }
 
 export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandler {
-  const { store, renderer, provider, limiter, sends, backoff } = deps;
+  const { store, renderer, provider, limiter, sends, backoff, metrics } = deps;
   const clock = deps.clock ?? systemClock;
   const now = () => new Date(clock.now());
   const random = deps.random ?? Math.random;
@@ -116,7 +119,8 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     let providerMessageId: string;
     try {
       await limiter.take(signals.abort);
-      ({ providerMessageId } = await provider.send(message, signals.abort));
+      const send = () => provider.send(message, signals.abort);
+      ({ providerMessageId } = await (metrics ? metrics.providerCall(send) : send()));
     } finally {
       release();
     }
@@ -149,7 +153,10 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       log.warn({ outcome: outcome.kind }, "outcome not stored: the claim was taken over meanwhile");
       return;
     }
-    reportOutcome(outcome, provider.name, counters, log);
+    // From the notification's due time (deliver_at: a Create's is its created_at, a retry keeps
+    // the first due time) to now, when SENT is stored.
+    if (outcome.kind === "sent") metrics?.delivered(row.deliver_at.getTime(), clock.now());
+    reportOutcome(outcome, provider.name, counters, log, metrics);
   }
 
   return {
@@ -173,6 +180,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       counters.claimed++;
       if (claimed.reclaimed) {
         counters.resentAfterLostOutcome++;
+        metrics?.leaseTakeover();
         log.warn("re-sending after a lost outcome");
       }
       const unhold = deps.leases?.hold({ id: row.id, attempt: dispatch.attempt });
