@@ -10,7 +10,8 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
   if (!metric) throw new Error(`no metric ${name} in the registry`);
   const { name: base, values } = await metric.get();
   let sum = 0;
-  for (const v of values) {
+  for (const v of values as Array<(typeof values)[number] & { metricName?: string }>) {
+    // Histograms name each series (`_bucket`, `_sum`, `_count`); counters and gauges do not.
     if ((v.metricName ?? base) !== name) continue;
     if (Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)) sum += v.value;
   }
