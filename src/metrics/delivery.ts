@@ -81,8 +81,13 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
       const waited = waits.labels(channel);
       const waitedSeconds = waitSeconds.labels(channel);
       const takenOver = takeovers.labels(channel);
-      // Present from the start, so a dashboard reads 0 rather than no data before the first send.
+      // Every series present from the start, so a dashboard and a rate() read 0 rather than no
+      // data before the first send (prom-client shows a child only once it has a value).
+      for (const c of [...Object.values(byOutcome), taken, waited, takenOver]) c.inc(0);
       sending.set(0);
+      providerSeconds.zero({ channel, provider });
+      e2e.zero({ channel });
+      waitSeconds.zero({ channel });
       return {
         recordsTaken: (n) => taken.inc(n),
         outcome: (kind) => byOutcome[kind].inc(),

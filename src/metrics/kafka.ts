@@ -15,6 +15,7 @@ export function createKafkaMetrics(registry: Registry): KafkaMetrics {
   return {
     groupJoins(group) {
       const child = rebalances.labels(group);
+      child.inc(0); // present (0) before the first join
       return () => child.inc();
     },
   };

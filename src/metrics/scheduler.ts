@@ -20,6 +20,11 @@ const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 export function createSchedulerMetrics(registry: Registry): SchedulerMetrics {
   const released = counterIn(registry, { name: "herald_scheduler_released_total", help: "Rows the scheduler released to QUEUED.", labelNames: ["kind"] });
   const lag = histogramIn(registry, { name: "herald_scheduler_release_lag_seconds", help: "Release time minus due time (deliver_at, or next_attempt_at for a retry).", labelNames: ["kind"], buckets: LAG_BUCKETS });
+  // Both kinds present from the start (prom-client shows a child only once it has a value).
+  for (const kind of ["scheduled", "retry"]) {
+    released.labels(kind).inc(0);
+    lag.zero({ kind });
+  }
   const children = {
     scheduled: { released: released.labels("scheduled"), lag: lag.labels("scheduled") },
     retry: { released: released.labels("retry"), lag: lag.labels("retry") },

@@ -155,6 +155,9 @@ describe("delivery metrics", () => {
       "herald_provider_request_duration_seconds_bucket",
       "herald_delivery_e2e_seconds_bucket",
       "herald_sends_in_flight",
+      "herald_rate_limit_waits_total",
+      "herald_rate_limit_wait_seconds_bucket",
+      "herald_lease_takeovers_total",
       "herald_relay_published_total",
       "herald_relay_leader",
       "herald_outbox_pending",
@@ -163,6 +166,8 @@ describe("delivery metrics", () => {
       "herald_scheduler_due_oldest_age_seconds",
       "herald_dead_letters",
       "herald_scheduler_released_total",
+      "herald_scheduler_release_lag_seconds_bucket",
+      "herald_relay_publish_seconds_bucket",
       "herald_kafka_rebalances_total",
     ]) {
       expect(text, name).toMatch(new RegExp(`^${name}[{ ]`, "m"));

@@ -100,6 +100,34 @@ describe("metric factories on one registry", () => {
   });
 });
 
+describe("series present before the first event", () => {
+  it("read 0, not no data, for every outcome, kind and bound group", async () => {
+    const registry = createMetricsRegistry({ processMetrics: false });
+    createDeliveryMetrics(registry).channel("sms", "twilio");
+    createSchedulerMetrics(registry);
+    createKafkaMetrics(registry).groupJoins("herald-worker-sms");
+    const text = await registry.metrics();
+    for (const outcome of ["sent", "retry", "failed", "dead_lettered"]) {
+      expect(text).toContain(`herald_deliveries_total{channel="sms",provider="twilio",outcome="${outcome}"} 0`);
+    }
+    for (const line of [
+      'herald_worker_records_total{channel="sms"} 0',
+      'herald_sends_in_flight{channel="sms"} 0',
+      'herald_provider_request_duration_seconds_count{channel="sms",provider="twilio"} 0',
+      'herald_delivery_e2e_seconds_count{channel="sms"} 0',
+      'herald_rate_limit_waits_total{channel="sms"} 0',
+      'herald_rate_limit_wait_seconds_count{channel="sms"} 0',
+      'herald_lease_takeovers_total{channel="sms"} 0',
+      'herald_scheduler_released_total{kind="scheduled"} 0',
+      'herald_scheduler_released_total{kind="retry"} 0',
+      'herald_scheduler_release_lag_seconds_count{kind="retry"} 0',
+      'herald_kafka_rebalances_total{group="herald-worker-sms"} 0',
+    ]) {
+      expect(text).toContain(line);
+    }
+  });
+});
+
 describe("relay metrics' sink", () => {
   it("counts published records per topic and times each batch; a failed batch counts one error per topic in it", async () => {
     const registry = createMetricsRegistry({ processMetrics: false });
