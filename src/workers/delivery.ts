@@ -53,7 +53,7 @@ export interface DeliveryHandlerDeps {
   maxLeaseWaitMs?: number;
   /** Cap of the pause between retries while the database fails. @defaultValue 5000 */
   maxStoreBackoffMs?: number;
-  /** Shared by every handler of a worker. @defaultValue fresh counters */
+  /** Shared by every handler of a worker. @defaultValue fresh counters, backed by `metrics` */
   counters?: DeliveryCounters;
   /**
    * Renews each claim's lease from the claim until its outcome is stored, so a slow send keeps
@@ -61,7 +61,11 @@ export interface DeliveryHandlerDeps {
    * set by the claim is all there is.
    */
   leases?: LeaseKeeper;
-  /** The registry's instruments of this channel and provider (src/metrics/delivery.ts). */
+  /**
+   * The registry's instruments of this channel and provider (src/metrics/delivery.ts): provider
+   * calls and e2e time are recorded here, outcomes and takeovers through the counters this
+   * handler makes (`newCounters(metrics)`; counters passed in are not backed by it).
+   */
   metrics?: ChannelDeliveryMetrics;
 }
 
@@ -76,7 +80,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
   const now = () => new Date(clock.now());
   const random = deps.random ?? Math.random;
   const { maxLeaseWaitMs = 500, maxStoreBackoffMs = 5_000 } = deps;
-  const counters = deps.counters ?? newCounters();
+  const counters = deps.counters ?? newCounters(metrics);
   const persist = createStoreRetry({ log: deps.log, onRetry: () => counters.storeRetries++, maxBackoffMs: maxStoreBackoffMs, random });
 
   async function claim(dispatch: Dispatch, signals: DeliverySignals, log: Logger) {
@@ -156,7 +160,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     // From the notification's due time (deliver_at: a Create's is its created_at, a retry keeps
     // the first due time) to now, when SENT is stored.
     if (outcome.kind === "sent") metrics?.delivered(row.deliver_at.getTime(), clock.now());
-    reportOutcome(outcome, provider.name, counters, log, metrics);
+    reportOutcome(outcome, provider.name, counters, log);
   }
 
   return {
@@ -180,7 +184,6 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       counters.claimed++;
       if (claimed.reclaimed) {
         counters.resentAfterLostOutcome++;
-        metrics?.leaseTakeover();
         log.warn("re-sending after a lost outcome");
       }
       const unhold = deps.leases?.hold({ id: row.id, attempt: dispatch.attempt });

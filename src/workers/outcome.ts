@@ -1,7 +1,6 @@
 import { HeraldError, isRetriable, TransientError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { backoffMs, type BackoffOptions } from "../loop/backoff.js";
-import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
 import type { Outcome } from "../store/deliveries.js";
 import type { NotificationRow } from "../store/rows.js";
 import type { DeliveryCounters } from "./delivery-counters.js";
@@ -32,9 +31,8 @@ export function failedOutcome(err: unknown, row: NotificationRow, opts: DecideOp
   return { kind: "retry", error, nextAttemptAt: new Date(opts.now.getTime() + delayMs) };
 }
 
-/** Counts (the worker's tally and the registry's herald_deliveries_total, together) and logs a stored outcome. */
-export function reportOutcome(outcome: Outcome, provider: string, counters: DeliveryCounters, log: Logger, metrics?: ChannelDeliveryMetrics): void {
-  metrics?.outcome(outcome.kind === "dead" ? "dead_lettered" : outcome.kind);
+/** Counts and logs a stored outcome. */
+export function reportOutcome(outcome: Outcome, provider: string, counters: DeliveryCounters, log: Logger): void {
   switch (outcome.kind) {
     case "sent":
       counters.sent++;
