@@ -6,6 +6,7 @@ import { createKafkaMetrics } from "../../src/metrics/kafka.js";
 import { createMetricsRegistry } from "../../src/metrics/registry.js";
 import { createRelayMetrics } from "../../src/metrics/relay.js";
 import { createSchedulerMetrics } from "../../src/metrics/scheduler.js";
+import { newCounters } from "../../src/workers/delivery-counters.js";
 import { metricValue } from "../support/metric-values.js";
 
 // The backlog gauges' collection, with the read passed in: one read per scrape for every gauge
@@ -125,6 +126,25 @@ describe("series present before the first event", () => {
     ]) {
       expect(text).toContain(line);
     }
+  });
+});
+
+describe("delivery counters backed by the registry", () => {
+  it("record each outcome and takeover counted into the registry, and still read and log as plain numbers", async () => {
+    const registry = createMetricsRegistry({ processMetrics: false });
+    const counters = newCounters(createDeliveryMetrics(registry).channel("push", "fcm"));
+    counters.sent++;
+    counters.sent++;
+    counters.retried++;
+    counters.failed++;
+    counters.deadLettered++;
+    counters.resentAfterLostOutcome++;
+    counters.skipped++; // no metric: the counter alone
+    const outcome = (o: string) => metricValue(registry, "herald_deliveries_total", { channel: "push", provider: "fcm", outcome: o });
+    expect([await outcome("sent"), await outcome("retry"), await outcome("failed"), await outcome("dead_lettered")]).toEqual([2, 1, 1, 1]);
+    expect(await metricValue(registry, "herald_lease_takeovers_total", { channel: "push" })).toBe(1);
+    expect(counters).toMatchObject({ sent: 2, retried: 1, failed: 1, deadLettered: 1, resentAfterLostOutcome: 1, skipped: 1 });
+    expect(JSON.parse(JSON.stringify(counters))).toMatchObject({ sent: 2, resentAfterLostOutcome: 1, skipped: 1 });
   });
 });
 
