@@ -20,7 +20,10 @@ import { createLeaseKeeper } from "../src/workers/lease-keeper.js";
 import { createSlots } from "../src/workers/slots.js";
 import { PermanentError, TransientError } from "../src/errors.js";
 import { type Provider, type RenderedMessage, type SendResult } from "../src/workers/providers/provider.js";
+import { createMetricsRegistry } from "../src/metrics/registry.js";
+import { createDeliveryMetrics } from "../src/metrics/delivery.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
+import { metricValue } from "./support/metric-values.js";
 import { waitFor } from "./support/wait.js";
 
 // The per-message handler against the real PostgreSQL schema, with a fake
@@ -534,6 +537,33 @@ describe("delivery handler", () => {
     stop.abort();
     await expect(handling).rejects.toBeInstanceOf(DeliveryAbandonedError);
     expect(await rowOf(id)).toMatchObject({ status: Status.QUEUED, attempts: 0 });
+  });
+
+  it("counts a re-claim after an expired lease as a lease takeover, and only the outcome that was stored", async () => {
+    const registry = createMetricsRegistry({ processMetrics: false });
+    const metrics = createDeliveryMetrics(registry).channel("email", "fake");
+    const { id, dispatch } = await queued();
+    let finishA!: (r: SendResult) => void;
+    const providerA = fakeProvider(() => new Promise((resolve) => (finishA = resolve)));
+    const a = handler(providerA, { metrics });
+    const handlingA = a.handle(dispatch, running);
+    await waitFor("A to send", () => providerA.calls.length === 1);
+    expect(await metricValue(registry, "herald_sends_in_flight", { channel: "email" })).toBe(1);
+    await db.pool.query("UPDATE notifications SET lease_until = now() - interval '1 second' WHERE id = $1", [id]);
+
+    const b = handler(fakeProvider(), { metrics });
+    await b.handle(dispatch, running);
+    finishA({ providerMessageId: "late" });
+    await handlingA;
+
+    expect(await metricValue(registry, "herald_lease_takeovers_total", { channel: "email" })).toBe(1);
+    // B's SENT was stored; A's late outcome found the claim taken over and was not.
+    expect(await metricValue(registry, "herald_deliveries_total", { channel: "email", provider: "fake", outcome: "sent" })).toBe(1);
+    expect(await metricValue(registry, "herald_deliveries_total")).toBe(1);
+    expect(await metricValue(registry, "herald_delivery_e2e_seconds_count", { channel: "email" })).toBe(1);
+    // Both calls reached the provider.
+    expect(await metricValue(registry, "herald_provider_request_duration_seconds_count", { channel: "email", provider: "fake" })).toBe(2);
+    expect(await metricValue(registry, "herald_sends_in_flight", { channel: "email" })).toBe(0);
   });
 
   it("at the end of the drain, cancels the send in flight and ends its lease for the next owner", async () => {

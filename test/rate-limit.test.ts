@@ -262,6 +262,19 @@ describe("shared rate limit", () => {
     expect(redis.commands, `grants ${grants.length}`).toBeLessThanOrEqual(2 * 3 + 1);
   });
 
+  it("reports each take that had to wait, and only those: 10/s is one per 100 ms slot, so of 5 at once 4 wait", async () => {
+    const waits: number[] = [];
+    const limiter = createRateLimiter(limiterOpts({ redis: await redisClient(), log: capturingLogger().log, perSecond: 10, onWait: (s) => void waits.push(s) }));
+    const signal = new AbortController().signal;
+    await Promise.all(Array.from({ length: 5 }, () => limiter.take(signal)));
+    expect(waits).toHaveLength(4);
+    for (const s of waits) expect(s).toBeGreaterThan(0);
+    // A limit of 0 never waits, so it never reports one.
+    const unlimited = createRateLimiter(limiterOpts({ redis: await redisClient(), log: capturingLogger().log, perSecond: 0, onWait: (s) => void waits.push(s) }));
+    await Promise.all(Array.from({ length: 50 }, () => unlimited.take(signal)));
+    expect(waits).toHaveLength(4);
+  });
+
   it("rejects limits it cannot honour", () => {
     const log = capturingLogger().log;
     const redis = new Redis(REDIS_URL, { lazyConnect: true });

@@ -84,6 +84,8 @@ export interface ConsumerOptions {
    * (logical topic names). A partition missing from it may already be fetched by another member.
    */
   onAssigned?: (assigned: readonly TopicPartition[]) => void;
+  /** Called each time this member has (re)joined the group: a rebalance, as this member saw it. */
+  onGroupJoin?: () => void;
 }
 
 /** A partition of a logical topic. */
@@ -144,6 +146,7 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
       onAssigned(assigned);
     });
   }
+  if (opts.onGroupJoin) consumer.on(consumer.events.GROUP_JOIN, opts.onGroupJoin);
   consumer.on(consumer.events.CRASH, (e) => {
     log.error({ err: e.payload.error, group: opts.groupId, restart: e.payload.restart }, "kafka consumer crashed");
   });

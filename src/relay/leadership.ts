@@ -30,6 +30,8 @@ export interface LeadershipDeps {
   onCommit(): void;
   /** The session was lost (the loop should stop waiting and start over). */
   onLost(): void;
+  /** This relay took (true) or gave up (false) the lead: the leader gauge follows it. */
+  onLeading?(leading: boolean): void;
 }
 
 export function createLeadership(deps: LeadershipDeps): Leadership {
@@ -40,6 +42,7 @@ export function createLeadership(deps: LeadershipDeps): Leadership {
     if (leader !== client) return;
     leader = undefined;
     client.release(why instanceof Error ? why : true);
+    deps.onLeading?.(false);
     deps.onLost();
     if (!stopped.aborted) log.warn({ err: why }, "relay lost leadership");
   }
@@ -65,6 +68,7 @@ export function createLeadership(deps: LeadershipDeps): Leadership {
       }
       client.on("end", () => drop(client, new Error("leader connection ended")));
       leader = client;
+      deps.onLeading?.(true);
       log.info("relay is the leader");
       return true;
     } catch (err) {
@@ -83,6 +87,7 @@ export function createLeadership(deps: LeadershipDeps): Leadership {
       const client = leader;
       leader = undefined;
       client?.release(true);
+      if (client) deps.onLeading?.(false);
     },
   };
 }

@@ -35,6 +35,8 @@ export interface RelayDeps {
   closeTimeoutMs?: number;
   /** Cap of the backoff while publishing fails. @defaultValue 5000 */
   maxBackoffMs?: number;
+  /** Hears each time this relay takes (true) or gives up (false) the lead. */
+  onLeading?: (leading: boolean) => void;
 }
 
 export interface Relay {
@@ -55,7 +57,7 @@ export function createRelay(deps: RelayDeps): Relay {
   const stopped = stop.signal;
   // Ends the idle wait on an outbox commit, or when the lead is lost (to take it again at once).
   const wakeup = createWakeup();
-  const leadership = createLeadership({ pool, lockKey, log, stopped, onCommit: () => wakeup.wake(), onLost: () => wakeup.wake() });
+  const leadership = createLeadership({ pool, lockKey, log, stopped, onCommit: () => wakeup.wake(), onLost: () => wakeup.wake(), onLeading: deps.onLeading });
   const publisher = createPublisher({ producer, batchSize });
   const housekeep = createHousekeeping({ clock, log, retentionMs, everyMs: housekeepingMs });
   const dbOutage = createOutageLog(log, { down: "relay cannot reach the database; retrying", up: "relay reached the database again" }, clock);

@@ -30,7 +30,8 @@ import { createStatusFeedStore } from "../feed/feed-store.js";
 import { createWatchSnapshotStore } from "../store/watch-snapshot.js";
 import { createStatusFeed, type StatusFeed } from "../feed/feed.js";
 import { startWhenReachable } from "./dependency-wait.js";
-import { kafkaFeedSource } from "../feed/kafka-source.js";
+import { kafkaFeedSource, WATCH_GROUP } from "../feed/kafka-source.js";
+import { createKafkaMetrics } from "../metrics/kafka.js";
 import { createStreamLimiter } from "../server/stream-limiter.js";
 import { createConnectionGate } from "../server/connection-limits.js";
 import type { Runtime } from "./runtime.js";
@@ -48,7 +49,8 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   const feedStore = createStatusFeedStore({ pool });
   const feed = await startWhenReachable(rt.waitFor, "kafka", () =>
     createStatusFeed({
-      source: kafkaFeedSource(kafka, config.kafka.group),
+      // Reported under the logical group: each instance's group has a uuid of its own.
+      source: kafkaFeedSource(kafka, config.kafka.group, createKafkaMetrics(rt.metrics).groupJoins(WATCH_GROUP)),
       store: feedStore,
       log: log.child({ component: "status-feed" }),
       ringSize: config.watch.ringSize,

@@ -1,8 +1,10 @@
 import type { Config } from "../config.js";
 import { createEgressPolicy } from "../domain/egress.js";
 import type { ChannelName } from "../domain/channels.js";
-import { channelFromName } from "../kafka/topics.js";
+import { channelFromName, workerGroup } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
+import { createDeliveryMetrics } from "../metrics/delivery.js";
+import { createKafkaMetrics } from "../metrics/kafka.js";
 import { createDeliveryStore } from "../store/deliveries.js";
 import { createTemplateStore } from "../store/templates.js";
 import { createRenderer } from "../templates/notification-renderer.js";
@@ -71,7 +73,10 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   const leases = createLeaseKeeper({ store, intervalMs: Math.max(100, Math.floor(delivery.leaseMs / 3)), log });
   const workers = new Map<ChannelName, ChannelWorker>();
   const starts: Promise<void>[] = [];
+  const deliveryMetrics = createDeliveryMetrics(rt.metrics);
+  const kafkaMetrics = createKafkaMetrics(rt.metrics);
   for (const [name, provider] of providers) {
+    const metrics = deliveryMetrics.channel(name, provider.name);
     const perSecond = delivery.rateLimits[name];
     const limiter = createRateLimiter({
       redis,
@@ -82,11 +87,23 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       // While Redis is unreachable each process keeps a share of the limit to itself.
       fallbackPerSecond: Math.ceil(perSecond * delivery.rateLimitFallbackFraction),
       log: log.child({ channel: name }),
+      onWait: (seconds) => metrics.rateLimitWaited(seconds),
     });
     const sends = createSlots(delivery.concurrency);
-    const handler = createDeliveryHandler({ store, renderer, provider, limiter, sends, backoff: delivery.backoff, log, leases });
+    const handler = createDeliveryHandler({ store, renderer, provider, limiter, sends, backoff: delivery.backoff, log, leases, metrics });
     starts.push(
-      startWhenReachable(rt.waitFor, "kafka", () => createChannelWorker({ channel: channelOf(name), kafka, handler, maxInFlight: delivery.inFlight, group: config.kafka.group, log })).then(
+      startWhenReachable(rt.waitFor, "kafka", () =>
+        createChannelWorker({
+          channel: channelOf(name),
+          kafka,
+          handler,
+          maxInFlight: delivery.inFlight,
+          group: config.kafka.group,
+          log,
+          metrics,
+          onGroupJoin: kafkaMetrics.groupJoins(workerGroup(channelOf(name))),
+        }),
+      ).then(
         (worker) => void workers.set(name, worker),
       ),
     );

@@ -2,6 +2,7 @@ import type pg from "pg";
 import { Status } from "../../gen/herald/v1/notification_pb.js";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../log.js";
+import type { SchedulerMetrics } from "../metrics/scheduler.js";
 import { inTransaction } from "../store/db.js";
 import { withStoreErrors } from "../store/errors.js";
 import { OUTBOX_CHANNEL } from "../outbox/channel.js";
@@ -21,6 +22,8 @@ export interface ReleaseOptions {
   batchSize: number;
   /** See stale-claims.ts. */
   claimGraceMs: number;
+  /** Hears each released row after its batch committed. */
+  metrics?: SchedulerMetrics;
 }
 
 export interface Releaser {
@@ -36,7 +39,7 @@ const detailFor: Partial<Record<Status, string>> = {
 };
 
 /** A due row as locked for release: what its records need, without the spec. */
-type LockedRow = Omit<TransitionRow, "status" | "updated_at" | "spec"> & { spec_length: number; from_status: Status };
+type LockedRow = Omit<TransitionRow, "status" | "updated_at" | "spec"> & { spec_length: number; from_status: Status; due_at: Date };
 
 export function createReleaser(opts: ReleaseOptions): Releaser {
   const { pool, log, clock, batchSize, claimGraceMs } = opts;
@@ -56,7 +59,8 @@ export function createReleaser(opts: ReleaseOptions): Releaser {
         // One CTE per partial index, each ordered by its due time, so both
         // scans stay index scans and neither kind can starve the other.
         const columns = `id, tenant, channel, user_id, attempts, last_sequence, correlation_id, created_at,
-                         octet_length(spec) AS spec_length, status AS from_status`;
+                         octet_length(spec) AS spec_length, status AS from_status,
+                         CASE WHEN status = $4 THEN next_attempt_at ELSE deliver_at END AS due_at`;
         const locked = await client.query<LockedRow>(
           `WITH scheduled AS MATERIALIZED (
              SELECT ${columns} FROM notifications WHERE status = $3 AND deliver_at <= $1
@@ -99,6 +103,8 @@ export function createReleaser(opts: ReleaseOptions): Releaser {
         return locked.rows;
       }),
     );
+    const releasedAt = clock.now();
+    for (const r of rows) opts.metrics?.released(r.from_status === Status.RETRYING ? "retry" : "scheduled", (releasedAt - r.due_at.getTime()) / 1000);
     if (swept.length > 0) log.warn({ count: swept.length, ids: swept.slice(0, 10) }, "stale claims returned to retry");
     return { released: rows.length, full: isFull(rows) };
   }

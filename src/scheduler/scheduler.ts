@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { Status } from "../../gen/herald/v1/notification_pb.js";
 import type { Logger } from "../log.js";
+import type { SchedulerMetrics } from "../metrics/scheduler.js";
 import { withStoreErrors } from "../store/errors.js";
 import { systemClock, type Clock } from "../clock.js";
 import { backoffMs } from "../loop/backoff.js";
@@ -27,6 +28,8 @@ export interface SchedulerDeps {
    * time to land first. @defaultValue 60000
    */
   claimGraceMs?: number;
+  /** Released rows and their lag. */
+  metrics?: SchedulerMetrics;
 }
 
 export interface Scheduler {
@@ -63,7 +66,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   let running: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
   const wakeup = createWakeup();
-  const { release, releaseDue } = createReleaser({ pool, log, clock, batchSize, claimGraceMs });
+  const { release, releaseDue } = createReleaser({ pool, log, clock, batchSize, claimGraceMs, metrics: deps.metrics });
 
   /** How long to sleep: see sleepUntilDue. */
   async function nextDelay(): Promise<number> {

@@ -1,5 +1,11 @@
+import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
+
 // What a channel worker's deliveries came to, counted where they happen (one set per worker,
-// shared by its handlers) and logged when the worker stops.
+// shared by its handlers) and logged when the worker stops. The one home of delivery counts:
+// built with the registry's instruments (`newCounters(metrics)`), the outcomes and re-claims
+// counted here are counted there too (herald_deliveries_total, herald_lease_takeovers_total), so
+// the tally logged at stop and /metrics never disagree. The rest (skips, lease waits, store
+// retries) has no metric in the catalogue and stays here.
 
 export interface DeliveryCounters {
   /** Attempts claimed (including re-claims). */
@@ -22,16 +28,42 @@ export interface DeliveryCounters {
   malformed: number;
 }
 
-export const newCounters = (): DeliveryCounters => ({
-  claimed: 0,
-  resentAfterLostOutcome: 0,
-  sent: 0,
-  retried: 0,
-  failed: 0,
-  deadLettered: 0,
-  skipped: 0,
-  leaseWaits: 0,
-  outcomesLost: 0,
-  storeRetries: 0,
-  malformed: 0,
-});
+export function newCounters(metrics?: Pick<ChannelDeliveryMetrics, "outcome" | "leaseTakeover">): DeliveryCounters {
+  const counters: DeliveryCounters = {
+    claimed: 0,
+    resentAfterLostOutcome: 0,
+    sent: 0,
+    retried: 0,
+    failed: 0,
+    deadLettered: 0,
+    skipped: 0,
+    leaseWaits: 0,
+    outcomesLost: 0,
+    storeRetries: 0,
+    malformed: 0,
+  };
+  if (!metrics) return counters;
+  backedBy(counters, "sent", () => metrics.outcome("sent"));
+  backedBy(counters, "retried", () => metrics.outcome("retry"));
+  backedBy(counters, "failed", () => metrics.outcome("failed"));
+  backedBy(counters, "deadLettered", () => metrics.outcome("dead_lettered"));
+  backedBy(counters, "resentAfterLostOutcome", () => metrics.leaseTakeover());
+  return counters;
+}
+
+/**
+ * Makes `counters[field]` an accessor whose every increment (`counters.sent++`) also records
+ * into the registry, so the places that count need not know of metrics. Still a plain,
+ * enumerable number to read, compare and log.
+ */
+function backedBy(counters: DeliveryCounters, field: keyof DeliveryCounters, record: () => void): void {
+  let value = counters[field];
+  Object.defineProperty(counters, field, {
+    enumerable: true,
+    get: () => value,
+    set: (next: number) => {
+      for (; value < next; value++) record();
+      value = next;
+    },
+  });
+}

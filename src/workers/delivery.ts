@@ -7,6 +7,7 @@ import { isRetriable, PermanentError } from "../errors.js";
 import { channelName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import type { BackoffOptions } from "../loop/backoff.js";
+import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
 import { sleep } from "../loop/sleep.js";
 import type { DeliveryStore, Outcome } from "../store/deliveries.js";
 import type { NotificationRow } from "../store/rows.js";
@@ -52,7 +53,7 @@ export interface DeliveryHandlerDeps {
   maxLeaseWaitMs?: number;
   /** Cap of the pause between retries while the database fails. @defaultValue 5000 */
   maxStoreBackoffMs?: number;
-  /** Shared by every handler of a worker. @defaultValue fresh counters */
+  /** Shared by every handler of a worker. @defaultValue fresh counters, backed by `metrics` */
   counters?: DeliveryCounters;
   /**
    * Renews each claim's lease from the claim until its outcome is stored, so a slow send keeps
@@ -60,6 +61,12 @@ export interface DeliveryHandlerDeps {
    * set by the claim is all there is.
    */
   leases?: LeaseKeeper;
+  /**
+   * The registry's instruments of this channel and provider (src/metrics/delivery.ts): provider
+   * calls and e2e time are recorded here, outcomes and takeovers through the counters this
+   * handler makes (`newCounters(metrics)`; counters passed in are not backed by it).
+   */
+  metrics?: ChannelDeliveryMetrics;
 }
 
 export interface DeliveryHandler {
@@ -68,12 +75,12 @@ export interface DeliveryHandler {
 }
 
 export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandler {
-  const { store, renderer, provider, limiter, sends, backoff } = deps;
+  const { store, renderer, provider, limiter, sends, backoff, metrics } = deps;
   const clock = deps.clock ?? systemClock;
   const now = () => new Date(clock.now());
   const random = deps.random ?? Math.random;
   const { maxLeaseWaitMs = 500, maxStoreBackoffMs = 5_000 } = deps;
-  const counters = deps.counters ?? newCounters();
+  const counters = deps.counters ?? newCounters(metrics);
   const persist = createStoreRetry({ log: deps.log, onRetry: () => counters.storeRetries++, maxBackoffMs: maxStoreBackoffMs, random });
 
   async function claim(dispatch: Dispatch, signals: DeliverySignals, log: Logger) {
@@ -116,7 +123,8 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     let providerMessageId: string;
     try {
       await limiter.take(signals.abort);
-      ({ providerMessageId } = await provider.send(message, signals.abort));
+      const send = () => provider.send(message, signals.abort);
+      ({ providerMessageId } = await (metrics ? metrics.providerCall(send) : send()));
     } finally {
       release();
     }
@@ -149,6 +157,9 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       log.warn({ outcome: outcome.kind }, "outcome not stored: the claim was taken over meanwhile");
       return;
     }
+    // From the notification's due time (deliver_at: a Create's is its created_at, a retry keeps
+    // the first due time) to now, when SENT is stored.
+    if (outcome.kind === "sent") metrics?.delivered(row.deliver_at.getTime(), clock.now());
     reportOutcome(outcome, provider.name, counters, log);
   }
 

@@ -47,6 +47,11 @@ export interface RateLimiterOptions {
   redisTimeoutMs?: number;
   /** While on the fallback limit, how often Redis is tried again. @defaultValue 1000 */
   probeIntervalMs?: number;
+  /**
+   * Hears each take that had to wait: the limit was reached (a slot's quota spent) at some point
+   * between the take and its grant. `seconds` is the whole wait, from take to grant.
+   */
+  onWait?: (seconds: number) => void;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -58,7 +63,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
-  const { redis, name, perSecond, log, clock = systemClock, redisTimeoutMs = 500, probeIntervalMs = 1000 } = opts;
+  const { redis, name, perSecond, log, clock = systemClock, redisTimeoutMs = 500, probeIntervalMs = 1000, onWait } = opts;
   if (!name) throw new RangeError("rate limiter: name must not be empty");
   if (!Number.isInteger(perSecond) || perSecond < 0) throw new RangeError(`rate limiter ${name}: perSecond must be an integer >= 0, got ${perSecond}`);
   if (!(opts.fallbackPerSecond >= 0) || !Number.isFinite(opts.fallbackPerSecond)) {
@@ -134,6 +139,9 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   // Grants are serial, one Redis round trip each: a process gets at most ~1/RTT
   // grants per second (1,500-8,500/s against the local Redis, by load), more processes add up.
   let pumping = false;
+  // For onWait: how often the pump found the limit reached, and whether it is waiting for a slot now.
+  let throttles = 0;
+  let throttled = false;
   const wakeup = createWakeup();
   // Nobody left to serve: the pump's wait ends and it stops.
   const queue = createWaiterQueue(() => wakeup.wake());
@@ -149,12 +157,18 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
         queue.grant();
         continue;
       }
+      throttles++;
+      throttled = true;
       await wakeup.sleep(Math.max(1, nextOpening(slot) - clock.now() + Math.random() * MAX_JITTER_MS));
+      throttled = false;
     }
     pumping = false;
   }
 
   function take(signal: AbortSignal): Promise<void> {
+    const since = clock.now();
+    const throttlesBefore = throttles;
+    const throttledBefore = throttled;
     const taken = queue.push(signal);
     if (!pumping && queue.length > 0) {
       pumping = true;
@@ -166,7 +180,10 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
         queue.failAll(err instanceof Error ? err : new Error(String(err)));
       });
     }
-    return taken;
+    if (!onWait) return taken;
+    return taken.then(() => {
+      if (throttledBefore || throttles !== throttlesBefore) onWait((clock.now() - since) / 1000);
+    });
   }
 
   return { take };

@@ -4,6 +4,7 @@ import type { ConsumedBatch, GroupTiming } from "../kafka/consumer.js";
 import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
 import { channelName, channelTopic, workerGroup } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
+import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
 import { waitBeating } from "./batch-heartbeat.js";
 import type { DeliveryHandler } from "./delivery.js";
 import type { DeliveryCounters } from "./delivery-counters.js";
@@ -49,6 +50,10 @@ export interface ChannelWorkerDeps {
   fetchWaitMs?: number;
   /** Session, heartbeat and rebalance timeouts of the consumer group. @defaultValue kafkajs' */
   group?: GroupTiming;
+  /** Counts the records taken on (herald_worker_records_total). */
+  metrics?: Pick<ChannelDeliveryMetrics, "recordsTaken">;
+  /** Each (re)join of the consumer group. */
+  onGroupJoin?: () => void;
 }
 
 export interface ChannelWorker {
@@ -97,6 +102,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
       void record.then(() => records.delete(record));
       settled.push(record);
     }
+    if (settled.length > 0) deps.metrics?.recordsTaken(settled.length);
     // The next fetch starts after what was taken on; nothing is committed here.
     if (last !== undefined) batch.resolve((BigInt(last) + 1n).toString());
     const previous = p.previous;
@@ -124,6 +130,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         fetchMinBytes: 64 * 1024,
         fetchMaxWaitMs: fetchWaitMs,
         onAssigned: (assigned) => held.onAssigned(assigned),
+        onGroupJoin: deps.onGroupJoin,
         ...deps.group,
       });
       await consumer.run({ eachBatch: onBatch });

@@ -1,0 +1,114 @@
+import { performance } from "node:perf_hooks";
+import type { Registry } from "prom-client";
+import { counterIn, gaugeIn, histogramIn } from "./instruments.js";
+
+// The channel workers' metrics: records taken from Kafka, attempts by outcome (counted where the
+// outcome is stored, once per attempt), provider calls (duration, in flight), how long a
+// notification took from due to SENT, rate-limit waits and lease takeovers. The worker role
+// binds one set per channel and provider; the worker, its delivery handler and its rate
+// limiter record into it.
+
+/** What a stored attempt came to; `dead_lettered` is the last attempt failing transiently. */
+export type DeliveryOutcome = "sent" | "retry" | "failed" | "dead_lettered";
+
+export interface ChannelDeliveryMetrics {
+  /** The worker took `n` records of the channel's topic on. */
+  recordsTaken(n: number): void;
+  /** An attempt's outcome was stored. */
+  outcome(kind: DeliveryOutcome): void;
+  /** SENT was stored at `storedAtMs` for a notification due at `dueAtMs` (both ms since the epoch). */
+  delivered(dueAtMs: number, storedAtMs: number): void;
+  /** Runs one provider call, timed and counted in flight while it runs. */
+  providerCall<T>(call: () => Promise<T>): Promise<T>;
+  /** A send waited this long for the rate limiter. */
+  rateLimitWaited(seconds: number): void;
+  /** A claim took over an attempt whose previous holder's lease had run out. */
+  leaseTakeover(): void;
+}
+
+export interface DeliveryMetrics {
+  /** The instruments of one channel served by one provider (children bound once). */
+  channel(channel: string, provider: string): ChannelDeliveryMetrics;
+}
+
+/** From due to SENT stored: fine enough for p50, p99 and p99.9 of a healthy path (tens of ms) and of a backlog (minutes). */
+export const E2E_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 30, 60, 120, 300];
+/** One provider call: an in-process stand-in answers in a millisecond, an HTTP provider in tens to hundreds, a timeout in seconds. */
+const PROVIDER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Rate-limit waits: a slot is 100 ms, a backlog under a tight limit waits seconds. */
+const WAIT_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
+  const records = counterIn(registry, { name: "herald_worker_records_total", help: "Kafka records taken on by the channel workers.", labelNames: ["channel"] });
+  const outcomes = counterIn(registry, {
+    name: "herald_deliveries_total",
+    help: "Delivery attempts by stored outcome (sent, retry, failed, dead_lettered).",
+    labelNames: ["channel", "provider", "outcome"],
+  });
+  const providerSeconds = histogramIn(registry, {
+    name: "herald_provider_request_duration_seconds",
+    help: "One provider call, successful or not.",
+    labelNames: ["channel", "provider"],
+    buckets: PROVIDER_BUCKETS,
+  });
+  const e2e = histogramIn(registry, {
+    name: "herald_delivery_e2e_seconds",
+    help: "From due (created_at for Create, deliver_at for Schedule, the original due time for a retry) to SENT stored.",
+    labelNames: ["channel"],
+    buckets: E2E_BUCKETS,
+  });
+  const inFlight = gaugeIn(registry, { name: "herald_sends_in_flight", help: "Provider calls in flight.", labelNames: ["channel"] });
+  const waits = counterIn(registry, { name: "herald_rate_limit_waits_total", help: "Sends that had to wait for the rate limiter.", labelNames: ["channel"] });
+  const waitSeconds = histogramIn(registry, { name: "herald_rate_limit_wait_seconds", help: "How long sends waited for the rate limiter.", labelNames: ["channel"], buckets: WAIT_BUCKETS });
+  const takeovers = counterIn(registry, {
+    name: "herald_lease_takeovers_total",
+    help: "Claims of a notification whose previous claim's lease had run out.",
+    labelNames: ["channel"],
+  });
+
+  return {
+    channel(channel, provider) {
+      const byOutcome: Record<DeliveryOutcome, ReturnType<typeof outcomes.labels>> = {
+        sent: outcomes.labels(channel, provider, "sent"),
+        retry: outcomes.labels(channel, provider, "retry"),
+        failed: outcomes.labels(channel, provider, "failed"),
+        dead_lettered: outcomes.labels(channel, provider, "dead_lettered"),
+      };
+      const taken = records.labels(channel);
+      const calls = providerSeconds.labels(channel, provider);
+      const sending = inFlight.labels(channel);
+      const delivered = e2e.labels(channel);
+      const waited = waits.labels(channel);
+      const waitedSeconds = waitSeconds.labels(channel);
+      const takenOver = takeovers.labels(channel);
+      // Every series present from the start, so a dashboard and a rate() read 0 rather than no
+      // data before the first send (prom-client shows a child only once it has a value).
+      for (const c of [...Object.values(byOutcome), taken, waited, takenOver]) c.inc(0);
+      sending.set(0);
+      providerSeconds.zero({ channel, provider });
+      e2e.zero({ channel });
+      waitSeconds.zero({ channel });
+      return {
+        recordsTaken: (n) => taken.inc(n),
+        outcome: (kind) => byOutcome[kind].inc(),
+        // A host clock behind the one that stamped the row would read as negative time; it is none.
+        delivered: (dueAtMs, storedAtMs) => delivered.observe(Math.max(0, storedAtMs - dueAtMs) / 1000),
+        async providerCall(call) {
+          const started = performance.now();
+          sending.inc();
+          try {
+            return await call();
+          } finally {
+            sending.dec();
+            calls.observe((performance.now() - started) / 1000);
+          }
+        },
+        rateLimitWaited(seconds) {
+          waited.inc();
+          waitedSeconds.observe(seconds);
+        },
+        leaseTakeover: () => takenOver.inc(),
+      };
+    },
+  };
+}
