@@ -84,6 +84,7 @@ export function createStatusFeed(deps: StatusFeedDeps): StatusFeed {
   let filled = 0;
   let duplicates = 0;
   let undecodable = 0;
+  let listenerFailures = 0;
   let closed = false;
   let poller: NodeJS.Timeout | undefined;
   // The head seen by the previous poll: positions up to it have had a whole interval to arrive.
@@ -102,11 +103,11 @@ export function createStatusFeed(deps: StatusFeedDeps): StatusFeed {
     ring.add(event);
     registry.publish(event);
     for (const listener of listeners) {
-      // A listener's bug must not stall every stream of this instance.
+      // A listener's bug must not stall every stream of this instance (logged once, not per event).
       try {
         listener(event);
       } catch (err) {
-        log.error({ err }, "status feed listener failed");
+        if (listenerFailures++ === 0) log.error({ err }, "status feed listener failed");
       }
     }
     // A fetched batch (or a fill) can hold thousands of events. Handing them all over in one
