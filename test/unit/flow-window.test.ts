@@ -124,6 +124,17 @@ describe("flow window", () => {
     expect(flow.channel(Channel.EMAIL)).toMatchObject({ e2eP50Ms: 50, e2eP99Ms: 70, e2eSamples: 4 });
   });
 
+  it("at a larger bound forgets the oldest tenth at once, then takes a tenth more before forgetting again", () => {
+    const flow = createFlowWindow({ clock: fakeClock(), maxInFlight: 20 });
+    for (let i = 1; i <= 25; i++) flow.observe(event(`n${i}`, Status.QUEUED, T0 + i));
+    // 21st: n1, n2 go (19 left); 22nd fits; 23rd: n3, n4 go; 25th: n5, n6 go.
+    expect(flow.stats()).toEqual({ inFlight: 19, dropped: 6, unmatched: 0 });
+    flow.observe(event("n6", Status.SENT, T0 + 100));
+    flow.observe(event("n7", Status.SENT, T0 + 100));
+    expect(flow.stats()).toEqual({ inFlight: 18, dropped: 6, unmatched: 1 });
+    expect(flow.channel(Channel.EMAIL)).toMatchObject({ e2eP50Ms: 93, e2eSamples: 1 });
+  });
+
   it("ignores events of no deliverable channel", () => {
     const flow = createFlowWindow({ clock: fakeClock() });
     flow.observe(event("u", Status.QUEUED, T0, Channel.UNSPECIFIED));
