@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { createKafka } from "../src/kafka/kafka.js";
 
-// Kafka.consumerLag against the shared broker: records written to chosen partitions and offsets
+// Kafka.consumerLag against the shared broker, a group's commits set by hand: records written to chosen partitions and offsets
 // committed for a group with the admin client (no consumer needed), then the lag read back in
 // logical names. Test-only: kafkajs is used directly to set the scene.
 
