@@ -4,9 +4,10 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { createKafka } from "../src/kafka/kafka.js";
 
-// Kafka.consumerLag against the shared broker, a group's commits set by hand: records written to chosen partitions and offsets
-// committed for a group with the admin client (no consumer needed), then the lag read back in
-// logical names. Test-only: kafkajs is used directly to set the scene.
+// Kafka.consumerLag against the shared broker with a group's commits set by hand: records
+// written to chosen partitions, offsets committed for a group with the admin client (no consumer
+// needed), then the lag read back in logical names. Test-only: kafkajs is used directly to set
+// the scene.
 
 const BROKERS = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
 const prefix = `t${randomBytes(4).toString("hex")}.`;
