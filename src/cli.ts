@@ -10,6 +10,7 @@ import { UsageError } from "./cli/usage-error.js";
 import { dlqUsage, runDlqCommand } from "./cli/dlq-commands.js";
 import { runWatchCommand, watchUsage } from "./cli/watch-command.js";
 import { configUsage, runConfigCommand } from "./cli/config-command.js";
+import { runStatusCommand, statusUsage } from "./cli/status-command.js";
 
 const usage = () => `herald — a notification service
 
@@ -29,7 +30,7 @@ Client commands (over gRPC; --addr, --api-key or HERALD_GRPC_ADDR, HERALD_API_KE
   herald cancel ID
 ${watchUsage}
 Operator commands:
-  herald hash-key KEY            prints the sha256 form of an API key for HERALD_API_KEYS
+${statusUsage}  herald hash-key KEY            prints the sha256 form of an API key for HERALD_API_KEYS
 ${configUsage}
 ${dlqUsage}
 `;
@@ -49,6 +50,8 @@ async function main(argv: string[]): Promise<void> {
     case "watch":
       process.exitCode = await runWatchCommand(args, process.env);
       return;
+    case "status":
+      return runStatusCommand(args, process.env);
     case "config":
       return runConfigCommand(args, process.env, { out: process.stdout, err: process.stderr });
     case "hash-key":

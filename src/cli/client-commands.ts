@@ -68,16 +68,20 @@ function specFrom(v: SpecValues): NotificationSpec {
   });
 }
 
+/** Where a client command connects and with which key: the flags, else the environment, else the local defaults. */
+export function clientOptions(v: { addr?: string | undefined; "api-key"?: string | undefined }, env: NodeJS.ProcessEnv) {
+  return {
+    address: v.addr ?? env.HERALD_GRPC_ADDR ?? "127.0.0.1:50051",
+    apiKey: v["api-key"] ?? env.HERALD_API_KEY ?? DEV_API_KEY,
+  };
+}
+
 export function clientFrom(
   v: { addr?: string | undefined; "api-key"?: string | undefined },
   env: NodeJS.ProcessEnv,
   channelOptions?: ChannelOptions,
 ) {
-  return createHeraldClient({
-    address: v.addr ?? env.HERALD_GRPC_ADDR ?? "127.0.0.1:50051",
-    apiKey: v["api-key"] ?? env.HERALD_API_KEY ?? DEV_API_KEY,
-    ...(channelOptions ? { channelOptions } : {}),
-  });
+  return createHeraldClient({ ...clientOptions(v, env), ...(channelOptions ? { channelOptions } : {}) });
 }
 
 export function headers(v: { "request-id"?: string | undefined }): HeadersInit | undefined {

@@ -3,6 +3,7 @@ import { NotificationService } from "../../gen/herald/v1/notification_service_pb
 import type { DescService } from "@bufbuild/protobuf";
 import { DeadLetterService } from "../../gen/herald/v1/dead_letter_pb.js";
 import { TemplateService } from "../../gen/herald/v1/template_pb.js";
+import { OperationsService } from "../../gen/herald/v1/operations_pb.js";
 import { createGrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 
 export { createGrpcTransport } from "./grpc-transport.js";
@@ -12,6 +13,7 @@ export * from "../../gen/herald/v1/notification_pb.js";
 export * from "../../gen/herald/v1/notification_service_pb.js";
 export * from "../../gen/herald/v1/dead_letter_pb.js";
 export * from "../../gen/herald/v1/template_pb.js";
+export * from "../../gen/herald/v1/operations_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 
 export interface HeraldClientOptions extends GrpcTransportOptions {
@@ -22,6 +24,7 @@ export interface HeraldClientOptions extends GrpcTransportOptions {
 export type HeraldClient = Client<typeof NotificationService> & { close(): void };
 export type DeadLetterClient = Client<typeof DeadLetterService> & { close(): void };
 export type TemplateClient = Client<typeof TemplateService> & { close(): void };
+export type OperationsClient = Client<typeof OperationsService> & { close(): void };
 
 /** A typed client of one Herald service over grpc-js, sending the API key on every call. */
 function serviceClient<S extends DescService>(service: S, opts: HeraldClientOptions): Client<S> & { close(): void } {
@@ -68,4 +71,12 @@ export function createDeadLetterClient(opts: HeraldClientOptions): DeadLetterCli
 /** A typed client for Herald's TemplateService (put, get, list), with the same options. */
 export function createTemplateClient(opts: HeraldClientOptions): TemplateClient {
   return serviceClient(TemplateService, opts);
+}
+
+/**
+ * A typed client for Herald's OperationsService (the deployment-wide overview `herald status`
+ * shows), with the same options; any valid API key may call it.
+ */
+export function createOperationsClient(opts: HeraldClientOptions): OperationsClient {
+  return serviceClient(OperationsService, opts);
 }

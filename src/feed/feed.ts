@@ -62,6 +62,12 @@ export interface StatusFeed {
    */
   subscribe(selection: WatchSelection, opts: { limit: number; after?: number }): { subscription: Subscription; backlog?: FeedEvent[] };
   stats(): FeedStats;
+  /**
+   * Calls `listener` with every event handed to subscribers (every tenant, in position order)
+   * until the returned function is called. It runs on the feed's path, so it must be cheap
+   * (the operations view's flow window, src/feed/flow-window.ts).
+   */
+  listen(listener: (event: FeedEvent) => void): () => void;
   /** Stops consuming and ends every subscription. Idempotent. */
   close(): Promise<void>;
 }
@@ -73,10 +79,12 @@ export function createStatusFeed(deps: StatusFeedDeps): StatusFeed {
   const { source, store, log } = deps;
   const ring = new EventRing(deps.ringSize);
   const registry = new SubscriberRegistry();
+  const listeners = new Set<(event: FeedEvent) => void>();
   let last = 0;
   let filled = 0;
   let duplicates = 0;
   let undecodable = 0;
+  let listenerFailures = 0;
   let closed = false;
   let poller: NodeJS.Timeout | undefined;
   // The head seen by the previous poll: positions up to it have had a whole interval to arrive.
@@ -94,6 +102,14 @@ export function createStatusFeed(deps: StatusFeedDeps): StatusFeed {
     last = event.position;
     ring.add(event);
     registry.publish(event);
+    for (const listener of listeners) {
+      // A listener's bug must not stall every stream of this instance (logged once, not per event).
+      try {
+        listener(event);
+      } catch (err) {
+        if (listenerFailures++ === 0) log.error({ err }, "status feed listener failed");
+      }
+    }
     // A fetched batch (or a fill) can hold thousands of events. Handing them all over in one
     // go would put every subscriber that many events behind at once, fast readers too; a pause
     // every few events lets streams write, and readers drain, in between.
@@ -192,6 +208,10 @@ export function createStatusFeed(deps: StatusFeedDeps): StatusFeed {
       filled,
       duplicates,
     }),
+    listen(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -3,6 +3,7 @@ import { file_herald_v1_notification_service } from "../../gen/herald/v1/notific
 import { file_herald_v1_dispatch } from "../../gen/herald/v1/dispatch_pb.js";
 import { file_herald_v1_template } from "../../gen/herald/v1/template_pb.js";
 import { file_herald_v1_dead_letter } from "../../gen/herald/v1/dead_letter_pb.js";
+import { file_herald_v1_operations } from "../../gen/herald/v1/operations_pb.js";
 import { Health, file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createNotificationStore } from "../store/notifications.js";
 import { loadCursorKey } from "../store/cursor-key.js";
@@ -15,6 +16,11 @@ import { createCompilePool } from "../templates/compile-pool.js";
 import { createTemplateStore } from "../store/templates.js";
 import { deadLetterService } from "../server/dead-letter-service.js";
 import { createDeadLetterStore } from "../store/dead-letters.js";
+import { operationsService } from "../server/operations-service.js";
+import { createLagReader } from "../server/handlers/operations/lag.js";
+import { readBacklog } from "../store/backlog.js";
+import { withStoreErrors } from "../store/errors.js";
+import { createFlowWindow } from "../feed/flow-window.js";
 import { createEdge } from "../server/edge.js";
 import { startGrpcListener } from "../server/grpc-listener.js";
 import { createAdmission } from "../server/admission.js";
@@ -36,7 +42,7 @@ import { createConnectionGate } from "../server/connection-limits.js";
 import type { Runtime } from "./runtime.js";
 import { systemClock } from "../clock.js";
 
-/** The API server: NotificationService, health and reflection on both listeners. */
+/** The API server: NotificationService, TemplateService, DeadLetterService, OperationsService, health and reflection on both listeners. */
 export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
   const { config, log, pool, kafka, health } = rt;
   const store = createNotificationStore({ pool, commit: config.commit, idempotencyTtlMs: config.idempotencyTtlMs, log });
@@ -55,6 +61,10 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       pollMs: config.watch.pollMs,
     }),
   );
+
+  // The operations view's rates and end-to-end times: this instance's feed sees every status event.
+  const flow = createFlowWindow({ clock: systemClock });
+  feed.listen((e) => flow.observe(e.event));
 
   const compiler = createCompilePool({ timeoutMs: config.templates.compileTimeoutMs });
   const services = [
@@ -82,12 +92,24 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       store: createDeadLetterStore({ pool, maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName] }),
       clock: systemClock,
     }),
-    mount(Health, grpcHealth(health, ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService"], { maxWatches: config.healthWatchMaxStreams })),
+    operationsService({
+      backlog: () => withStoreErrors(() => readBacklog(pool)),
+      lag: createLagReader({ kafka, log: log.child({ component: "operations" }) }),
+      flow,
+      clock: systemClock,
+    }),
+    mount(
+      Health,
+      grpcHealth(health, ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService", "herald.v1.OperationsService"], {
+        maxWatches: config.healthWatchMaxStreams,
+      }),
+    ),
     ...reflectionServices({
       files: [
         file_herald_v1_notification_service,
         file_herald_v1_template,
         file_herald_v1_dead_letter,
+        file_herald_v1_operations,
         file_herald_v1_dispatch,
         file_grpc_health_v1_health,
       ],
@@ -95,6 +117,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
         "herald.v1.NotificationService",
         "herald.v1.TemplateService",
         "herald.v1.DeadLetterService",
+        "herald.v1.OperationsService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

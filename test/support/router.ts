@@ -9,6 +9,8 @@ import { hashApiKey } from "../../src/domain/api-keys.js";
 import { createEdge } from "../../src/server/edge.js";
 import { edgeInterceptor } from "../../src/server/edge-interceptor.js";
 import { deadLetterService } from "../../src/server/dead-letter-service.js";
+import { operationsService } from "../../src/server/operations-service.js";
+import type { OverviewDeps } from "../../src/server/handlers/operations/get-overview.js";
 import { notificationService } from "../../src/server/notification-service.js";
 import { templateService } from "../../src/server/template-service.js";
 import { createCompilePool } from "../../src/templates/compile-pool.js";
@@ -40,6 +42,8 @@ export interface RouterFakes {
   notifications?: Partial<NotificationStore>;
   templates?: Partial<TemplateStore>;
   deadLetters?: Partial<DeadLetterStore>;
+  /** OperationsService's collaborators (the clock is the router's). */
+  operations?: Partial<Omit<OverviewDeps, "clock">>;
   watch?: {
     feed?: Partial<WatchStatusDeps["feed"]>;
     feedStore?: Partial<WatchStatusDeps["feedStore"]>;
@@ -109,6 +113,12 @@ export function startRouterHerald(fakes: RouterFakes = {}): RouterHerald {
     }),
     templateService({ templates: fake("TemplateStore", fakes.templates), clock, compiler }),
     deadLetterService({ store: fake("DeadLetterStore", fakes.deadLetters), clock }),
+    operationsService({
+      backlog: fakes.operations?.backlog ?? (() => Promise.reject(new Error("backlog is not faked in this test"))),
+      lag: fakes.operations?.lag ?? fake("LagReader"),
+      flow: fakes.operations?.flow ?? fake("FlowWindow"),
+      clock,
+    }),
   ];
   const edge = createEdge({ apiKeys: new Map([[hashApiKey(API_KEY), TENANT]]), log });
   const routes = (router: ConnectRouter) => {

@@ -519,3 +519,31 @@ describe("status feed: stats and close", () => {
     expect(feed.stats().subscribers).toBe(0);
   });
 });
+
+describe("status feed: listeners (the operations view's flow window)", () => {
+  it("hands every event of every tenant to a listener, in position order, filled ones too, until it unlistens", async () => {
+    const { db, src, feed, logs } = await setup({ head: 2 });
+    const seen: Array<[number, string]> = [];
+    const unlisten = feed.listen((e) => seen.push([e.position, e.tenant]));
+    const events = db.assign({ tenant: "acme" }, { tenant: "globex" }, { tenant: "initech" });
+    // Position 4 never comes from Kafka: the feed reads it from the store, and listeners get it too.
+    await src.send(events[0]!, events[2]!);
+    expect(seen).toEqual([
+      [3, "acme"],
+      [4, "globex"],
+      [5, "initech"],
+    ]);
+    // A listener that throws is logged (once) and stalls neither the feed nor the other listeners.
+    const after: number[] = [];
+    feed.listen(() => {
+      throw new Error("listener bug");
+    });
+    feed.listen((e) => after.push(e.position));
+    unlisten();
+    await src.send(...db.assignN(2));
+    expect(seen.length).toBe(3);
+    expect(after).toEqual([6, 7]);
+    expect(feed.position()).toBe(7);
+    expect(logs.lines.filter((l) => l.msg === "status feed listener failed").length).toBe(1);
+  });
+});
