@@ -41,8 +41,13 @@ describe("seriesSet", () => {
     expect(s.points("a")).toEqual([{ t: 2_000, v: 1 }]);
   });
 
-  it("is empty before the first point", () => {
-    expect(seriesSet(1000).span()).toBeUndefined();
+  it("spans from the oldest point kept while the page is younger than the window", () => {
+    const s = seriesSet(300_000);
+    expect(s.span()).toBeUndefined();
+    s.record("a", 4_000, 1);
+    s.record("b", 2_000, 1);
+    s.record("a", 10_000, 1);
+    expect(s.span()).toEqual({ from: 2_000, to: 10_000 });
   });
 });
 
@@ -77,6 +82,11 @@ describe("chart geometry", () => {
     ];
     expect(pathData(points, s)).toBe("M10,60 L32.5,10 M77.5,35 L100,35");
     expect(pathData([{ t: 0, v: NaN }], s)).toBe("");
+  });
+
+  it("draws a lone point as a dot (a zero-length line)", () => {
+    const s = scale({ width: 110, height: 70, left: 10, pad: 10 }, { from: 0, to: 4 }, 10);
+    expect(pathData([{ t: 0, v: 10 }, { t: 1, v: NaN }, { t: 4, v: 0 }], s)).toBe("M10,10 l0,0 M100,60 l0,0");
   });
 
   it("formats values for the axis and the legend", () => {
@@ -144,6 +154,7 @@ describe("overview figures", () => {
     recordFigures(s, figures(later));
     expect(s.points("lag.email").map((p) => p.v)).toEqual([7, NaN]);
     expect(s.points("sent.email").map((p) => p.v)).toEqual([1.5, 1.5]);
+    expect(s.points("failed.email").map((p) => p.v)).toEqual([0.25, 0.25]);
     expect(s.points("p99.email").map((p) => p.v)).toEqual([1.25, 1.25]);
     expect(s.points("outbox.pending")).toEqual([
       { t: 1_700_000_000_000, v: 12 },

@@ -49,19 +49,26 @@ const r = (n: number) => Math.round(n * 10) / 10;
 
 /**
  * The path's `d`: a move to the first point of each run of values, lines to
- * the rest; a NaN ends the run, so a gap stays a gap. "" when nothing to draw.
+ * the rest; a NaN ends the run, so a gap stays a gap. A run of one point gets
+ * a zero-length line, which the round line cap draws as a dot. "" when
+ * nothing to draw.
  */
 export function pathData(points: readonly Point[], s: Scale): string {
   const parts: string[] = [];
-  let drawing = false;
+  let run = 0;
+  const endRun = () => {
+    if (run === 1) parts.push("l0,0");
+    run = 0;
+  };
   for (const p of points) {
     if (!Number.isFinite(p.v)) {
-      drawing = false;
+      endRun();
       continue;
     }
-    parts.push(`${drawing ? "L" : "M"}${r(s.x(p.t))},${r(s.y(p.v))}`);
-    drawing = true;
+    parts.push(`${run > 0 ? "L" : "M"}${r(s.x(p.t))},${r(s.y(p.v))}`);
+    run++;
   }
+  endRun();
   return parts.join(" ");
 }
 

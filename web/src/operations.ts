@@ -41,6 +41,7 @@ export function operationsView(clients: () => Clients | undefined) {
   function buildCharts() {
     charts = [
       lineChart(byId("chart-sent"), { title: "Deliveries/s (SENT, last minute's rate)", unit: "/s", lines: perChannel("sent") }, series),
+      lineChart(byId("chart-failed"), { title: "Failures/s (FAILED + DEAD_LETTERED, last minute's rate)", unit: "/s", lines: perChannel("failed") }, series),
       lineChart(byId("chart-lag"), { title: "Consumer lag (records)", unit: "", lines: perChannel("lag"), missing: "unavailable" }, series),
       lineChart(byId("chart-p99"), { title: "p99 accept → SENT (s, last 5 min)", unit: " s", lines: perChannel("p99") }, series),
       lineChart(byId("chart-outbox"), { title: "Outbox backlog (rows)", unit: "", lines: [{ name: "outbox.pending", label: "pending", cls: "c-outbox" }] }, series),

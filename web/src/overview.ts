@@ -59,10 +59,11 @@ export function figures(o: GetOverviewResponse, now: () => number = Date.now): O
   };
 }
 
-/** Adds one snapshot's points: deliveries/s, lag and p99 per channel; outbox pending and oldest age. */
+/** Adds one snapshot's points: deliveries/s, failures/s, lag and p99 per channel; outbox pending and oldest age. */
 export function recordFigures(set: SeriesSet, f: OverviewFigures): void {
   for (const c of f.channels) {
     set.record(`sent.${c.channel}`, f.at, c.sentPerSecond);
+    set.record(`failed.${c.channel}`, f.at, c.failedPerSecond);
     set.record(`lag.${c.channel}`, f.at, c.lag);
     set.record(`p99.${c.channel}`, f.at, c.p99Seconds);
   }

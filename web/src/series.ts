@@ -17,7 +17,11 @@ export interface SeriesSet {
   points(name: string): readonly Point[];
   /** The newest point of `name`. */
   last(name: string): Point | undefined;
-  /** The window the set keeps, [newest - windowMs, newest]; undefined before the first point. */
+  /**
+   * The time the charts span: from the oldest point kept (at most the window
+   * before the newest) to the newest, so a page open for a minute fills its
+   * width with that minute; undefined before the first point.
+   */
   span(): { from: number; to: number } | undefined;
 }
 
@@ -50,6 +54,11 @@ export function seriesSet(windowMs: number): SeriesSet {
     },
     points: (name) => lines.get(name) ?? [],
     last: (name) => lines.get(name)?.at(-1),
-    span: () => (newest === -Infinity ? undefined : { from: newest - windowMs, to: newest }),
+    span() {
+      if (newest === -Infinity) return undefined;
+      let oldest = newest;
+      for (const points of lines.values()) if (points[0] && points[0].t < oldest) oldest = points[0].t;
+      return { from: Math.max(oldest, newest - windowMs), to: newest };
+    },
   };
 }
