@@ -8,6 +8,9 @@ export interface DeadLetterFilterFields {
   channel?: "" | "email" | "sms" | "push" | "webhook";
   status?: "" | "FAILED" | "DEAD_LETTERED";
   errorContains?: string;
+  /** datetime-local values ("2026-12-03T22:40"), in the browser's time zone. */
+  since?: string;
+  until?: string;
 }
 
 export interface ListedDeadLetter {
@@ -29,14 +32,36 @@ export function deadLettersPage(page: Page) {
     },
     /** Applies the filter and waits for the list it asked for (or throws with the error the page shows). */
     async filter(fields: DeadLetterFilterFields) {
+      const error = await this.filterError(fields);
+      if (error !== undefined) throw new Error(`list failed: ${error}`);
+    },
+    /** Applies the filter; the error the page shows for it, or undefined when it listed. */
+    async filterError(fields: DeadLetterFilterFields): Promise<string | undefined> {
       await page.selectOption("#dl-channel", fields.channel ?? "");
       await page.selectOption("#dl-status", fields.status ?? "");
       await page.fill("#dl-error", fields.errorContains ?? "");
+      await page.fill("#dl-since", fields.since ?? "");
+      await page.fill("#dl-until", fields.until ?? "");
       // Marked first, so the wait below sees this load's answer, not the previous one's.
       await listState.evaluate((n) => n.setAttribute("data-state", "stale"));
       await page.click("#dl-apply");
       await page.waitForSelector('#dl-list-state[data-state="ok"], #dl-list-state[data-state="error"]');
+      return (await listState.getAttribute("data-state")) === "ok" ? undefined : ((await listState.textContent()) ?? "");
+    },
+    /** Previous or Next page; waits for its list. */
+    async page(which: "prev" | "next") {
+      await listState.evaluate((n) => n.setAttribute("data-state", "stale"));
+      await page.click(`#dl-${which}`);
+      await page.waitForSelector('#dl-list-state[data-state="ok"], #dl-list-state[data-state="error"]');
       if ((await listState.getAttribute("data-state")) !== "ok") throw new Error(`list failed: ${await listState.textContent()}`);
+    },
+    /** "page 2", and whether Previous and Next can be pressed. */
+    async pager() {
+      return {
+        text: (await page.textContent("#dl-page")) ?? "",
+        prev: await page.locator("#dl-prev").isEnabled(),
+        next: await page.locator("#dl-next").isEnabled(),
+      };
     },
     async rows(): Promise<ListedDeadLetter[]> {
       return page.$$eval("#dl-rows tr[data-id]", (trs) =>

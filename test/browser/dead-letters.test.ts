@@ -62,11 +62,16 @@ afterAll(async () => {
   await db?.drop();
 });
 
+const pad = (n: number) => String(n).padStart(2, "0");
+/** A datetime-local value in this machine's time zone, which the browser shares. */
+const localTime = (d: Date) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+const HOUR = 3_600_000;
+
 const email = (userId: string) => createNotification(client, userId, { case: "email", value: `${userId}@example.com` }, { subject: "Hi", text: "Never arrives." });
 const sms = (userId: string) => createNotification(client, userId, { case: "phone", value: "+14155550100" }, { text: "Never arrives." });
 
 describe("the dead-letter view", () => {
-  it("filters by channel and error text, opens one with its history and last error, and redrives a confirmed selection", { timeout: 240_000 }, async () => {
+  it("filters by channel, status, time and error text, opens one with its history and last error, and redrives a confirmed selection", { timeout: 240_000 }, async () => {
     // One email refused for another reason first, then every other message "no such user".
     smtp.behave([fail(550, "Mailbox disabled")], fail(550, "No such user here"));
     twilio.behave([], twilioError(400, 21211, "The 'To' number is not a valid phone number."));
@@ -81,6 +86,17 @@ describe("the dead-letter view", () => {
     const all = await dl.rows();
     expect(all.map((r) => r.id).sort()).toEqual([disabled, ...noSuchUser, ...badNumbers].sort());
     expect(new Set(all.map((r) => r.status))).toEqual(new Set(["FAILED"]));
+
+    // The time bounds: nothing after an hour from now, all six within the hour around now.
+    const now = Date.now();
+    await dl.filter({ since: localTime(new Date(now + HOUR)) });
+    expect(await dl.rows()).toEqual([]);
+    await dl.filter({ since: localTime(new Date(now - HOUR)), until: localTime(new Date(now + HOUR)) });
+    expect((await dl.rows()).map((r) => r.id).sort()).toEqual(all.map((r) => r.id).sort());
+    // The server's rules are the page's: its INVALID_ARGUMENT is shown as it is.
+    expect(await dl.filterError({ since: localTime(new Date(now + HOUR)), until: localTime(new Date(now - HOUR)) })).toBe(
+      "INVALID_ARGUMENT: filter.until: must be after filter.since",
+    );
 
     await dl.filter({ channel: "sms" });
     expect((await dl.rows()).map((r) => [r.id, r.channel, r.lastError]).sort()).toEqual(badNumbers.map((id) => [id, "sms", BAD_NUMBER]).sort());
@@ -145,11 +161,32 @@ describe("the dead-letter view", () => {
     expect(refused.text).toMatch(new RegExp(`^0 redriven, 1 failed: ${first} FAILED_PRECONDITION: `));
     expect((await dl.rows()).map((r) => r.id)).toEqual([third]);
 
-    // The refused redrive is an HTTP 400 (Connect's failed_precondition), which Chromium logs; nothing else.
+    // The refused filter and redrive are HTTP 400s (Connect's invalid_argument and
+    // failed_precondition), which Chromium logs; nothing else.
     expect(browser!.problems.filter((p) => !/status of 400 \(Bad Request\)/.test(p))).toEqual([]);
     await dl.filter({});
     mkdirSync(join(REPO, "docs/images"), { recursive: true });
     await dl.openOne(third);
     await browser!.page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it("pages through more dead letters than a page holds, 25 at a time", { timeout: 240_000 }, async () => {
+    const MORE = 27;
+    smtp.behave([], fail(552, "Over quota"));
+    const ids: string[] = [];
+    for (let i = 0; i < MORE; i++) ids.push(await email(`u-dl-quota-${i}`));
+    await waitForStatus(db.pool, ids, Status.FAILED, { workers: processes, timeoutMs: 60_000 });
+
+    await dl.filter({ errorContains: "over quota" });
+    const first = await dl.rows();
+    expect(first).toHaveLength(25);
+    expect(await dl.pager()).toEqual({ text: "page 1", prev: false, next: true });
+    await dl.page("next");
+    const second = await dl.rows();
+    expect(await dl.pager()).toEqual({ text: "page 2", prev: true, next: false });
+    expect([...first, ...second].map((r) => r.id).sort()).toEqual([...ids].sort());
+    await dl.page("prev");
+    expect((await dl.rows()).map((r) => r.id)).toEqual(first.map((r) => r.id));
+    expect(await dl.pager()).toEqual({ text: "page 1", prev: false, next: true });
   });
 });

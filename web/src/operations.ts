@@ -50,8 +50,10 @@ export function operationsView(clients: () => Clients | undefined) {
   }
   buildCharts();
 
-  function tile(name: string, label: string, value: string) {
-    return el("div", { class: "tile", "data-figure": name }, el("span", { class: "muted" }, label), el("b", {}, value));
+  function tile(name: string, label: string, value: string, href?: string) {
+    const attrs = { class: "tile", "data-figure": name };
+    const parts = [el("span", { class: "muted" }, label), el("b", {}, value)];
+    return href ? el("a", { ...attrs, href }, ...parts) : el("div", attrs, ...parts);
   }
 
   function show(f: OverviewFigures) {
@@ -68,7 +70,8 @@ export function operationsView(clients: () => Clients | undefined) {
       tile("outbox-oldest", "oldest outbox row", durationText(f.outboxOldestSeconds)),
       tile("due", "due, not released", String(f.dueUnreleased)),
       tile("due-oldest", "oldest due", durationText(f.dueOldestSeconds)),
-      tile("dead-letters", "dead letters open", String(f.deadLettersOpen)),
+      // Every tenant's count; the view it links to lists this key's tenant only.
+      tile("dead-letters", "dead letters open", String(f.deadLettersOpen), "#dead-letters"),
     );
     channelRows.replaceChildren(
       ...f.channels.map((c) =>
