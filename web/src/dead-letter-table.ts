@@ -53,6 +53,11 @@ export function deadLetterTable(body: HTMLTableSectionElement, selectAll: HTMLIn
       if (page.length === 0) body.append(el("tr", { class: "empty" }, el("td", { colspan: "8", class: "muted" }, "no dead letters match")));
       changed();
     },
+    /** Nothing listed yet (a new key): no rows, not even "no dead letters match". */
+    clear() {
+      body.replaceChildren();
+      changed();
+    },
     selected,
   };
 }

@@ -142,10 +142,11 @@ export function deadLetterView(clients: () => Clients | undefined) {
     reset() {
       loaded = false;
       starts = [""];
-      table.show([]);
+      table.clear();
       detail.close();
       confirm.cancel();
       result.textContent = "";
+      listState.textContent = "";
     },
   };
 }
