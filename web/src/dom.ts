@@ -18,3 +18,6 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
 }
 
 export const timeText = (d: Date | undefined): string => (d ? d.toLocaleTimeString(undefined, { hour12: false }) : "");
+
+/** Date and time, for what may be days old (a dead letter). */
+export const dateTimeText = (d: Date | undefined): string => (d ? d.toLocaleString(undefined, { hour12: false }) : "");

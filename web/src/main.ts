@@ -1,14 +1,17 @@
 import { ConnectError } from "@connectrpc/connect";
-import { notificationClient, type NotificationClient } from "./client.js";
+import { heraldClients, type Clients } from "./client.js";
+import { deadLetterView } from "./dead-letters.js";
 import { byId, timeText } from "./dom.js";
 import { eventLog } from "./event-log.js";
 import { codeName, sleep, startFeed, type Feed, type FeedState } from "./feed.js";
 import { notificationTable } from "./notification-table.js";
+import { operationsView } from "./operations.js";
 import { createRequest, isChannel, type SendFields } from "./send-form.js";
+import { viewSwitcher, type ViewName } from "./views.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 
-// The dashboard's wiring: the key form, the send form and the live feed. Each
-// piece is in its own module; this one only connects them to the page.
+// The dashboard's wiring: the key form, the views, the send form and the live
+// feed. Each piece is in its own module; this one only connects them to the page.
 
 // sessionStorage, not localStorage: the key goes when the tab closes.
 const KEY_STORAGE = "herald.apiKey";
@@ -23,7 +26,17 @@ const sendResult = byId("send-result");
 const table = notificationTable(byId<HTMLTableSectionElement>("notification-rows"));
 const log = eventLog(byId<HTMLTableSectionElement>("event-rows"));
 
-let session: { client: NotificationClient; feed: Feed } | undefined;
+let session: { clients: Clients; feed: Feed } | undefined;
+const ops = operationsView(() => session?.clients);
+const deadLetters = deadLetterView(() => session?.clients);
+
+/** The operations view polls only while shown; the dead-letter view lists on its first showing. */
+function viewShown(view: ViewName) {
+  if (view === "operations") ops.start();
+  else ops.stop();
+  if (view === "dead-letters") deadLetters.shown();
+}
+const views = viewSwitcher(document, viewShown);
 let events = 0;
 let heartbeat: Date | undefined;
 
@@ -48,9 +61,11 @@ function connect(apiKey: string) {
   events = 0;
   heartbeat = undefined;
   showStats();
-  const client = notificationClient(location.origin, apiKey);
+  ops.reset();
+  deadLetters.reset();
+  const clients = heraldClients(location.origin, apiKey);
   const feed = startFeed({
-    watch: (req, opts) => client.watchStatus(req, opts),
+    watch: (req, opts) => clients.notifications.watchStatus(req, opts),
     onState: showState,
     sleep,
     onMessage(msg) {
@@ -70,8 +85,9 @@ function connect(apiKey: string) {
       showStats();
     },
   });
-  session = { client, feed };
+  session = { clients, feed };
   sendButton.disabled = false;
+  viewShown(views.current());
 }
 
 keyForm.addEventListener("submit", (ev) => {
@@ -102,7 +118,7 @@ sendForm.addEventListener("submit", (ev) => {
   sendButton.disabled = true;
   sendResult.dataset.state = "sending";
   sendResult.textContent = "sending…";
-  session.client
+  session.clients.notifications
     .create(createRequest(fields, idempotencyKey))
     .then(({ notification }) => {
       sendResult.dataset.state = "ok";
