@@ -19,7 +19,7 @@ import { deadLettersPage, type DeadLettersPage } from "./dead-letters-page.js";
 // The page filters them, opens one, redrives a selection after confirming, and
 // shows what happened; the API confirms they were queued again.
 
-const SCREENSHOT = join(REPO, "docs/images/dead-letters-view.png");
+const SCREENSHOT = join(REPO, "docs/img/dead-letters-view.png");
 const NO_SUCH_USER = "smtp: RCPT TO refused: 550 No such user here";
 const DISABLED = "smtp: RCPT TO refused: 550 Mailbox disabled";
 const BAD_NUMBER = "twilio: HTTP 400: error 21211: The 'To' number is not a valid phone number.";
@@ -165,7 +165,7 @@ describe("the dead-letter view", () => {
     // failed_precondition), which Chromium logs; nothing else.
     expect(browser!.problems.filter((p) => !/status of 400 \(Bad Request\)/.test(p))).toEqual([]);
     await dl.filter({});
-    mkdirSync(join(REPO, "docs/images"), { recursive: true });
+    mkdirSync(join(REPO, "docs/img"), { recursive: true });
     await dl.openOne(third);
     await browser!.page.screenshot({ path: SCREENSHOT, fullPage: true });
   });

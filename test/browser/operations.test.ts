@@ -19,7 +19,7 @@ import { operationsPage, type OperationsPage } from "./operations-page.js";
 // away and the page says "lag unavailable" and carries on with the rest.
 
 const N = 12;
-const SCREENSHOT = join(REPO, "docs/images/operations-view.png");
+const SCREENSHOT = join(REPO, "docs/img/operations-view.png");
 
 let broker: PrivateBroker;
 let db: TestDatabase;
@@ -94,7 +94,7 @@ describe("the operations view", () => {
     expect((await ops.lagWarning()).state).toBe("ok");
     // The README's picture: a little more history after the drain (polls, not a fixed sleep).
     await waitFor("ten points on the lag chart", async () => (await ops.line("chart-lag", "lag.email")).points >= 10, { timeoutMs: 60_000 });
-    mkdirSync(join(REPO, "docs/images"), { recursive: true });
+    mkdirSync(join(REPO, "docs/img"), { recursive: true });
     await browser!.page.screenshot({ path: SCREENSHOT, fullPage: true });
 
     // Kafka gone: the lag is unavailable, the page keeps polling and shows the rest.
