@@ -233,6 +233,44 @@ describe("x-request-id", () => {
   });
 });
 
+describe("HERALD_ACCESS_LOG=off", () => {
+  let quiet: TestHerald;
+  const quietLogs: LogLine[] = [];
+  beforeAll(async () => {
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString("utf8").split("\n")) if (line) quietLogs.push(JSON.parse(line) as LogLine);
+        done();
+      },
+    });
+    quiet = await startTestHerald({ roles: ["server"], env: { HERALD_ACCESS_LOG: "off" }, log: pino({ level: "info" }, sink) });
+  });
+  afterAll(async () => {
+    await quiet?.stop();
+  });
+
+  it("logs no line per call on either listener, and still counts them", async () => {
+    const auth: Interceptor = (next) => (req) => {
+      req.header.set("authorization", `Bearer ${KEY_A}`);
+      return next(req);
+    };
+    const http = createClient(NotificationService, createConnectTransport({ baseUrl: quiet.httpUrl, httpVersion: "2", interceptors: [auth] }));
+    const before = await scrape(quiet.httpUrl);
+    for (const client of [quiet.client(KEY_A), http]) {
+      await client.create({ notification: email("quiet") });
+      expect(await failed(client.create({ notification: { ...email("quiet"), channel: Channel.UNSPECIFIED } }))).toBe(Code.InvalidArgument);
+    }
+    const after = await scrape(quiet.httpUrl);
+    // Each line would have been written before its call was answered: none came.
+    for (const listener of ["grpc", "http"]) {
+      expect(rise(before, after, "herald_rpc_requests_total", { listener, service: SERVICE, method: "Create", code: "ok" })).toBe(1);
+    }
+    expect(quietLogs.filter((l) => l.msg === "rpc")).toEqual([]);
+    // The logger itself works: the server said it was listening.
+    expect(quietLogs.some((l) => l.msg === "herald server listening")).toBe(true);
+  });
+});
+
 describe("GET /metrics on the HTTP listener", () => {
   it("exports every api metric of the catalogue with its type", async () => {
     const s: Scrape = await scrape(herald.httpUrl);
