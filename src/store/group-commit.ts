@@ -1,3 +1,5 @@
+import type { Inc } from "../metrics/api.js";
+
 // Group commit: callers submit one item each and share one flush (one
 // transaction, one fsync). A batch closes when `maxBatch` items wait or the
 // oldest has waited `maxDelayMs`, so a lone caller pays at most maxDelayMs.
@@ -15,8 +17,6 @@
 // up (`abandoned`) is dropped when submitted and when its batch forms, so it
 // costs the database nothing. Each refusal and drop is counted by its reason
 // (herald_admission_rejected_total), once per call.
-
-import type { Inc } from "../metrics/api.js";
 
 export interface GroupCommitOptions<I, O> {
   /** Flush as soon as this many items wait; also the largest batch. */
