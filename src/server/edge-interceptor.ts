@@ -34,14 +34,13 @@ export function edgeInterceptor(edge: Edge, opts: EdgeInterceptorOptions = {}): 
     let requestId = values.get(requestIdKey);
     if (requestId === undefined) values.set(requestIdKey, (requestId = requestIdOf(req.header.get(REQUEST_ID_HEADER))));
     const observed = observer?.of(req.method);
-    const finished = (code: number) => observed?.finished(code, started, requestId, values.get(callKey)?.tenant);
 
     if (isGated(req.method)) {
       // connect-node has parsed the request's timeout into the handler's context, not here: the
       // lag and the queue's length decide, the deadline check comes again in the store.
       const retryAfterMs = admission!.gate.refuse(undefined);
       if (retryAfterMs !== undefined) {
-        finished(Code.ResourceExhausted);
+        observed?.finished(Code.ResourceExhausted, started, requestId, undefined);
         throw overloaded(retryAfterMs);
       }
     }
@@ -49,7 +48,7 @@ export function edgeInterceptor(edge: Edge, opts: EdgeInterceptorOptions = {}): 
       edge.admit(req.method, req.header, values);
       const res = await next(req);
       if (!res.stream) {
-        finished(OK);
+        observed?.finished(OK, started, requestId, values.get(callKey)?.tenant);
         return res;
       }
       const message = res.message;
@@ -66,13 +65,13 @@ export function edgeInterceptor(edge: Edge, opts: EdgeInterceptorOptions = {}): 
             code = answer.code;
             throw answer;
           } finally {
-            finished(code);
+            observed?.finished(code, started, requestId, values.get(callKey)?.tenant);
           }
         })(),
       };
     } catch (err) {
       const answer = edge.classify(err, req.method, values);
-      finished(answer.code);
+      observed?.finished(answer.code, started, requestId, values.get(callKey)?.tenant);
       throw answer;
     }
   };

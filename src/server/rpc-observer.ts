@@ -8,7 +8,7 @@ import type { ApiMetrics, Inc, Listener, Observe } from "../metrics/api.js";
 // (unary calls only), and one access-log line. Each listener calls `finished` exactly once per
 // call, wherever the call ends (answered, refused at the door, unauthenticated, failed
 // mid-stream, or left by its client). Label children are bound once per method and code, so a
-// call costs two lookups in arrays and no label object.
+// call costs one array lookup and no label object.
 
 /** The code of a call that succeeded: Connect's Code enum starts at 1 (canceled). */
 export const OK = 0;
