@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { toBinary, create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { CreateRequestSchema, NotificationService } from "../gen/herald/v1/notification_service_pb.js";
 import { Channel } from "../gen/herald/v1/notification_pb.js";
 import { KEY_A, startTestHerald, type TestHerald } from "./support/herald.js";
@@ -224,6 +224,32 @@ describe("x-request-id", () => {
     expect(await connectCreate({ ...auth, "x-request-id": "caller-id-4" })).toEqual({ requestId: "caller-id-4", status: 200 });
     expect(await connectCreate({ "x-request-id": "caller-id-5" })).toEqual({ requestId: "caller-id-5", status: 401 });
     expect(await connectCreate({ ...auth, "x-request-id": "caller-id-6" }, { channel: "CHANNEL_UNSPECIFIED" })).toEqual({ requestId: "caller-id-6", status: 400 });
+    // gRPC-Web (HTTP/1.1) and gRPC (h2c) through connect's clients: the same header, on success and on errors.
+
+    const protocols = {
+      "grpc-web": (interceptors: Interceptor[]) => createGrpcWebTransport({ baseUrl: herald.httpUrl, httpVersion: "1.1", interceptors }),
+      grpc: (interceptors: Interceptor[]) => createGrpcTransport({ baseUrl: herald.httpUrl, interceptors }),
+    };
+    for (const [name, transport] of Object.entries(protocols)) {
+      let answered: string | null = null;
+      const capture: Interceptor = (next) => async (req) => {
+        req.header.set("authorization", `Bearer ${KEY_A}`);
+        try {
+          const res = await next(req);
+          answered = res.header.get("x-request-id");
+          return res;
+        } catch (err) {
+          answered = ConnectError.from(err).metadata.get("x-request-id");
+          throw err;
+        }
+      };
+      const client = createClient(NotificationService, transport([capture]));
+      await client.create({ notification: email("rid") }, { headers: { "x-request-id": `${name}-ok` } });
+      expect(answered, name).toBe(`${name}-ok`);
+      const bad = { notification: { ...email("rid"), channel: Channel.UNSPECIFIED } };
+      expect(await failed(client.create(bad, { headers: { "x-request-id": `${name}-bad` } }))).toBe(Code.InvalidArgument);
+      expect(answered, name).toBe(`${name}-bad`);
+    }
 
     const made = await connectCreate(auth);
     expect(made.requestId).toMatch(UUID);
