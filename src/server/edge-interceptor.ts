@@ -48,7 +48,8 @@ export function edgeInterceptor(edge: Edge, opts: EdgeInterceptorOptions = {}): 
       edge.admit(req.method, req.header, values);
       const res = await next(req);
       if (!res.stream) {
-        observed?.finished(OK, started, requestId, values.get(callKey)?.tenant);
+        // Answered, unless the client left or the deadline passed meanwhile: it saw that instead.
+        observed?.finished(req.signal.aborted ? abortCode(req.signal.reason) : OK, started, requestId, values.get(callKey)?.tenant);
         return res;
       }
       const message = res.message;
@@ -77,7 +78,7 @@ export function edgeInterceptor(edge: Edge, opts: EdgeInterceptorOptions = {}): 
   };
 }
 
-/** A stream whose handler returned because its signal aborted: the deadline's, or the client's. */
+/** A call whose signal aborted before its answer: its deadline's, or its client's (or the server's shutdown). */
 function abortCode(reason: unknown): number {
   return reason instanceof ConnectError && reason.code === Code.DeadlineExceeded ? Code.DeadlineExceeded : Code.Canceled;
 }
