@@ -9,6 +9,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { CreateRequestSchema, NotificationService } from "../gen/herald/v1/notification_service_pb.js";
 import { Channel } from "../gen/herald/v1/notification_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { KEY_A, startTestHerald, type TestHerald } from "./support/herald.js";
 import { rise, scrape, valueOf, type Scrape } from "./support/metrics.js";
 import type { LogLine } from "./support/router.js";
@@ -158,6 +159,26 @@ describe.each(["grpc", "http"] as const)("on the %s listener", (listener) => {
     // A stream lasts as long as its client watches: not a latency.
     expect(valueOf(after, "herald_rpc_duration_seconds_count", { listener, service: SERVICE, method: "WatchStatus" })).toBe(0);
     expect(rpcLines(requestId)).toEqual([expect.objectContaining({ method: "WatchStatus", code: "canceled", listener, tenant: "tenant-a" })]);
+  });
+});
+
+describe.each(["grpc", "http"] as const)("Health/Watch on the %s listener", (listener) => {
+  it("counts a watch when it ends, with no latency", async () => {
+    const transport = listener === "grpc" ? createGrpcTransport({ baseUrl: `http://${herald.grpcAddress}` }) : createConnectTransport({ baseUrl: herald.httpUrl, httpVersion: "2" });
+    const health = createClient(Health, transport);
+    const labels = { listener, service: "grpc.health.v1.Health", method: "Watch" };
+    const before = await scrape(herald.httpUrl);
+    const abort = new AbortController();
+    const statuses = health.watch({ service: "" }, { signal: abort.signal })[Symbol.asyncIterator]();
+    await statuses.next(); // SERVING: the watch is open
+    expect(rise(before, await scrape(herald.httpUrl), "herald_rpc_requests_total", { ...labels, code: "canceled" })).toBe(0);
+    abort.abort();
+    await statuses.next().catch(() => undefined);
+    const after = await waitFor("the watch counted", async () => {
+      const s = await scrape(herald.httpUrl);
+      return rise(before, s, "herald_rpc_requests_total", { ...labels, code: "canceled" }) === 1 && s;
+    });
+    expect(valueOf(after, "herald_rpc_duration_seconds_count", labels)).toBe(0);
   });
 });
 
