@@ -9,6 +9,8 @@ import { ConfigError, fileText, hostPort, int, list, type Env, type HostPort, ty
 export interface Config {
   mode: Mode;
   logLevel: string;
+  /** One info line per finished RPC on either listener (HERALD_ACCESS_LOG, on by default). */
+  accessLog: boolean;
   grpcAddr: HostPort;
   httpAddr: HostPort;
   databaseUrl: string;
@@ -112,6 +114,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
   return {
     mode,
     logLevel: env.LOG_LEVEL ?? "info",
+    accessLog: onOff(env, "HERALD_ACCESS_LOG", true),
     grpcAddr: hostPort(env, "HERALD_GRPC_ADDR", "127.0.0.1:50051"),
     httpAddr: hostPort(env, "HERALD_HTTP_ADDR", "127.0.0.1:8080"),
     databaseUrl: databaseUrl(env),
@@ -260,6 +263,15 @@ function commitConfig(env: Env): Config["commit"] {
     // overload into timeouts (README, "Operating Herald: faults and overload").
     maxQueued: int(env, "HERALD_ACCEPT_QUEUE_MAX", 2 * maxBatch * maxInFlight, 1, 1_000_000),
   };
+}
+
+/** `on` or `off` (any case); unset: `fallback`. */
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const value = env[name]?.trim().toLowerCase();
+  if (value === undefined || value === "") return fallback;
+  if (value === "on") return true;
+  if (value === "off") return false;
+  throw new ConfigError(`${name}: expected "on" or "off", got "${env[name]}"`);
 }
 
 /** A list of CIDR ranges; `dev` lets webhooks reach this machine, as local development needs. */

@@ -8,6 +8,7 @@ import { FEED_POSITION_HEADER, type FeedEvent } from "./feed-event.js";
 import { SubscriberRegistry } from "./registry.js";
 import { EventRing } from "./ring.js";
 import { Subscription } from "./subscription.js";
+import type { Inc } from "../metrics/api.js";
 
 // One API instance's view of the status feed: herald.status records, turned into one gapless
 // sequence of positions and handed to this instance's WatchStatus subscribers.
@@ -60,7 +61,7 @@ export interface StatusFeed {
    * its queue. With `after`, `backlog` holds its selected events in (after, start] from the
    * ring, or is undefined when the ring does not reach back that far (read the store).
    */
-  subscribe(selection: WatchSelection, opts: { limit: number; after?: number }): { subscription: Subscription; backlog?: FeedEvent[] };
+  subscribe(selection: WatchSelection, opts: { limit: number; after?: number; dropped?: Inc }): { subscription: Subscription; backlog?: FeedEvent[] };
   stats(): FeedStats;
   /**
    * Calls `listener` with every event handed to subscribers (every tenant, in position order)
@@ -194,7 +195,7 @@ export function createStatusFeed(deps: StatusFeedDeps): StatusFeed {
     },
     position: () => last,
     subscribe(selection, opts) {
-      const subscription = new Subscription(last, opts.limit, (s) => registry.remove(s));
+      const subscription = new Subscription(last, opts.limit, (s) => registry.remove(s), opts.dropped);
       registry.add(selection, subscription);
       if (opts.after === undefined) return { subscription };
       const backlog = ring.after(opts.after, last, (e) => e.tenant === selection.tenant && selects(selection, e.event));

@@ -1,4 +1,5 @@
 import type { FeedEvent } from "./feed-event.js";
+import type { Inc } from "../metrics/api.js";
 
 // One subscriber's queue between the feed (which pushes synchronously, for every subscriber,
 // as each event arrives) and its stream (which takes at the pace the client reads). The queue
@@ -21,11 +22,13 @@ export class Subscription {
    *   the stream's catch-up, read from the ring or the store.
    * @param limit queued events at most; one more and the subscription overflows.
    * @param onClose unregisters it from the feed.
+   * @param dropped counts the events an overflow drops (herald_watch_events_dropped_total{reason="buffer_full"}).
    */
   constructor(
     readonly start: number,
     private readonly limit: number,
     private readonly onClose: (s: Subscription) => void,
+    private readonly dropped?: Inc,
   ) {}
 
   get overflowed(): boolean {
@@ -48,6 +51,9 @@ export class Subscription {
   push(event: FeedEvent): void {
     if (this._closed) return;
     if (this.queued >= this.limit) {
+      // The queue and the event that overflowed it: none of them reaches this stream now (its
+      // client resumes from its last cursor and reads them again).
+      this.dropped?.inc(this.queued + 1);
       this._overflowed = true;
       this.close();
       this.overflow.abort();

@@ -28,6 +28,7 @@ import { startHttpListener } from "../server/http-listener.js";
 import { probeRoutes } from "../health/probes.js";
 import { dashboardRoute } from "../server/dashboard.js";
 import { metricsRoute } from "../metrics/route.js";
+import { createApiMetrics } from "../metrics/api.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
 import { createEgressPolicy } from "../domain/egress.js";
@@ -46,7 +47,8 @@ import { systemClock } from "../clock.js";
 /** The API server: NotificationService, TemplateService, DeadLetterService, OperationsService, health and reflection on both listeners. */
 export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
   const { config, log, pool, kafka, health } = rt;
-  const store = createNotificationStore({ pool, commit: config.commit, idempotencyTtlMs: config.idempotencyTtlMs, log });
+  const metrics = createApiMetrics(rt.metrics);
+  const store = createNotificationStore({ pool, commit: config.commit, idempotencyTtlMs: config.idempotencyTtlMs, log, metrics: metrics.accept });
   const templates = createTemplateStore({ pool });
   // Shared by every instance through the database, so a stream resumes on any of them.
   const cursors = createCursorCodec(await rt.waitFor("database", () => loadCursorKey(pool)));
@@ -87,6 +89,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
         limits: config.watch,
         shutdownSignal: rt.shutdownSignal,
         cursors,
+        metrics: metrics.watch,
       },
     }),
     templateService({ templates, clock: systemClock, compiler }),
@@ -127,7 +130,11 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     }),
   ];
   const edge = createEdge({ apiKeys: config.apiKeys, log });
-  const admission = createAdmission({ queueRefusal: (left) => store.acceptRefusal(left), maxLagMs: config.admissionMaxLagMs });
+  const admission = createAdmission({
+    queueRefusal: (left) => store.acceptRefusal(left),
+    maxLagMs: config.admissionMaxLagMs,
+    rejectedForLag: metrics.rejectedForLag,
+  });
   const { connections } = config;
   const common = {
     services,
@@ -139,6 +146,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     shutdownSignal: rt.shutdownSignal,
     admission: { gate: admission, methods: new Set(["herald.v1.NotificationService/Create", "herald.v1.NotificationService/Schedule"]) },
+    observe: { metrics, accessLog: config.accessLog ? log : undefined },
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
   const http = await startHttpListener({ ...common, ...config.httpAddr, timeouts: connections, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), metricsRoute(rt.metrics, log), dashboardRoute()] });

@@ -1,3 +1,5 @@
+import type { Inc } from "../metrics/api.js";
+
 // Admission at the door: whether a Create or Schedule is refused before the server spends
 // anything on it (no authentication, no decoding, no validation, no abort signal).
 //
@@ -22,6 +24,8 @@ export interface AdmissionOptions {
   queueRefusal(timeLeftMs: number | undefined): number | undefined;
   /** Event-loop lag beyond which new calls are refused; 0 turns the lag check off. */
   maxLagMs: number;
+  /** Counts the calls refused for lag (herald_admission_rejected_total{reason="event_loop_lag"}); the queue counts its own. */
+  rejectedForLag?: Inc;
 }
 
 /** How often the loop's lag is sampled: fine enough to follow an overload, cheap enough to ignore. */
@@ -51,7 +55,10 @@ export function createAdmission(opts: AdmissionOptions): Admission {
   return {
     refuse(timeLeftMs) {
       // Hint: about the time the loop needs to catch up, spread so refused clients do not return together.
-      if (lagMs > opts.maxLagMs) return Math.ceil(lagMs * (1 + Math.random()));
+      if (lagMs > opts.maxLagMs) {
+        opts.rejectedForLag?.inc();
+        return Math.ceil(lagMs * (1 + Math.random()));
+      }
       return opts.queueRefusal(timeLeftMs);
     },
     close() {

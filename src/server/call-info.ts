@@ -17,6 +17,13 @@ export interface CallInfo {
   log: Logger;
 }
 
+/**
+ * The call's request id, set by the listener as the call arrives (it sends it back to the caller
+ * as the x-request-id response header, error answers included), before the edge authenticates:
+ * the edge's CallInfo and the access log then name the same id.
+ */
+export const requestIdKey = createContextKey<string | undefined>(undefined, { description: "herald request id" });
+
 /** Set by the edge (Connect interceptor or grpc-js adapter) on authenticated calls. */
 export const callKey = createContextKey<CallInfo | undefined>(undefined, { description: "herald call" });
 

@@ -4,7 +4,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../log.js";
 import { InvalidInputError, OverloadedError, UnavailableError } from "../errors.js";
 import { hashApiKey, type ApiKeyTable } from "../domain/api-keys.js";
-import { callKey } from "./call-info.js";
+import { callKey, requestIdKey } from "./call-info.js";
 import { malformedRequestKey } from "./request-gate.js";
 
 // The edge is what every call passes through on either listener: authenticate,
@@ -19,6 +19,17 @@ const publicServices = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.Ser
 export const RETRY_AFTER_MS = "retry-after-ms";
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** The header carrying the correlation id, both ways. */
+export const REQUEST_ID_HEADER = "x-request-id";
+
+/**
+ * The call's request id: the caller's x-request-id when it is 1 to 128 visible ASCII characters
+ * (it is logged and sent back as it is), else a new UUID.
+ */
+export function requestIdOf(sent: string | null | undefined): string {
+  return sent && REQUEST_ID.test(sent) ? sent : randomUUID();
+}
 
 /** The answer to a request message that does not parse, on either listener; it echoes no input. */
 export function malformedRequest(method: DescMethod): ConnectError {
@@ -54,8 +65,9 @@ export function createEdge(deps: { apiKeys: ApiKeyTable; log: Logger }): Edge {
         if (values.get(malformedRequestKey)) throw malformedRequest(method);
         return;
       }
-      const raw = header.get("x-request-id");
-      const requestId = raw && REQUEST_ID.test(raw) ? raw : randomUUID();
+      // The listener has fixed it as the call arrived (and sends it back); a transport that did
+      // not (the handler tests' router) gets one here.
+      const requestId = values.get(requestIdKey) ?? requestIdOf(header.get(REQUEST_ID_HEADER));
       const auth = header.get("authorization") ?? "";
       const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
       if (!m) throw new ConnectError("missing API key: send 'authorization: Bearer <api key>'", Code.Unauthenticated);

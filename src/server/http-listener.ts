@@ -2,7 +2,7 @@ import http2 from "node:http2";
 import http from "node:http";
 import net, { type Socket } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { cors as connectCors, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
 import corsMiddleware from "cors";
 import type { HttpRoute, NodeRequest, NodeResponse } from "../health/route.js";
 import type { Logger } from "../log.js";
@@ -10,7 +10,9 @@ import type { Edge } from "./edge.js";
 import { edgeInterceptor } from "./edge-interceptor.js";
 import { gateRequests } from "./request-gate.js";
 import { resetOnCut } from "./stream-cut.js";
-import { overloaded } from "./edge.js";
+import { REQUEST_ID_HEADER, requestIdOf } from "./edge.js";
+import { requestIdKey } from "./call-info.js";
+import { createRpcObserver, type RpcObserverDeps } from "./rpc-observer.js";
 import type { Admission } from "./admission.js";
 import { DEFAULT_MAX_STREAMS_PER_CONNECTION, guardResets } from "./http2-limits.js";
 import type { MountedService } from "./services.js";
@@ -47,6 +49,8 @@ export interface HttpListenerOptions {
   timeouts: Pick<ConnectionsConfig, "headersTimeoutMs" | "requestTimeoutMs" | "sniffTimeoutMs" | "idleTimeoutMs">;
   /** The connection caps, shared with the gRPC listener. */
   connections: ConnectionGate;
+  /** Metrics and access log of every finished call (rpc-observer.ts); none: neither. */
+  observe?: Omit<RpcObserverDeps, "listener">;
 }
 
 export interface HttpListener {
@@ -57,15 +61,23 @@ export interface HttpListener {
 }
 
 export async function startHttpListener(opts: HttpListenerOptions): Promise<HttpListener> {
+  // The request id of each call, fixed before connect sees the request (it goes out as a response
+  // header, whatever the protocol and however the call ends) and handed to the edge.
+  const requestIds = new WeakMap<NodeRequest, string>();
   const connect = connectNodeAdapter({
     routes(router: ConnectRouter) {
       for (const { service, impl } of opts.services) router.service(service, impl);
       gateRequests(router, opts.maxMessageBytes);
     },
-    interceptors: [...(opts.admission ? [admissionInterceptor(opts.admission)] : []), edgeInterceptor(opts.edge)],
+    interceptors: [edgeInterceptor(opts.edge, { admission: opts.admission, observer: createRpcObserver({ listener: "http", ...opts.observe }) })],
     readMaxBytes: opts.maxMessageBytes,
     shutdownSignal: opts.shutdownSignal,
-    contextValues: resetOnCut,
+    contextValues(req) {
+      const values = resetOnCut(req);
+      const requestId = requestIds.get(req);
+      if (requestId !== undefined) values.set(requestIdKey, requestId);
+      return values;
+    },
     fallback(_req, res) {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found\n");
@@ -76,7 +88,7 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
     origin: allowAll ? true : opts.corsOrigins,
     methods: [...connectCors.allowedMethods],
     allowedHeaders: [...connectCors.allowedHeaders, "authorization", "x-request-id"],
-    exposedHeaders: [...connectCors.exposedHeaders],
+    exposedHeaders: [...connectCors.exposedHeaders, REQUEST_ID_HEADER],
     maxAge: 7200,
   });
 
@@ -85,6 +97,11 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
     cors(req, res, () => {
       try {
         for (const route of opts.routes) if (route(req, res)) return;
+        const sent = req.headers[REQUEST_ID_HEADER];
+        const requestId = requestIdOf(typeof sent === "string" ? sent : undefined);
+        requestIds.set(req, requestId);
+        // Merged into whatever connect writes (writeHead keeps headers set before it).
+        res.setHeader(REQUEST_ID_HEADER, requestId);
         connect(req, res);
       } catch (err) {
         opts.log.error({ err }, "http handler failed");
@@ -183,16 +200,5 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
       });
       return closing;
     },
-  };
-}
-
-/** The door check of admission.ts for Connect-served calls, ahead of the edge. */
-function admissionInterceptor({ gate, methods }: NonNullable<HttpListenerOptions["admission"]>): Interceptor {
-  return (next) => (req) => {
-    // connect-node has parsed the request's timeout into the handler's context, not here: the
-    // lag and the queue's length decide, the deadline check comes again in the store.
-    const retryAfterMs = methods.has(`${req.service.typeName}/${req.method.name}`) ? gate.refuse(undefined) : undefined;
-    if (retryAfterMs !== undefined) throw overloaded(retryAfterMs);
-    return next(req);
   };
 }

@@ -105,8 +105,14 @@ export function isConnectionFailure(err: unknown): boolean {
  * error (the server's, or fn's own) it is rolled back and returned to the pool, unless the
  * ROLLBACK fails too.
  */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  /** Told when a connection is in hand, just before BEGIN (what waits for the pool is not the transaction's). */
+  opts?: { begins?(): void },
+): Promise<T> {
   const client = await pool.connect();
+  opts?.begins?.();
   // A checked-out client has no 'error' listener (pg-pool removes its own), and
   // a connection lost mid-transaction emits one besides failing the query:
   // unheard, it would crash the process. The failed query still rejects.

@@ -1,3 +1,5 @@
+import type { Inc } from "../metrics/api.js";
+
 // Group commit: callers submit one item each and share one flush (one
 // transaction, one fsync). A batch closes when `maxBatch` items wait or the
 // oldest has waited `maxDelayMs`, so a lone caller pays at most maxDelayMs.
@@ -13,7 +15,8 @@
 // caller's time left: it would only time out in the queue, and its client's
 // cancellation would cost the server a stream reset. An item whose caller gave
 // up (`abandoned`) is dropped when submitted and when its batch forms, so it
-// costs the database nothing.
+// costs the database nothing. Each refusal and drop is counted by its reason
+// (herald_admission_rejected_total), once per call.
 
 export interface GroupCommitOptions<I, O> {
   /** Flush as soon as this many items wait; also the largest batch. */
@@ -46,6 +49,8 @@ export interface GroupCommitOptions<I, O> {
   timeLeftMs?(item: I): number | undefined;
   /** Told when refusals start (`active`) and when the queue has caught up again, with how many were refused. */
   onShedding?(active: boolean, shed: number): void;
+  /** Counts each call refused (the queue was full; its deadline was shorter than the wait) or dropped as abandoned here. */
+  rejected?: { queueFull: Inc; deadline: Inc; abandoned: Inc };
 }
 
 export interface GroupCommit<I, O> {
@@ -56,6 +61,8 @@ export interface GroupCommit<I, O> {
    * spends anything on the call (decoding, validating it).
    */
   refusal(timeLeftMs: number | undefined): number | undefined;
+  /** Calls waiting for a flush now (not those in running flushes). */
+  depth(): number;
   /** Flushes everything waiting, waits for running flushes, then refuses new items. Idempotent. */
   close(): Promise<void>;
 }
@@ -80,6 +87,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
   const maxQueued = opts.maxQueued ?? Infinity;
   const abandoned = (item: I) => opts.abandoned?.(item) ?? false;
   const overloadedError = (retryAfterMs: number) => opts.overloadedError?.(retryAfterMs) ?? new Error("group commit: queue full");
+  const rejected = opts.rejected;
   let queue: Waiter<I, O>[] = [];
   let inFlight = 0;
   // Invariant: a non-empty queue has a timer armed or is already ripe.
@@ -102,12 +110,17 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
     let i = 0;
     for (; i < queue.length && batch.length < maxBatch; i++) {
       const w = queue[i]!;
-      if (abandoned(w.item)) w.reject(new AbandonedError());
+      if (abandoned(w.item)) drop(w);
       else batch.push(w);
     }
     queue = queue.slice(i);
     swept = false;
     return batch;
+  }
+
+  function drop(w: Waiter<I, O>): void {
+    rejected?.abandoned.inc();
+    w.reject(new AbandonedError());
   }
 
   function pump(): void {
@@ -169,7 +182,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
     swept = true;
     queue = queue.filter((w) => {
       if (!abandoned(w.item)) return true;
-      w.reject(new AbandonedError());
+      drop(w);
       return false;
     });
     return queue.length < maxQueued;
@@ -182,7 +195,9 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
 
   /** The retry hint if a caller with `left` ms to wait is refused now (counted as shed), else undefined. */
   function refusal(left: number | undefined): number | undefined {
-    if (hasRoom() && (left === undefined || left >= expectedWaitMs())) return undefined;
+    const room = hasRoom();
+    if (room && (left === undefined || left >= expectedWaitMs())) return undefined;
+    (room ? rejected?.deadline : rejected?.queueFull)?.inc();
     if (shed++ === 0) opts.onShedding?.(true, 0);
     // Spread over [1, 2) times the wait, so callers refused together do not return together.
     return Math.ceil(expectedWaitMs() * (1 + Math.random()));
@@ -191,7 +206,10 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
   return {
     submit(item) {
       if (closed) return Promise.reject(opts.closedError());
-      if (abandoned(item)) return Promise.reject(new AbandonedError());
+      if (abandoned(item)) {
+        rejected?.abandoned.inc();
+        return Promise.reject(new AbandonedError());
+      }
       const retryAfterMs = refusal(opts.timeLeftMs?.(item));
       if (retryAfterMs !== undefined) return Promise.reject(overloadedError(retryAfterMs));
       return new Promise<O>((resolve, reject) => {
@@ -208,6 +226,7 @@ export function createGroupCommit<I, O>(opts: GroupCommitOptions<I, O>): GroupCo
       });
     },
     refusal,
+    depth: () => queue.length,
     close() {
       if (!closing) {
         closed = true;

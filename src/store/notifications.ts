@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { Notification, StatusEvent } from "../../gen/herald/v1/notification_pb.js";
+import { Status, type Channel, type Notification, type StatusEvent } from "../../gen/herald/v1/notification_pb.js";
 import { InvalidInputError, OverloadedError, UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { acceptBatch, unstorableField, type AcceptOutcome } from "./accept.js";
@@ -9,6 +9,8 @@ import { inTransaction, isConnectionFailure } from "./db.js";
 import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { AbandonedError, createGroupCommit } from "./group-commit.js";
 import { findByIdempotencyKey, getNotification } from "./notification-reads.js";
+import { CHANNELS, channelName } from "../kafka/topics.js";
+import type { AcceptMetrics, Inc } from "../metrics/api.js";
 
 // The notification store: the accept path (group-committed), reads, and Cancel. Every status
 // change writes the row, its status event and its outbox records in one transaction (see
@@ -54,6 +56,8 @@ export interface NotificationStoreDeps {
   /** How long an idempotency key holds (accept.ts). @defaultValue 0, for ever */
   idempotencyTtlMs?: number;
   log: Logger;
+  /** The accept path's metrics (herald_accepted_total, batch size, flush time, queue depth, admission refusals); none: not recorded. */
+  metrics?: AcceptMetrics;
 }
 
 /** One accept waiting in the group commit. */
@@ -64,15 +68,18 @@ interface Call {
 }
 
 export function createNotificationStore(deps: NotificationStoreDeps): NotificationStore {
-  const { pool, log } = deps;
+  const { pool, log, metrics } = deps;
   const ttlMs = deps.idempotencyTtlMs ?? 0;
   let closed = false;
+  const accepted = metrics && acceptedCounters(metrics);
 
   // One batch is one transaction. If it fails for a reason other than the
   // database being unavailable, some input was refused by PostgreSQL; retry
   // the halves so that input fails alone and everyone else's request commits.
   async function flush(calls: readonly Call[]): Promise<PromiseSettledResult<AcceptOutcome>[]> {
     const started = performance.now();
+    let began = started;
+    let inserted = 0;
     try {
       // An explicit transaction, though the writes are one statement: a statement in autocommit
       // that outlives its client (connection cut while it waits on a lock) still commits, and
@@ -84,14 +91,17 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
           // load, and a caller that gave up meanwhile must not be stored.
           const live = calls.map((c) => !c.abandoned?.());
           const inputs = calls.filter((_, i) => live[i]).map((c) => c.input);
+          inserted = inputs.length;
           const stored = inputs.length > 0 ? await acceptBatch(client, inputs, ttlMs) : [];
           let next = 0;
           return live.map((alive): PromiseSettledResult<AcceptOutcome> =>
             alive ? { status: "fulfilled", value: stored[next++]! } : { status: "rejected", reason: new AbandonedError() },
           );
-        }),
+        }, metrics && { begins: () => void (began = performance.now()) }),
       );
-      log.debug({ size: calls.length, ms: Math.round(performance.now() - started) }, "accept batch committed");
+      const ended = performance.now();
+      log.debug({ size: calls.length, ms: Math.round(ended - started) }, "accept batch committed");
+      if (metrics && accepted) record(metrics, accepted, calls, outcomes, inserted, (ended - began) / 1000);
       return outcomes;
     } catch (err) {
       if (err instanceof UnavailableError || calls.length === 1) {
@@ -111,6 +121,7 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
     // The database did not answer (not: answered slowly): whoever waits behind that batch fails now.
     sharesFailure: (err) => err instanceof UnavailableError && isConnectionFailure(err.cause),
     overloadedError: (retryAfterMs) => new OverloadedError(`accept queue full (${maxQueued} waiting)`, retryAfterMs),
+    rejected: metrics?.rejected,
     abandoned: (call) => call.abandoned?.() ?? false,
     timeLeftMs: (call) => call.timeLeftMs?.(),
     // Once per episode, not per refused call: under overload that would be thousands a second.
@@ -119,6 +130,8 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
         ? log.warn({ maxQueued }, "accept queue full: refusing Create and Schedule with RESOURCE_EXHAUSTED")
         : log.info({ shed }, "accept queue has room again"),
   });
+
+  const untrackDepth = metrics?.trackQueueDepth(() => commits.depth());
 
   function refuseIfClosed(): void {
     if (closed) throw databaseUnavailable("notification store is closed");
@@ -154,7 +167,30 @@ export function createNotificationStore(deps: NotificationStoreDeps): Notificati
 
     close() {
       closed = true;
+      untrackDepth?.();
       return commits.close();
     },
   };
+}
+
+type AcceptedCounters = ReadonlyMap<Channel, { create: Inc; schedule: Inc }>;
+
+/** herald_accepted_total's children, bound once per channel and method. */
+function acceptedCounters(metrics: AcceptMetrics): AcceptedCounters {
+  return new Map(CHANNELS.map((c) => [c, { create: metrics.accepted(channelName(c), "create"), schedule: metrics.accepted(channelName(c), "schedule") }]));
+}
+
+/** One committed transaction: its size and time, each new row by channel and method, the calls found abandoned inside it. */
+function record(metrics: AcceptMetrics, accepted: AcceptedCounters, calls: readonly Call[], outcomes: PromiseSettledResult<AcceptOutcome>[], inserted: number, seconds: number): void {
+  metrics.batchSize.observe(inserted);
+  metrics.flushSeconds.observe(seconds);
+  outcomes.forEach((o, i) => {
+    // A replay of a stored request (same key, same request) is answered from the row: not accepted again.
+    if (o.status === "rejected") metrics.rejected.abandoned.inc();
+    else if (o.value.kind === "created") {
+      const { input } = calls[i]!;
+      const counters = accepted.get(input.spec.channel);
+      (input.status === Status.SCHEDULED ? counters?.schedule : counters?.create)?.inc();
+    }
+  });
 }

@@ -17,6 +17,7 @@ import { callInfo } from "../call-info.js";
 import type { StreamLimiter } from "../stream-limiter.js";
 import { cutStream } from "../stream-cut.js";
 import { type Clock } from "../../clock.js";
+import type { WatchMetrics } from "../../metrics/api.js";
 
 // WatchStatus: catch up (from a cursor, or a snapshot), then live events from this instance's
 // feed, with heartbeats while idle. The cursor of a message is the feed position up to which
@@ -56,24 +57,27 @@ export interface WatchStatusDeps {
   clock: Clock;
   /** Seals feed positions per tenant (domain/cursor.ts). */
   cursors: CursorCodec;
+  /** Open streams, events written, events dropped; none: not recorded. */
+  metrics?: WatchMetrics;
 }
 
 const STORE_PAGE = 500;
 
 export function watchStatusHandler(deps: WatchStatusDeps) {
-  const { feed, limits } = deps;
+  const { feed, limits, metrics } = deps;
 
   return async function* watchStatus(req: WatchStatusRequest, ctx: HandlerContext): AsyncGenerator<WatchStatusResponse> {
     const call = callInfo(ctx);
     const plan = planWatch(call.tenant, req, deps.cursors);
     const release = deps.streams.acquire(call.keyId);
+    metrics?.streams.inc();
     let subscription: Subscription | undefined;
     try {
       const { notificationId } = plan.selection;
       if (notificationId !== undefined && !(await deps.snapshots.exists(call.tenant, notificationId))) {
         throw new ConnectError(`notification ${notificationId} not found`, Code.NotFound);
       }
-      const subscribed = feed.subscribe(plan.selection, { limit: limits.bufferLimit, after: plan.after });
+      const subscribed = feed.subscribe(plan.selection, { limit: limits.bufferLimit, after: plan.after, dropped: metrics?.droppedBufferFull });
       subscription = subscribed.subscription;
       const stream = new StreamState(subscription.start, (position) => deps.cursors.encode(call.tenant, position));
       // A reader that stopped reading parks this generator at a yield, where the overflow check in
@@ -95,6 +99,7 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
     } finally {
       subscription?.close();
       release();
+      metrics?.streams.dec();
     }
   };
 
@@ -111,13 +116,19 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
     stream: StreamState,
   ): AsyncGenerator<WatchStatusResponse> {
     if (backlog) {
-      for (const e of backlog) yield stream.event(e);
+      for (const e of backlog) {
+        yield stream.event(e);
+        metrics?.sent.inc();
+      }
       return;
     }
     let from = after;
     while (from < upTo) {
       const page = await deps.feedStore.read(plan.selection, from, upTo, STORE_PAGE);
-      for (const e of page) yield stream.event(e);
+      for (const e of page) {
+        yield stream.event(e);
+        metrics?.sent.inc();
+      }
       if (page.length < STORE_PAGE) return;
       from = page[page.length - 1]!.position;
     }
@@ -144,7 +155,10 @@ export function watchStatusHandler(deps: WatchStatusDeps) {
           stream.position = next.position;
           continue;
         }
+        // Counted once the transport has taken it (asked for the next message): an event still
+        // parked at the yield when the stream ends was never written.
         yield stream.event(next);
+        metrics?.sent.inc();
         continue;
       }
       if (subscription.overflowed) throw behind(stream);
