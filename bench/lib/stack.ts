@@ -73,6 +73,9 @@ export async function startStack(opts: { name: string; roles: Role[]; env?: Reco
     HERALD_WEBHOOK_PROVIDER: "sink",
     HERALD_SINK_DIR: sinkDir,
     LOG_LEVEL: "info",
+    // A line per RPC would make the scenarios measure the log pipe as much as Herald; the access
+    // log's own cost is measured by running the bench with HERALD_ACCESS_LOG=on (README, Metrics).
+    HERALD_ACCESS_LOG: process.env.HERALD_ACCESS_LOG ?? "off",
     ...opts.env,
   };
   await ensureDatabase(databaseUrl);
