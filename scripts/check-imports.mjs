@@ -25,7 +25,7 @@ const layers = [
   ["domain/kafka/client", ["src/domain/", "src/kafka/", "src/client/"]],
   ["gen", ["gen/"]],
 ];
-const leaves = ["src/errors.ts", "src/clock.ts", "src/log.ts", "src/loop/", "src/health/"];
+const leaves = ["src/errors.ts", "src/clock.ts", "src/log.ts", "src/loop/", "src/health/", "src/tracing/"];
 
 function layerOf(file) {
   if (leaves.some((p) => file.startsWith(p))) return { name: "leaf", rank: layers.length };

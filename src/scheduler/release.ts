@@ -55,7 +55,8 @@ export function createReleaser(opts: ReleaseOptions): Releaser {
         swept = await sweepStaleClaims(client, now, { batchSize, claimGraceMs });
         // One CTE per partial index, each ordered by its due time, so both
         // scans stay index scans and neither kind can starve the other.
-        const columns = `id, tenant, channel, user_id, attempts, last_sequence, correlation_id, created_at,
+        // traceparent: the released Dispatch continues the trace the notification was accepted in.
+        const columns = `id, tenant, channel, user_id, attempts, last_sequence, correlation_id, created_at, traceparent,
                          octet_length(spec) AS spec_length, status AS from_status`;
         const locked = await client.query<LockedRow>(
           `WITH scheduled AS MATERIALIZED (
