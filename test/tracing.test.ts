@@ -1,3 +1,4 @@
+import { connect } from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, createHeraldClient, type HeraldClient } from "../src/client/index.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
@@ -20,6 +21,25 @@ function email(userId: string) {
     recipient: { userId, address: { case: "email" as const, value: "ada@example.com" } },
     body: { case: "content" as const, value: { subject: "Hi", text: "Hello" } },
   };
+}
+
+const CREATE_JSON = JSON.stringify({
+  notification: { channel: "CHANNEL_EMAIL", recipient: { userId: "u-http", email: "ada@example.com" }, content: { subject: "Hi", text: "Hello" } },
+});
+
+/** A Connect JSON Create over HTTP/2 (h2c, prior knowledge): the notification id it answered. */
+async function createOverHttp2(baseUrl: string, headers: Record<string, string>): Promise<string> {
+  const session = connect(baseUrl);
+  try {
+    const req = session.request({ ":method": "POST", ":path": "/herald.v1.NotificationService/Create", "content-type": "application/json", ...headers });
+    req.end(CREATE_JSON);
+    let body = "";
+    req.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+    await new Promise((resolve, reject) => req.on("end", resolve).on("error", reject));
+    return (JSON.parse(body) as { notification: { id: string } }).notification.id;
+  } finally {
+    session.close();
+  }
 }
 
 afterAll(() => stopAll("SIGKILL", 5_000));
@@ -169,6 +189,30 @@ describe("tracing on: OTEL_EXPORTER_OTLP_ENDPOINT set", { timeout: 180_000 }, ()
     const publish = one(spans, "send herald.email", SpanKindCode.producer);
     expect(publish.parentSpanId).toBe(accept.spanId);
     expect(one(spans, "process herald.email", SpanKindCode.consumer).parentSpanId).toBe(publish.spanId);
+    expectOneTree(spans, CALLER_SPAN);
+  });
+
+  it("Connect over HTTP/1.1: the http instrumentation's server span continues the traceparent header, accept under it", async () => {
+    const res = await fetch(`${site.httpUrl}/herald.v1.NotificationService/Create`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${site.apiKey}`, traceparent: `00-${CALLER_TRACE.replace(/^4/, "6")}-${CALLER_SPAN}-01` },
+      body: CREATE_JSON,
+    });
+    expect(res.status).toBe(200);
+    const id = ((await res.json()) as { notification: { id: string } }).notification.id;
+    const spans = await traceOf(id, delivered);
+    expect(spans.every((s) => s.traceId === CALLER_TRACE.replace(/^4/, "6"))).toBe(true);
+    const http = spans.find((s) => s.kind === SpanKindCode.server && s.parentSpanId === CALLER_SPAN);
+    expect(http?.attributes["http.request.method"]).toBe("POST");
+    expect(one(spans, "herald.accept", SpanKindCode.internal).parentSpanId).toBe(http!.spanId);
+    expectOneTree(spans, CALLER_SPAN);
+  });
+
+  it("Connect over HTTP/2 (no http2 instrumentation): herald.accept continues the traceparent header itself", async () => {
+    const id = await createOverHttp2(site.httpUrl, { authorization: `Bearer ${site.apiKey}`, traceparent: `00-${CALLER_TRACE.replace(/^4/, "7")}-${CALLER_SPAN}-01` });
+    const spans = await traceOf(id, delivered);
+    expect(spans.every((s) => s.traceId === CALLER_TRACE.replace(/^4/, "7"))).toBe(true);
+    expect(one(spans, "herald.accept", SpanKindCode.internal).parentSpanId).toBe(CALLER_SPAN);
     expectOneTree(spans, CALLER_SPAN);
   });
 

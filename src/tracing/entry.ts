@@ -11,6 +11,12 @@ const ROLES = new Set(["dev", "server", "relay", "scheduler", "worker"]);
 export async function startTracingFromEnv(argv: readonly string[], env: Record<string, string | undefined>): Promise<void> {
   const role = argv[0];
   if (!role || !ROLES.has(role) || !tracingConfigured(env)) return;
-  const { startTracing } = await import("./sdk.js");
-  startTracing({ defaultServiceName: `herald-${role}` });
+  try {
+    const { startTracing } = await import("./sdk.js");
+    startTracing({ defaultServiceName: `herald-${role}` });
+  } catch (err) {
+    // Traces are an aid, not the service: the role runs untraced rather than not at all. (No
+    // logger exists yet; this is the one line a broken install gets.)
+    console.error(`herald: tracing not started: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
