@@ -4,6 +4,8 @@ import { Channel, createHeraldClient, type HeraldClient } from "../src/client/in
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 import { SpanKindCode, startOtlpCollector, type CollectedSpan, type OtlpCollector } from "./support/otlp-collector.js";
 import { heraldSite, outputTail, REPO, spawnHerald, stopAll, type HeraldProcess, type HeraldSite } from "./support/processes.js";
+import { fail } from "./support/stand-ins/behaviour.js";
+import { startTwilioStandIn, type TwilioStandIn } from "./support/stand-ins/twilio.js";
 import { waitFor } from "./support/wait.js";
 
 // Traces as an operator sees them: server, relay, scheduler and an email worker as four processes
@@ -52,9 +54,11 @@ describe("tracing on: OTEL_EXPORTER_OTLP_ENDPOINT set", { timeout: 180_000 }, ()
   let server: HeraldProcess;
   let worker: HeraldProcess;
   let client: HeraldClient;
+  let twilio: TwilioStandIn;
 
   beforeAll(async () => {
     collector = await startOtlpCollector();
+    twilio = await startTwilioStandIn({ accountSid: "AC-trace", authToken: "token" });
     db = await createTestDatabase("herald_trace");
     site = await heraldSite(db.url);
     const env = site.env({
@@ -69,11 +73,24 @@ describe("tracing on: OTEL_EXPORTER_OTLP_ENDPOINT set", { timeout: 180_000 }, ()
     const relay = spawnHerald("relay", env);
     const scheduler = spawnHerald("scheduler", env);
     worker = spawnHerald("worker", env, "worker", ["--channel", "email"]);
-    roles = [server, relay, scheduler, worker];
+    // SMS through the Twilio stand-in, which a test makes fail once: a retry within ~100 ms.
+    const smsEnv = {
+      ...env,
+      HERALD_SMS_PROVIDER: "twilio",
+      TWILIO_BASE_URL: twilio.url,
+      TWILIO_ACCOUNT_SID: "AC-trace",
+      TWILIO_AUTH_TOKEN: "token",
+      HERALD_SMS_FROM: "+14155550000",
+      HERALD_BACKOFF_BASE_MS: "50",
+      HERALD_BACKOFF_CAP_MS: "100",
+    };
+    const smsWorker = spawnHerald("worker", smsEnv, "worker-sms", ["--channel", "sms"]);
+    roles = [server, relay, scheduler, worker, smsWorker];
     await Promise.all([
       server.waitForLog("herald server listening", 90_000),
       relay.waitForLog("relay is the leader", 90_000),
       worker.waitForLog("worker consuming", 90_000),
+      smsWorker.waitForLog("worker consuming", 90_000),
     ]);
     client = createHeraldClient({ address: site.grpcAddress, apiKey: site.apiKey });
   });
@@ -83,6 +100,7 @@ describe("tracing on: OTEL_EXPORTER_OTLP_ENDPOINT set", { timeout: 180_000 }, ()
     await Promise.all((roles ?? []).map((p) => p.stop("SIGTERM", 20_000)));
     await db?.drop();
     await collector?.close();
+    await twilio?.close();
   });
 
   /** The spans of the trace whose herald.accept names notification `id`, once `done` holds for them. */
@@ -190,6 +208,37 @@ describe("tracing on: OTEL_EXPORTER_OTLP_ENDPOINT set", { timeout: 180_000 }, ()
     expect(publish.parentSpanId).toBe(accept.spanId);
     expect(one(spans, "process herald.email", SpanKindCode.consumer).parentSpanId).toBe(publish.spanId);
     expectOneTree(spans, CALLER_SPAN);
+  });
+
+  it("a retry continues the trace: a second publish and attempt under the same accept, the failed provider call marked as an error", async () => {
+    twilio.behave([fail(503, { message: "busy" })]);
+    const { notification } = await client.create({
+      notification: {
+        channel: Channel.SMS,
+        recipient: { userId: "u-retry", address: { case: "phone" as const, value: "+14155550123" } },
+        body: { case: "content" as const, value: { text: "Hello again" } },
+      },
+    });
+    const id = notification!.id;
+    const spans = await traceOf(id, delivered);
+    const accept = one(spans, "herald.accept", SpanKindCode.internal);
+    const publishes = spans.filter((s) => s.name === "send herald.sms" && s.kind === SpanKindCode.producer);
+    expect(publishes.map((s) => [s.parentSpanId, s.attributes["herald.attempt"]]).sort()).toEqual([
+      [accept.spanId, 1],
+      [accept.spanId, 2],
+    ]);
+    const attempts = spans.filter((s) => s.name === "process herald.sms" && s.kind === SpanKindCode.consumer);
+    expect(attempts.map((s) => s.attributes["herald.attempt"]).sort()).toEqual([1, 2]);
+    for (const attempt of attempts) {
+      const publish = publishes.find((p) => p.spanId === attempt.parentSpanId);
+      expect(publish?.attributes["herald.attempt"]).toBe(attempt.attributes["herald.attempt"]);
+    }
+    const calls = spans.filter((s) => s.name === "twilio send" && s.kind === SpanKindCode.client);
+    expect(calls.map((s) => s.status).sort()).toEqual([0, 2]); // unset, error
+    const outcomes = spans.filter((s) => s.name === "herald.status").map((s) => s.attributes["herald.status"]);
+    expect(outcomes.sort()).toEqual(["retry", "sent"]);
+    expectOneTree(spans, "");
+    expect(JSON.stringify(spans)).not.toContain("+14155550123");
   });
 
   it("Connect over HTTP/1.1: the http instrumentation's server span continues the traceparent header, accept under it", async () => {
