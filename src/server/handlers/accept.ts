@@ -10,6 +10,7 @@ import type { EgressPolicy } from "../../domain/egress.js";
 import { Status } from "../../../gen/herald/v1/notification_pb.js";
 import { channelName } from "../../kafka/topics.js";
 import { traceAccept } from "../../tracing/spans.js";
+import { tracingOn } from "../../tracing/state.js";
 
 /** What Create and Schedule need from the process. */
 export interface AcceptDeps {
@@ -43,6 +44,8 @@ export function accept(
   input: Omit<AcceptInput, "id" | "maxAttempts" | "traceparent">,
   ctx: Pick<HandlerContext, "signal" | "timeoutMs" | "values" | "requestHeader">,
 ): Promise<Notification> {
+  // Off: not even the closures below (the accept path's cost must not move).
+  if (!tracingOn()) return store(deps, input, ctx);
   // The notification's trace starts here (or continues the caller's): its traceparent is stored
   // with the row and travels on every record written for it (src/tracing/spans.ts).
   return traceAccept(
