@@ -295,3 +295,32 @@ describe("tracing off: no OTEL_EXPORTER_OTLP_ENDPOINT", { timeout: 120_000 }, ()
     }
   });
 });
+
+describe("graceful shutdown flushes the spans still queued", { timeout: 120_000 }, () => {
+  it("with a 10-minute batch delay, the accept span reaches the collector only at SIGTERM, before the exit", async () => {
+    const collector = await startOtlpCollector();
+    const db = await createTestDatabase("herald_trace_flush");
+    try {
+      const site = await heraldSite(db.url);
+      const server = spawnHerald("server", site.env({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint, OTEL_BSP_SCHEDULE_DELAY: "600000" }));
+      await server.waitForLog("herald server listening", 90_000);
+      const client = createHeraldClient({ address: site.grpcAddress, apiKey: site.apiKey });
+      let id: string;
+      try {
+        id = (await client.create({ notification: email("u-flush") })).notification!.id;
+      } finally {
+        client.close();
+      }
+      // Nothing fills a 512-span batch and the timer is 10 minutes away: only shutdown sends.
+      expect(collector.requests()).toBe(0);
+      const exit = await server.stop("SIGTERM", 20_000);
+      expect(exit, outputTail(server)).toEqual({ code: 0, signal: null });
+      const accepts = collector.spans().filter((s) => s.name === "herald.accept");
+      expect(accepts.map((s) => s.attributes["herald.notification_id"])).toEqual([id]);
+      expect(accepts[0]!.service).toBe("herald-server");
+    } finally {
+      await db.drop();
+      await collector.close();
+    }
+  });
+});
