@@ -55,15 +55,14 @@ export function createReleaser(opts: ReleaseOptions): Releaser {
         swept = await sweepStaleClaims(client, now, { batchSize, claimGraceMs });
         // One CTE per partial index, each ordered by its due time, so both
         // scans stay index scans and neither kind can starve the other.
-        // traceparent: the released Dispatch continues the trace the notification was accepted in.
-        const columns = `id, tenant, channel, user_id, attempts, last_sequence, correlation_id, created_at, traceparent,
+        const columns = `id, tenant, channel, user_id, attempts, last_sequence, correlation_id, created_at,
                          octet_length(spec) AS spec_length, status AS from_status`;
         const locked = await client.query<LockedRow>(
           `WITH scheduled AS MATERIALIZED (
-             SELECT ${columns} FROM notifications WHERE status = $3 AND deliver_at <= $1
+             SELECT ${columns}, traceparent FROM notifications WHERE status = $3 AND deliver_at <= $1
              ORDER BY deliver_at LIMIT $2 FOR UPDATE SKIP LOCKED
            ), retrying AS MATERIALIZED (
-             SELECT ${columns} FROM notifications WHERE status = $4 AND next_attempt_at <= $1
+             SELECT ${columns}, traceparent FROM notifications WHERE status = $4 AND next_attempt_at <= $1
              ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
            )
            SELECT * FROM scheduled UNION ALL SELECT * FROM retrying`,
@@ -71,6 +70,8 @@ export function createReleaser(opts: ReleaseOptions): Releaser {
         );
         onLocked?.(isFull(locked.rows));
         if (locked.rows.length === 0) return [];
+        // Each row's traceparent (selected above) goes on its records: a release continues the trace
+        // the notification was accepted in.
         const writes = locked.rows.map((row) =>
           transitionWrites(
             { ...row, status: Status.QUEUED, last_sequence: row.last_sequence + 1, updated_at: now },

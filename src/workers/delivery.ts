@@ -19,7 +19,7 @@ import type { LeaseKeeper } from "./lease-keeper.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { SlotWaitAbortedError, type Slots } from "./slots.js";
 import { createStoreRetry } from "./store-retry.js";
-import { traceOutcome, traceProviderCall } from "../tracing/spans.js";
+import { traceOutcome } from "../tracing/spans.js";
 
 // One Dispatch, one attempt: claim it, render, take a send slot and a
 // rate-limit token, send, store the outcome. Only the token and the send hold
@@ -117,7 +117,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     let providerMessageId: string;
     try {
       await limiter.take(signals.abort);
-      ({ providerMessageId } = await traceProviderCall(provider.name, channelName(row.channel), () => provider.send(message, signals.abort)));
+      ({ providerMessageId } = await provider.send(message, signals.abort));
     } finally {
       release();
     }
