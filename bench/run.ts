@@ -6,10 +6,13 @@ import { createProgress } from "./lib/progress.js";
 import { toMarkdown, type RunReport } from "./lib/report.js";
 import type { ScenarioResult } from "./lib/result.js";
 import { downsample } from "./lib/stats.js";
+import { startOtlpStandIn } from "./lib/otlp.js";
 import { scenarios } from "./scenarios/index.js";
 
-// `npm run bench [-- --quick] [-- --only ceilings,create] [-- --publish|--no-publish]`
+// `npm run bench [-- --quick] [-- --only ceilings,create] [-- --publish|--no-publish] [-- --otlp]`
 //
+// --otlp: every Herald process exports traces to an OTLP collector stand-in (bench/lib/otlp.ts);
+// its results are written under a name of their own (-otlp), beside the run without tracing.
 // Runs the scenarios of bench/scenarios/index.ts one after another against the real stack,
 // draws progress on stderr, and writes bench/results/<date>-<machine>.json (quick runs:
 // <date>-<machine>-quick.json, --only runs -only-<ids>.json), a markdown summary beside it and PNG charts in a folder of
@@ -32,6 +35,7 @@ const { values: args } = parseArgs({
     only: { type: "string" },
     publish: { type: "boolean" },
     "no-publish": { type: "boolean", default: false },
+    otlp: { type: "boolean", default: false },
   },
 });
 const quick = args.quick;
@@ -42,7 +46,7 @@ if (unknown.length) {
   process.exit(2);
 }
 const chosen = only ? scenarios.filter((s) => only.includes(s.id)) : scenarios;
-const publish = args.publish ?? (!args["no-publish"] && !quick && !only);
+const publish = args.publish ?? (!args["no-publish"] && !quick && !only && !args.otlp);
 const timeoutSeconds = Number(process.env.BENCH_SCENARIO_TIMEOUT_S ?? (quick ? 150 : 1800));
 
 function invocation(): string {
@@ -78,6 +82,7 @@ async function main(): Promise<void> {
     charts: {},
   };
 
+  const otlp = args.otlp ? await startOtlpStandIn(process.env) : undefined;
   for (const [i, entry] of chosen.entries()) {
     const ctx = { quick, runId: `${runId}${i}`, progress: progress.begin(entry.id, i + 1, chosen.length) };
     const t0 = performance.now();
@@ -94,8 +99,13 @@ async function main(): Promise<void> {
     report.durations[entry.id] = Math.round((performance.now() - t0) / 100) / 10;
   }
 
+  if (otlp) {
+    progress.log(otlp.summary());
+    await otlp.close();
+  }
+
   // A partial or quick run never overwrites the full run's record of the same day.
-  const stem = `${started.toISOString().slice(0, 10)}-${host.name}${quick ? "-quick" : ""}${only ? `-only-${chosen.map((s) => s.id).join("+")}` : ""}`;
+  const stem = `${started.toISOString().slice(0, 10)}-${host.name}${quick ? "-quick" : ""}${only ? `-only-${chosen.map((s) => s.id).join("+")}` : ""}${otlp ? "-otlp" : ""}`;
   const chartDir = new URL(`${stem}/`, resultsDir);
   await rm(chartDir, { recursive: true, force: true });
   await mkdir(chartDir, { recursive: true });

@@ -29,6 +29,8 @@ const layers = [
 ];
 // src/metrics/: each area's instruments, recorded by whichever layer does the work (prom-client only).
 const leaves = ["src/errors.ts", "src/clock.ts", "src/log.ts", "src/loop/", "src/health/"];
+// src/tracing/: span helpers and the log mixin over @opentelemetry/api; the SDK only when tracing is on.
+leaves.push("src/tracing/");
 
 function layerOf(file) {
   if (leaves.some((p) => file.startsWith(p))) return { name: "leaf", rank: layers.length };

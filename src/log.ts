@@ -1,4 +1,5 @@
 import { pino, type Logger } from "pino";
+import { mergeTraceLogFields, traceLogFields } from "./tracing/log-fields.js";
 
 export type { Logger };
 
@@ -18,6 +19,9 @@ export function createLogger(opts: LogOptions = {}): Logger {
   return pino({
     level: opts.level ?? "info",
     base: { role: opts.role },
+    // trace_id and span_id of the span the line is written in, when tracing is on.
+    mixin: traceLogFields,
+    mixinMergeStrategy: mergeTraceLogFields,
     redact: {
       paths: ["authorization", "*.authorization", "apiKey", "*.apiKey", "password", "*.password", "secret", "*.secret"],
       censor: "[redacted]",

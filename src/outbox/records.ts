@@ -32,6 +32,8 @@ export interface DispatchFrameSource {
   tenant: string;
   created_at: Date;
   correlation_id: string;
+  /** W3C trace context stored at accept; published as the record's `traceparent` header. */
+  traceparent?: string | null;
 }
 
 /** What a Dispatch record is built from: the stored spec, or only its length (the insert splices it in). */
@@ -70,18 +72,24 @@ export function dispatchRecord(row: DispatchSource, attempt: number): OutboxReco
     topic: channelTopic(row.channel),
     key: row.user_id,
     ...(stored ? { value: Buffer.concat([head, row.spec, tail]) } : { value: head, specTail: tail }),
-    headers: { tenant: row.tenant, "correlation-id": row.correlation_id, attempt: String(attempt) },
+    headers: withTrace({ tenant: row.tenant, "correlation-id": row.correlation_id, attempt: String(attempt) }, row.traceparent),
     notificationId: row.id,
   };
 }
 
 /** The herald.status record of one event, keyed by notification so its events stay in order. */
-export function statusRecord(event: StatusEvent, tenant: string, correlationId: string): OutboxRecord {
+export function statusRecord(event: StatusEvent, tenant: string, correlationId: string, traceparent?: string | null): OutboxRecord {
   return {
     topic: STATUS_TOPIC,
     key: event.notificationId,
     value: toBinary(StatusEventSchema, event),
-    headers: { tenant, "correlation-id": correlationId },
+    headers: withTrace({ tenant, "correlation-id": correlationId }, traceparent),
     notificationId: event.notificationId,
   };
+}
+
+/** The notification's trace travels with each of its records (none when tracing was off at accept). */
+function withTrace(headers: RecordHeaders, traceparent: string | null | undefined): RecordHeaders {
+  if (traceparent) headers.traceparent = traceparent;
+  return headers;
 }

@@ -2,6 +2,7 @@ import type pg from "pg";
 import { withFeedPositions } from "../feed/positions.js";
 import type { KafkaRecord } from "../kafka/kafka.js";
 import { markPublished, selectUnpublished, type OutboxBatch } from "../outbox/batches.js";
+import { tracePublish } from "../tracing/spans.js";
 
 // Moving batches from the outbox to Kafka on the leader's session. At least once: a batch is
 // marked only after Kafka acknowledged it, so a crash between publish and mark publishes it
@@ -42,9 +43,13 @@ export function createPublisher(deps: { producer: RecordSink; batchSize: number 
   }
 
   async function publish(batch: OutboxBatch): Promise<void> {
+    // A producer span per traced record, ended on Kafka's answer (nothing when tracing is off).
+    const traced = tracePublish(batch.records);
     try {
       await producer.sendBatch(batch.records);
+      traced?.();
     } catch (err) {
+      traced?.(err);
       throw new PublishError("publish failed", { cause: err });
     }
   }

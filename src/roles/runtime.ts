@@ -12,6 +12,7 @@ import { createRedis } from "../redis.js";
 import { createMetricsRegistry, type Registry } from "../metrics/registry.js";
 import { createDependencyWait, type WaitForDependency } from "./dependency-wait.js";
 import { createShutdown, type Shutdown } from "./shutdown.js";
+import { shutdownTracing } from "../tracing/shutdown.js";
 
 /** The real collaborators of a process, built once at the entry point and passed to each role. */
 export interface Runtime {
@@ -74,6 +75,8 @@ export function createRuntime(config: Config, log: Logger, needs: RuntimeNeeds =
   // ends); thousands at once is normal load, not a leak.
   setMaxListeners(0, abort.signal);
   const resources = createShutdown(log);
+  // First: the roles have ended their spans; the batch still queued goes out before the exit.
+  resources.add("tracing", () => shutdownTracing());
   resources.add("kafka", () => kafka.close());
   resources.add("redis", () => void redis.disconnect());
   resources.add("postgres", () => pool.end());

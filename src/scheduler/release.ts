@@ -63,10 +63,10 @@ export function createReleaser(opts: ReleaseOptions): Releaser {
                          CASE WHEN status = $4 THEN next_attempt_at ELSE deliver_at END AS due_at`;
         const locked = await client.query<LockedRow>(
           `WITH scheduled AS MATERIALIZED (
-             SELECT ${columns} FROM notifications WHERE status = $3 AND deliver_at <= $1
+             SELECT ${columns}, traceparent FROM notifications WHERE status = $3 AND deliver_at <= $1
              ORDER BY deliver_at LIMIT $2 FOR UPDATE SKIP LOCKED
            ), retrying AS MATERIALIZED (
-             SELECT ${columns} FROM notifications WHERE status = $4 AND next_attempt_at <= $1
+             SELECT ${columns}, traceparent FROM notifications WHERE status = $4 AND next_attempt_at <= $1
              ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
            )
            SELECT * FROM scheduled UNION ALL SELECT * FROM retrying`,
@@ -74,6 +74,8 @@ export function createReleaser(opts: ReleaseOptions): Releaser {
         );
         onLocked?.(isFull(locked.rows));
         if (locked.rows.length === 0) return [];
+        // Each row's traceparent (selected above) goes on its records: a release continues the trace
+        // the notification was accepted in.
         const writes = locked.rows.map((row) =>
           transitionWrites(
             { ...row, status: Status.QUEUED, last_sequence: row.last_sequence + 1, updated_at: now },

@@ -18,6 +18,8 @@ export interface AcceptInput {
   /** SHA-256 of the canonical request (domain/request-hash.ts); null without an idempotency key, which nothing compares it with. */
   requestHash: Buffer | null;
   correlationId: string;
+  /** W3C traceparent of the accept span (src/tracing/); undefined when tracing is off. */
+  traceparent?: string;
   status: Status.QUEUED | Status.SCHEDULED;
   deliverAt: Date;
   localTime?: { dateTime: string; timeZone: string };
@@ -39,6 +41,7 @@ function rowOf(input: AcceptInput, spec: Buffer): NotificationRow {
     idempotency_key: input.idempotencyKey === "" ? null : input.idempotencyKey,
     request_hash: input.requestHash,
     correlation_id: input.correlationId,
+    traceparent: input.traceparent ?? null,
     local_time: input.localTime ? { dateTime: input.localTime.dateTime, timeZone: input.localTime.timeZone } : null,
     deliver_at: input.deliverAt,
     attempts: 0,
@@ -64,25 +67,26 @@ export async function insertNotifications(client: pg.Pool | pg.ClientBase, input
   const rows = inputs.map((input, n) => rowOf(input, specs[n]!));
   const writes = rows.map((row) => transitionWrites(row, { detail: "accepted" }));
   // Every record is whole (the spec is at hand), so `inserted` needs no spec column.
-  const appended = keptTransitions(16, writes, "inserted");
+  const appended = keptTransitions(17, writes, "inserted");
   // Named, so each connection parses and plans this statement once, not on every flush.
   const result = await client.query<{ id: string }>({
     name: "herald-accept",
     text: `WITH inserted AS (
        INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
-         request_hash, correlation_id, local_time, deliver_at, max_attempts, last_sequence, created_at, updated_at)
+         request_hash, correlation_id, local_time, deliver_at, max_attempts, last_sequence, created_at, updated_at,
+         traceparent)
        SELECT id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
-         request_hash, correlation_id, local_time, deliver_at, max_attempts, 1, created_at, created_at
+         request_hash, correlation_id, local_time, deliver_at, max_attempts, 1, created_at, created_at, traceparent
        FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::smallint[], $6::bytea[], $7::smallint[],
                    $8::jsonb[], $9::text[], $10::bytea[], $11::text[], $12::jsonb[], $13::timestamptz[], $14::int[],
-                   $15::timestamptz[])
+                   $15::timestamptz[], $16::text[])
             WITH ORDINALITY AS n(id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
-              request_hash, correlation_id, local_time, deliver_at, max_attempts, created_at, ord)
+              request_hash, correlation_id, local_time, deliver_at, max_attempts, created_at, traceparent, ord)
        ORDER BY ord
        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING id),
      ${appended.sql}
-     SELECT inserted.id, (SELECT pg_notify($${16 + appended.params.length}, '')) AS woke FROM inserted`,
+     SELECT inserted.id, (SELECT pg_notify($${17 + appended.params.length}, '')) AS woke FROM inserted`,
     values: [
       inputs.map((i) => i.id),
       inputs.map((i) => i.tenant),
@@ -99,6 +103,8 @@ export async function insertNotifications(client: pg.Pool | pg.ClientBase, input
       inputs.map((i) => i.deliverAt),
       inputs.map((i) => i.maxAttempts),
       inputs.map((i) => i.now),
+      // Per request, though the batch shares one transaction: each notification keeps its caller's trace.
+      inputs.map((i) => i.traceparent ?? null),
       ...appended.params,
       OUTBOX_CHANNEL,
     ],

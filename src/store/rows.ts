@@ -31,6 +31,8 @@ export interface NotificationRow {
   released_idempotency_key?: string | null;
   request_hash: Buffer | null;
   correlation_id: string;
+  /** W3C traceparent of the accept span (tracing on), carried on every record written for it. */
+  traceparent?: string | null;
   local_time: { dateTime: string; timeZone: string } | null;
   deliver_at: Date;
   attempts: number;

@@ -20,6 +20,7 @@ import type { LeaseKeeper } from "./lease-keeper.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { SlotWaitAbortedError, type Slots } from "./slots.js";
 import { createStoreRetry } from "./store-retry.js";
+import { traceOutcome } from "../tracing/spans.js";
 
 // One Dispatch, one attempt: claim it, render, take a send slot and a
 // rate-limit token, send, store the outcome. Only the token and the send hold
@@ -148,9 +149,8 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       outcome = failedOutcome(err, row, { backoff, random, now: now(), log });
     }
 
-    const stored = await persist(
-      () => store.finish({ id: row.id, attempt: dispatch.attempt, now: now(), outcome }),
-      signals.abort,
+    const stored = await traceOutcome(outcome.kind, () =>
+      persist(() => store.finish({ id: row.id, attempt: dispatch.attempt, now: now(), outcome }), signals.abort),
     );
     if (!stored) {
       counters.outcomesLost++;
@@ -167,7 +167,15 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     counters,
     async handle(dispatch, signals) {
       const channel = dispatch.notification ? safeChannelName(dispatch.notification.channel) : undefined;
-      const log = deps.log.child({ notificationId: dispatch.notificationId, tenant: dispatch.tenant, channel, attempt: dispatch.attempt });
+      // correlationId (the accepting request's id) and, through the log mixin, trace_id: grep either
+      // and find this notification's lines in every role.
+      const log = deps.log.child({
+        notificationId: dispatch.notificationId,
+        tenant: dispatch.tenant,
+        channel,
+        attempt: dispatch.attempt,
+        correlationId: dispatch.correlationId,
+      });
       if (!isUuid(dispatch.notificationId) || dispatch.attempt < 1) {
         // It can never match a row; retrying would only block the recipient's lane.
         counters.malformed++;

@@ -8,6 +8,7 @@ import type { DeliveryHandler } from "./delivery.js";
 import { DeliveryAbandonedError } from "./delivery-signals.js";
 import type { HeldPartition } from "./held-partitions.js";
 import type { Slots } from "./slots.js";
+import { traceDelivery } from "../tracing/spans.js";
 
 // One record's turn in its recipient's lane: take an in-flight slot, decode, hand it to the
 // delivery handler, mark it finished in its partition's progress. Nothing is skipped except a
@@ -50,12 +51,13 @@ export function createRecordRunner(deps: RecordRunnerDeps): RecordRunner {
       return;
     }
     try {
-      await handler.handle(dispatch, p.signals);
+      // The consumer span: child of the relay's publish through the record's traceparent header.
+      await traceDelivery(m, dispatch, () => handler.handle(dispatch, p.signals));
     } catch (err) {
       // The worker stopped: the record stays unfinished. Anything else is a bug, tried again.
       if (err instanceof DeliveryAbandonedError) throw err;
-      const { notificationId, tenant, attempt } = dispatch;
-      log.error({ err, notificationId, tenant, attempt, partition: m.partition, offset: m.offset }, "delivery handler failed; the record will be tried again");
+      const { notificationId, tenant, attempt, correlationId } = dispatch;
+      log.error({ err, notificationId, tenant, attempt, correlationId, partition: m.partition, offset: m.offset }, "delivery handler failed; the record will be tried again");
       throw new HandlerFailedError("delivery handler failed", { cause: err });
     }
   }

@@ -7,6 +7,10 @@ import { clientGone } from "../call-info.js";
 import type { NotificationStore } from "../../store/notifications.js";
 import { type Clock } from "../../clock.js";
 import type { EgressPolicy } from "../../domain/egress.js";
+import { Status } from "../../../gen/herald/v1/notification_pb.js";
+import { channelName } from "../../kafka/topics.js";
+import { traceAccept } from "../../tracing/spans.js";
+import { tracingOn } from "../../tracing/state.js";
 
 /** What Create and Schedule need from the process. */
 export interface AcceptDeps {
@@ -35,7 +39,24 @@ export interface AcceptDeps {
  * notification that was stored anyway; and one the accept queue cannot store before its
  * deadline is refused RESOURCE_EXHAUSTED at once instead of timing out in the queue.
  */
-export async function accept(
+export function accept(
+  deps: AcceptDeps,
+  input: Omit<AcceptInput, "id" | "maxAttempts" | "traceparent">,
+  ctx: Pick<HandlerContext, "signal" | "timeoutMs" | "values" | "requestHeader">,
+): Promise<Notification> {
+  // Off: not even the closures below (the accept path's cost must not move).
+  if (!tracingOn()) return store(deps, input, ctx);
+  // The notification's trace starts here (or continues the caller's): its traceparent is stored
+  // with the row and travels on every record written for it (src/tracing/spans.ts).
+  return traceAccept(
+    input.status === Status.SCHEDULED ? "Schedule" : "Create",
+    () => ctx.requestHeader.get("traceparent"),
+    () => channelName(input.spec.channel),
+    (traceparent) => store(deps, traceparent ? { ...input, traceparent } : input, ctx),
+  );
+}
+
+async function store(
   deps: AcceptDeps,
   input: Omit<AcceptInput, "id" | "maxAttempts">,
   ctx: Pick<HandlerContext, "signal" | "timeoutMs" | "values">,

@@ -6,6 +6,8 @@ import { channelName } from "../../kafka/topics.js";
 import type { Logger } from "../../log.js";
 import { createFcmProvider } from "./fcm.js";
 import type { Provider } from "./provider.js";
+import { tracingOn } from "../../tracing/state.js";
+import { tracedProvider } from "./traced.js";
 import { createSinkProvider } from "./sink.js";
 import { createSmtpProvider } from "./smtp.js";
 import { createTwilioProvider } from "./twilio.js";
@@ -36,6 +38,12 @@ const variable: Record<ChannelName, string> = {
  * channel has none, so a worker for it refuses to start instead of failing every message.
  */
 export function createProvider(channel: Channel, config: ProvidersConfig, deps: ProviderDeps): Provider {
+  const provider = configuredProvider(channel, config, deps);
+  // With tracing on, each call is a client span (tracing starts before any role builds providers).
+  return tracingOn() ? tracedProvider(provider, channelName(channel)) : provider;
+}
+
+function configuredProvider(channel: Channel, config: ProvidersConfig, deps: ProviderDeps): Provider {
   let name: ChannelName;
   try {
     name = channelName(channel) as ChannelName;
