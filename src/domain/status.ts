@@ -3,8 +3,8 @@ import { Status } from "../../gen/herald/v1/notification_pb.js";
 // The one transition table of the lifecycle (see docs/architecture.md):
 //
 //   SCHEDULED ─► QUEUED ─► SENDING ─► SENT ─► DELIVERED
-//                  ▲          │
-//                  └─ RETRYING ◄┘
+//                  ▲          │         │
+//                  └─ RETRYING ◄┘         └─► FAILED (a receipt: undelivered, bounced)
 //   SENDING ─► FAILED · SENDING ─► DEAD_LETTERED · RETRYING ─► DEAD_LETTERED
 //   SCHEDULED / QUEUED / RETRYING ─► CANCELED
 //   FAILED / DEAD_LETTERED ─► QUEUED (redrive, with a fresh attempt budget)
@@ -12,7 +12,7 @@ const transitions: ReadonlyMap<Status, ReadonlySet<Status>> = new Map([
   [Status.SCHEDULED, new Set([Status.QUEUED, Status.CANCELED])],
   [Status.QUEUED, new Set([Status.SENDING, Status.CANCELED])],
   [Status.SENDING, new Set([Status.SENT, Status.RETRYING, Status.FAILED, Status.DEAD_LETTERED])],
-  [Status.SENT, new Set([Status.DELIVERED])],
+  [Status.SENT, new Set([Status.DELIVERED, Status.FAILED])],
   [Status.RETRYING, new Set([Status.QUEUED, Status.DEAD_LETTERED, Status.CANCELED])],
   [Status.FAILED, new Set([Status.QUEUED])],
   [Status.DEAD_LETTERED, new Set([Status.QUEUED])],

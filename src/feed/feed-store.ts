@@ -21,7 +21,7 @@ interface FeedRow extends StatusEventRow {
 }
 
 const EVENT_COLUMNS = `f.position AS feed_position, e.notification_id, e.sequence, e.tenant, e.user_id, e.channel,
-  e.status, e.attempt, e.detail, e.created_at`;
+  e.status, e.attempt, e.detail, e.provider, e.created_at`;
 
 function toFeedEvent(row: FeedRow): FeedEvent {
   return { position: Number(row.feed_position), tenant: row.tenant, event: toStatusEvent(row) };

@@ -18,7 +18,7 @@ export async function getNotification(
     // Only events up to the row's last_sequence: history and status agree
     // even when a transition commits between these two reads.
     const events = await pool.query<StatusEventRow>(
-      `SELECT notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at
+      `SELECT notification_id, sequence, tenant, user_id, channel, status, attempt, detail, provider, created_at
        FROM status_events WHERE notification_id = $1 AND sequence <= $2 ORDER BY sequence`,
       [row.id, row.last_sequence],
     );

@@ -40,6 +40,8 @@ export interface NotificationRow {
   next_attempt_at: Date | null;
   last_error: string;
   provider_message_id: string;
+  /** The configured provider that accepted it ('' before SENT; absent from narrower SELECTs). */
+  provider?: string;
   last_sequence: number;
   created_at: Date;
   updated_at: Date;
@@ -55,6 +57,8 @@ export interface StatusEventRow {
   status: Status;
   attempt: number;
   detail: string;
+  /** The provider the transition concerns; '' when none. @defaultValue "" */
+  provider?: string;
   created_at: Date;
 }
 
@@ -76,6 +80,7 @@ export function toNotification(row: NotificationRow, spec: NotificationSpec = fr
     idempotencyKey: row.idempotency_key ?? row.released_idempotency_key ?? "",
     nextAttemptTime: row.next_attempt_at ? timestampFromDate(row.next_attempt_at) : undefined,
     providerMessageId: row.provider_message_id,
+    provider: row.provider ?? "",
     localTime: row.local_time ? create(LocalTimeSchema, row.local_time) : undefined,
   });
 }
@@ -90,5 +95,6 @@ export function toStatusEvent(row: StatusEventRow): StatusEvent {
     time: timestampFromDate(row.created_at),
     channel: row.channel,
     userId: row.user_id,
+    provider: row.provider ?? "",
   });
 }

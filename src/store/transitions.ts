@@ -30,7 +30,13 @@ export interface TransitionWrites {
  */
 export function transitionWrites(
   row: TransitionRow,
-  opts: { detail: string; /** Of the request causing it; defaults to the notification's. */ correlationId?: string },
+  opts: {
+    detail: string;
+    /** Of the request causing it; defaults to the notification's. */
+    correlationId?: string;
+    /** The provider the transition concerns (attempted, accepted, or whose receipt it is). @defaultValue "" */
+    provider?: string;
+  },
 ): TransitionWrites {
   const event: StatusEventRow = {
     notification_id: row.id,
@@ -41,6 +47,7 @@ export function transitionWrites(
     status: row.status,
     attempt: row.attempts,
     detail: opts.detail,
+    provider: opts.provider ?? "",
     created_at: row.updated_at,
   };
   const outbox: OutboxRecord[] = [];
@@ -49,7 +56,7 @@ export function transitionWrites(
   return { event, outbox };
 }
 
-const EVENT_COLUMNS = "notification_id, sequence, tenant, user_id, channel, status, attempt, detail, created_at";
+const EVENT_COLUMNS = "notification_id, sequence, tenant, user_id, channel, status, attempt, detail, provider, created_at";
 
 /**
  * An INSERT of `events` in the given order (status_events.position follows it) with parameters
@@ -57,7 +64,7 @@ const EVENT_COLUMNS = "notification_id, sequence, tenant, user_id, channel, stat
  * Shared by writeTransitions and keptTransitions, so both insert exactly the same rows.
  */
 function eventsInsert(first: number, events: readonly StatusEventRow[], kept?: string): { sql: string; params: unknown[] } {
-  const types = ["uuid", "int", "text", "text", "smallint", "smallint", "int", "text", "timestamptz"];
+  const types = ["uuid", "int", "text", "text", "smallint", "smallint", "int", "text", "text", "timestamptz"];
   const where = kept ? `WHERE notification_id IN (SELECT id FROM ${kept})` : "";
   return {
     sql: `INSERT INTO status_events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS}
@@ -72,6 +79,7 @@ function eventsInsert(first: number, events: readonly StatusEventRow[], kept?: s
       events.map((e) => e.status),
       events.map((e) => e.attempt),
       events.map((e) => e.detail),
+      events.map((e) => e.provider ?? ""),
       events.map((e) => e.created_at),
     ],
   };
