@@ -13,6 +13,7 @@ import type { RenderedMessage, SendResult } from "../../src/workers/providers/pr
 import { metricValue } from "../support/metric-values.js";
 import { delay, fail } from "../support/stand-ins/behaviour.js";
 import { startSmtpStandIn } from "../support/stand-ins/smtp.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
 import { startTwilioStandIn, twilioError, type TwilioStandIn } from "../support/stand-ins/twilio.js";
 import { startVonageStandIn, type VonageStandIn } from "../support/stand-ins/vonage.js";
 import { waitFor } from "../support/wait.js";
@@ -185,6 +186,37 @@ describe("failover provider", () => {
     expect(await state(a, "twilio")).toBe(2);
     expect(await failovers(a, "twilio", "vonage")).toBe(1);
     expect(lines.filter((l) => l.msg === "circuit breakers cannot reach redis; each process keeps its own")).toHaveLength(1);
+  });
+
+  it("while Redis is cut each process trips on its own failures; the shared state resumes when Redis answers", async () => {
+    const { twilio, config } = await smsStandIns();
+    const lines: Array<{ msg: string }> = [];
+    const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { msg: string }) });
+    const url = new URL(REDIS_URL);
+    const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 6379) });
+    cleanups.push(() => proxy.close());
+    const proxied = createRedis(`redis://127.0.0.1:${proxy.port}`, quiet);
+    await proxied.connect();
+    cleanups.push(() => proxied.disconnect());
+    const keyPrefix = prefix();
+    const a = instance(config, proxied, keyPrefix, { log });
+    const b = instance(config, sharedRedis(), keyPrefix);
+
+    await proxy.cut();
+    twilio.behave([], fail(503));
+    await trip(a);
+    expect((await send(a.provider)).provider).toBe("vonage");
+    // The shared breaker never heard of those failures.
+    expect(await b.board.breaker("sms", "twilio").admit()).toMatchObject({ allowed: true, state: "closed" });
+
+    // Back: the shared (closed) breaker decides again, where this process's own is still open.
+    twilio.behave([]);
+    await proxy.restore();
+    await waitFor("a send through twilio on the shared breaker", async () => (await send(a.provider)).provider === "twilio", { everyMs: 100 });
+    expect(lines.map((l) => l.msg).filter((m) => m.startsWith("circuit breakers"))).toEqual([
+      "circuit breakers cannot reach redis; each process keeps its own",
+      "circuit breakers reached redis again; shared state restored",
+    ]);
   });
 
   it("a permanent error neither counts against the provider nor fails over", async () => {

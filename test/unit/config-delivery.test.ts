@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { loadDeliveryConfig } from "../../src/config-delivery.js";
 import { ConfigError } from "../../src/config-env.js";
+import { loadConfig } from "../../src/config.js";
+import { redactedConfig } from "../../src/config-redact.js";
 
 describe("worker bounds", () => {
   it("holds four times the send concurrency in flight unless told otherwise", () => {
@@ -47,6 +49,17 @@ describe("provider lists", () => {
     expect(providers.fallbacks?.email).toEqual([
       { kind: "smtp", name: "smtp-backup", host: "relay2", port: 2525, secure: false, user: "u", password: "p", from: "a@b.c", timeoutMs: 10_000 },
     ]);
+  });
+
+  it("shows the later providers in `herald config` without their secrets", () => {
+    const env = {
+      HERALD_SMS_PROVIDER: "twilio,vonage", ...twilio, VONAGE_API_KEY: "key1", VONAGE_API_SECRET: "vonage-secret-marker",
+      HERALD_EMAIL_PROVIDER: "smtp,smtp-backup", HERALD_EMAIL_FROM: "a@b.c", SMTP_BACKUP_HOST: "relay2", SMTP_BACKUP_PASSWORD: "backup-password-marker",
+    };
+    const shown = JSON.stringify(redactedConfig(loadConfig(env, "production")));
+    expect(shown).not.toContain("vonage-secret-marker");
+    expect(shown).not.toContain("backup-password-marker");
+    expect(shown).toContain('"fallbacks":{"email":[{"kind":"smtp","name":"smtp-backup","host":"relay2"');
   });
 
   it("refuses what cannot work, naming the variable", () => {
