@@ -70,10 +70,16 @@ export function createCircuitBoard(opts: CircuitBoardOptions): CircuitBoard {
     up: "circuit breakers reached redis again; shared state restored",
   }, clock);
   let nextTryAt = 0;
+  let trying = false;
 
   /** Runs `f` on Redis unless it is known down and not due for another try; undefined: use the local breaker. */
   async function onRedis<T>(f: (store: SharedBreakerStore) => Promise<T>): Promise<T | undefined> {
-    if (!shared || (outage.failures > 0 && clock.now() < nextTryAt)) return undefined;
+    if (!shared) return undefined;
+    // While Redis is down one call at a time tries it again: a Redis that does not answer must
+    // not hold every send for the timeout.
+    const retrying = outage.failures > 0;
+    if (retrying && (trying || clock.now() < nextTryAt)) return undefined;
+    trying = retrying;
     try {
       const result = await withTimeout(f(shared), redisTimeoutMs);
       outage.succeeded();
@@ -82,6 +88,8 @@ export function createCircuitBoard(opts: CircuitBoardOptions): CircuitBoard {
       outage.failed(err);
       nextTryAt = clock.now() + probeIntervalMs;
       return undefined;
+    } finally {
+      if (retrying) trying = false;
     }
   }
 
