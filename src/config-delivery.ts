@@ -7,10 +7,22 @@ import { channelNames, type ChannelName } from "./domain/channels.js";
 
 export type EmailProviderConfig =
   | { kind: "sink" }
-  | { kind: "smtp"; host: string; port: number; secure: boolean; user?: string; password?: string; from: string; timeoutMs: number };
+  | {
+      kind: "smtp";
+      /** The provider's name in logs, metrics, breakers and the notification row. @defaultValue "smtp" (the backup relay: "smtp-backup") */
+      name?: string;
+      host: string;
+      port: number;
+      secure: boolean;
+      user?: string;
+      password?: string;
+      from: string;
+      timeoutMs: number;
+    };
 export type SmsProviderConfig =
   | { kind: "sink" }
-  | { kind: "twilio"; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number };
+  | { kind: "twilio"; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number }
+  | { kind: "vonage"; baseUrl: string; apiKey: string; apiSecret: string; from: string; timeoutMs: number };
 export type PushProviderConfig =
   | { kind: "sink" }
   | { kind: "fcm"; baseUrl: string; projectId: string; accessToken: string; timeoutMs: number };
@@ -19,10 +31,29 @@ export type WebhookProviderConfig =
   | { kind: "http"; secrets: ReadonlyMap<string, string>; timeoutMs: number };
 
 export interface ProvidersConfig {
+  /** The first (preferred) provider of each channel. */
   email?: EmailProviderConfig;
   sms?: SmsProviderConfig;
   push?: PushProviderConfig;
   webhook?: WebhookProviderConfig;
+  /**
+   * The providers after the first, in order, for a channel whose variable lists several
+   * (HERALD_SMS_PROVIDER=twilio,vonage): a send moves down the list while the circuit breakers
+   * of the ones before it are open. Absent: the channel has one provider.
+   */
+  fallbacks?: { email?: EmailProviderConfig[]; sms?: SmsProviderConfig[] };
+}
+
+/** When a provider's circuit breaker opens and how it comes back (src/workers/providers/circuit/). */
+export interface BreakerConfig {
+  /** Transient failures within `windowMs` that open the breaker. */
+  failures: number;
+  /** The counting window, from the first failure counted. */
+  windowMs: number;
+  /** How long an open breaker sends nothing before one probe may go through (half-open). */
+  cooldownMs: number;
+  /** A probe that has not reported within this long is presumed lost: another worker may probe. */
+  probeLeaseMs: number;
 }
 
 export interface DeliveryConfig {
@@ -54,6 +85,8 @@ export interface DeliveryConfig {
   sinkDir: string;
   /** Undefined: not configured (a worker for that channel refuses to start). */
   providers: ProvidersConfig;
+  /** Circuit breakers of channels with several providers. */
+  breaker: BreakerConfig;
 }
 
 /** A delivery setting that cannot work; named "ConfigError" like the rest, for the CLI's message. */
@@ -64,6 +97,26 @@ function kind<K extends string>(env: Env, name: string, kinds: readonly K[], mod
   if (raw === undefined || raw === "") return mode === "dev" ? "sink" : undefined;
   if (raw === "sink" || (kinds as readonly string[]).includes(raw)) return raw as K | "sink";
   throw new DeliveryConfigError(`${name}: expected one of sink, ${kinds.join(", ")}; got "${raw}"`);
+}
+
+/**
+ * An ordered provider list (`twilio,vonage`): each entry one of `kinds`, none twice; `sink` only
+ * alone (a local file is not a place to fail over to). Empty: sink in dev, none in production.
+ */
+function kindList<K extends string>(env: Env, name: string, kinds: readonly K[], mode: Mode): Array<K | "sink"> {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return mode === "dev" ? ["sink"] : [];
+  const entries = raw.split(",").map((s) => s.trim());
+  const seen = new Set<string>();
+  for (const entry of entries) {
+    if (entry !== "sink" && !(kinds as readonly string[]).includes(entry)) {
+      throw new DeliveryConfigError(`${name}: expected a list of ${kinds.join(", ")} (or sink alone); got "${entry}" in "${raw}"`);
+    }
+    if (seen.has(entry)) throw new DeliveryConfigError(`${name}: ${entry} is listed twice in "${raw}"`);
+    seen.add(entry);
+  }
+  if (entries.length > 1 && seen.has("sink")) throw new DeliveryConfigError(`${name}: sink cannot be combined with other providers; got "${raw}"`);
+  return entries as Array<K | "sink">;
 }
 
 /** Webhook signing secrets: `tenant:whsec_<base64>` entries, comma or newline separated. */
@@ -88,30 +141,50 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
   const timeoutMs = int(env, "HERALD_SEND_TIMEOUT_MS", 10_000, 100, 300_000);
 
   const providers: ProvidersConfig = {};
-  const email = kind(env, "HERALD_EMAIL_PROVIDER", ["smtp"] as const, mode);
-  if (email === "sink") providers.email = { kind: "sink" };
-  if (email === "smtp") {
-    providers.email = {
+  const emailList = kindList(env, "HERALD_EMAIL_PROVIDER", ["smtp", "smtp-backup"] as const, mode).map((k): EmailProviderConfig => {
+    if (k === "sink") return { kind: "sink" };
+    // The backup relay reads SMTP_BACKUP_* the way the first reads SMTP_*; both send as HERALD_EMAIL_FROM.
+    const v = k === "smtp" ? "SMTP" : "SMTP_BACKUP";
+    return {
       kind: "smtp",
-      host: env.SMTP_HOST ?? "127.0.0.1",
-      port: int(env, "SMTP_PORT", 587, 1, 65535),
-      secure: env.SMTP_SECURE === "true",
-      user: env.SMTP_USER || undefined,
-      password: secret(env, "SMTP_PASSWORD"),
-      from: required(env, "HERALD_EMAIL_FROM", "with HERALD_EMAIL_PROVIDER=smtp"),
+      ...(k === "smtp" ? {} : { name: k }),
+      host: k === "smtp" ? (env.SMTP_HOST ?? "127.0.0.1") : required(env, "SMTP_BACKUP_HOST", "with smtp-backup in HERALD_EMAIL_PROVIDER"),
+      port: int(env, `${v}_PORT`, 587, 1, 65535),
+      secure: env[`${v}_SECURE`] === "true",
+      user: env[`${v}_USER`] || undefined,
+      password: secret(env, `${v}_PASSWORD`),
+      from: required(env, "HERALD_EMAIL_FROM", `with HERALD_EMAIL_PROVIDER=${k}`),
       timeoutMs,
     };
-  }
-  const sms = kind(env, "HERALD_SMS_PROVIDER", ["twilio"] as const, mode);
-  if (sms === "sink") providers.sms = { kind: "sink" };
-  if (sms === "twilio") {
-    providers.sms = {
+  });
+  const smsList = kindList(env, "HERALD_SMS_PROVIDER", ["twilio", "vonage"] as const, mode).map((k): SmsProviderConfig => {
+    if (k === "sink") return { kind: "sink" };
+    if (k === "vonage") {
+      return {
+        kind: "vonage",
+        baseUrl: url(env, "VONAGE_BASE_URL", "https://rest.nexmo.com"),
+        apiKey: required(env, "VONAGE_API_KEY", "with vonage in HERALD_SMS_PROVIDER"),
+        apiSecret: required(env, "VONAGE_API_SECRET", "with vonage in HERALD_SMS_PROVIDER"),
+        // Vonage accepts an alphanumeric sender id where Twilio needs a number it owns.
+        from: env.VONAGE_FROM || required(env, "HERALD_SMS_FROM", "with vonage in HERALD_SMS_PROVIDER (or set VONAGE_FROM)"),
+        timeoutMs,
+      };
+    }
+    return {
       kind: "twilio",
       baseUrl: url(env, "TWILIO_BASE_URL", "https://api.twilio.com"),
       accountSid: required(env, "TWILIO_ACCOUNT_SID", "with HERALD_SMS_PROVIDER=twilio"),
       authToken: required(env, "TWILIO_AUTH_TOKEN", "with HERALD_SMS_PROVIDER=twilio"),
       from: required(env, "HERALD_SMS_FROM", "with HERALD_SMS_PROVIDER=twilio"),
       timeoutMs,
+    };
+  });
+  if (emailList[0]) providers.email = emailList[0];
+  if (smsList[0]) providers.sms = smsList[0];
+  if (emailList.length > 1 || smsList.length > 1) {
+    providers.fallbacks = {
+      ...(emailList.length > 1 ? { email: emailList.slice(1) } : {}),
+      ...(smsList.length > 1 ? { sms: smsList.slice(1) } : {}),
     };
   }
   const push = kind(env, "HERALD_PUSH_PROVIDER", ["fcm"] as const, mode);
@@ -151,5 +224,12 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
     rateLimitFallbackFraction: fraction(env, "HERALD_RATE_LIMIT_FALLBACK_FRACTION", 0.5),
     sinkDir: env.HERALD_SINK_DIR ?? "var/deliveries",
     providers,
+    breaker: {
+      failures: int(env, "HERALD_BREAKER_FAILURES", 5, 1, 1_000_000),
+      windowMs: int(env, "HERALD_BREAKER_WINDOW_MS", 30_000, 100, 3_600_000),
+      cooldownMs: int(env, "HERALD_BREAKER_COOLDOWN_MS", 30_000, 10, 3_600_000),
+      // Past the send timeout: a probe still running is not presumed lost while it may yet answer.
+      probeLeaseMs: timeoutMs + 5000,
+    },
   };
 }

@@ -38,6 +38,8 @@ export const knownVariables: ReadonlySet<string> = new Set([
   ...upper.map((c) => `HERALD_${c}_PROVIDER`),
   "HERALD_EMAIL_FROM", "HERALD_EMAIL_FROM_FILE", "HERALD_SMS_FROM", "HERALD_SMS_FROM_FILE",
   "HERALD_WEBHOOK_SECRETS", "HERALD_WEBHOOK_SECRETS_FILE",
+  // Provider failover (issue 15): the circuit breakers of channels with several providers.
+  "HERALD_BREAKER_FAILURES", "HERALD_BREAKER_WINDOW_MS", "HERALD_BREAKER_COOLDOWN_MS",
   // The client commands (send, watch, dlq, ...), often set in the same shell as a role.
   "HERALD_API_KEY",
   // Tooling: scripts/contract-check.sh and the browser test.

@@ -5,13 +5,13 @@ import { createLogger, type Logger } from "../log.js";
 import { probeRoutes } from "../health/probes.js";
 import { startHealthPort, type HealthPort } from "../health/port.js";
 import { metricsRoute } from "../metrics/route.js";
-import type { Provider } from "../workers/providers/index.js";
+import type { CircuitBoard, Provider } from "../workers/providers/index.js";
 import { createRuntime, prepareRuntime, type Runtime, type RuntimeNeeds } from "../roles/runtime.js";
 import { StartAborted } from "../roles/dependency-wait.js";
 import { startServerRole } from "../roles/server.js";
 import { startRelayRole } from "../roles/relay.js";
 import { startSchedulerRole } from "../roles/scheduler.js";
-import { createWorkerProviders, startWorkerRole } from "../roles/worker.js";
+import { createWorkerBreakers, createWorkerProviders, startWorkerRole } from "../roles/worker.js";
 import { channelNames, type ChannelName } from "../domain/channels.js";
 
 export type Role = "server" | "relay" | "scheduler" | "worker" | "dev";
@@ -41,7 +41,7 @@ async function run(role: Role, env: NodeJS.ProcessEnv, opts: RoleOptions): Promi
   const channels = role === "dev" ? channelNames : role === "worker" ? (opts.channels ?? channelNames) : [];
   const setup = configure(role, env, channels);
   if (!setup) return;
-  const { config, log, providers } = setup;
+  const { config, log, providers, breakers } = setup;
   // Nothing after this point may end the process with a raw stack on stderr.
   process.on("uncaughtException", (err) => fatal(log, err, "uncaught exception"));
   process.on("unhandledRejection", (err) => fatal(log, err, "unhandled rejection"));
@@ -81,7 +81,7 @@ async function run(role: Role, env: NodeJS.ProcessEnv, opts: RoleOptions): Promi
     if (role === "server" || role === "dev") await startServerRole(rt);
     if (role === "relay" || role === "dev") await startRelayRole(rt);
     if (role === "scheduler" || role === "dev") startSchedulerRole(rt);
-    if (channels.length > 0) await startWorkerRole(rt, { channels, providers });
+    if (channels.length > 0) await startWorkerRole(rt, { channels, providers, breakers });
   } catch (err) {
     // Shutdown began while a dependency was still missing: stop() is already on its way out.
     if (err instanceof StartAborted || rt.shutdownSignal.aborted) return;
@@ -109,7 +109,7 @@ function configure(
   role: Role,
   env: NodeJS.ProcessEnv,
   channels: readonly ChannelName[],
-): { config: Config; log: Logger; providers: Partial<Record<ChannelName, Provider>> } | undefined {
+): { config: Config; log: Logger; providers: Partial<Record<ChannelName, Provider>>; breakers: CircuitBoard } | undefined {
   // Until the configuration names a level: a bad configuration is a JSON line like any other.
   let log = createLogger({ role });
   try {
@@ -118,8 +118,10 @@ function configure(
     log = createLogger({ level: config.logLevel, role });
     // Reported, not refused: a variable from a newer or older Herald must not stop a deployment.
     for (const u of unknownVariables(env)) log.warn({ variable: u.name, suggestion: u.suggestion }, describeUnknown(u));
-    const providers = Object.fromEntries(createWorkerProviders(config, channels, log));
-    return { config, log, providers };
+    // Attached to Redis and the metrics registry when the worker role starts.
+    const breakers = createWorkerBreakers(config, log);
+    const providers = Object.fromEntries(createWorkerProviders(config, channels, log, {}, breakers));
+    return { config, log, providers, breakers };
   } catch (err) {
     if (err instanceof ConfigError) log.fatal(`invalid configuration: ${err.message}`);
     else log.fatal({ err }, "failed to start");

@@ -11,12 +11,17 @@ import { createRenderer } from "../templates/notification-renderer.js";
 import { createDeliveryHandler } from "../workers/delivery.js";
 import { createLeaseKeeper } from "../workers/lease-keeper.js";
 import type { DeliveryCounters } from "../workers/delivery-counters.js";
-import { createProvider, type Provider } from "../workers/providers/index.js";
+import { createCircuitBoard, createProvider, type CircuitBoard, type Provider } from "../workers/providers/index.js";
 import { createRateLimiter } from "../workers/rate-limit.js";
 import { createSlots } from "../workers/slots.js";
 import { createChannelWorker, type ChannelWorker } from "../workers/worker.js";
 import { startWhenReachable } from "./dependency-wait.js";
 import type { Runtime } from "./runtime.js";
+
+/** The deployment's provider circuit breakers (channels with several providers fail over through them). */
+export function createWorkerBreakers(config: Config, log: Logger): CircuitBoard {
+  return createCircuitBoard({ config: config.delivery.breaker, keyPrefix: config.kafka.topicPrefix, log });
+}
 
 /** Builds the configured provider of each channel. Throws a ConfigError naming the variable to set when one has none. */
 export function createWorkerProviders(
@@ -24,6 +29,7 @@ export function createWorkerProviders(
   channels: readonly ChannelName[],
   log: Logger,
   given: Partial<Record<ChannelName, Provider>> = {},
+  breakers: CircuitBoard = createWorkerBreakers(config, log),
 ): Map<ChannelName, Provider> {
   const providers = new Map<ChannelName, Provider>();
   const egress = createEgressPolicy(config.webhookAllowCidrs);
@@ -35,6 +41,7 @@ export function createWorkerProviders(
           sinkDir: config.delivery.sinkDir,
           log: log.child({ component: "provider" }),
           egress,
+          breakers,
         });
       providers.set(name, provider);
     }
@@ -49,6 +56,8 @@ export interface WorkerRoleOptions {
   channels: readonly ChannelName[];
   /** Providers to use (taken over: closed on shutdown); channels without one get the configured provider. */
   providers?: Partial<Record<ChannelName, Provider>>;
+  /** The circuit breakers the given providers were built with; attached to the runtime's Redis and metrics here. */
+  breakers?: CircuitBoard;
 }
 
 export interface WorkerRole {
@@ -65,7 +74,9 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   const { config, pool, kafka, redis } = rt;
   const { delivery } = config;
   const log = rt.log.child({ component: "worker" });
-  const providers = createWorkerProviders(config, opts.channels, log, opts.providers);
+  const breakers = opts.breakers ?? createWorkerBreakers(config, log);
+  breakers.attach({ redis, registry: rt.metrics });
+  const providers = createWorkerProviders(config, opts.channels, log, opts.providers, breakers);
 
   const renderer = createRenderer({ templates: createTemplateStore({ pool }) });
   const store = createDeliveryStore({ pool, leaseMs: delivery.leaseMs });

@@ -25,13 +25,18 @@ export type ClaimResult =
   /** Nothing to do: past this attempt, terminal, canceled, or unknown (`status` undefined). */
   | { kind: "stale"; status: Status | undefined; attempts: number };
 
-export type Outcome =
-  | { kind: "sent"; providerMessageId: string; detail: string }
+/**
+ * `provider`: the configured provider that accepted the message (stored on the notification and
+ * its SENT event), or whose failure it was (on the event only; '' or absent: none was involved).
+ */
+export type Outcome = (
+  | { kind: "sent"; providerMessageId: string; detail: string; provider: string }
   | { kind: "retry"; nextAttemptAt: Date; error: string }
   /** Permanent failure: FAILED, with a dead letter. */
   | { kind: "failed"; error: string }
   /** Transient failure of the last attempt: DEAD_LETTERED, with a dead letter. */
-  | { kind: "dead"; error: string };
+  | { kind: "dead"; error: string }
+) & { provider?: string };
 
 export interface DeliveryStore {
   /** SENDING for attempt `attempt` if the row is QUEUED for it, or SENDING for it under an expired lease. */
@@ -172,14 +177,15 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
       // Locked in id order first (see claimBatch), then updated where the claim is still ours.
       const result = await client.query<NotificationRow>(
         `WITH input AS (
-           SELECT * FROM unnest($1::uuid[], $2::int[], $3::smallint[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])
-             AS i(id, attempt, status, at, next_attempt_at, error, provider_message_id)),
+           SELECT * FROM unnest($1::uuid[], $2::int[], $3::smallint[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], $9::text[])
+             AS i(id, attempt, status, at, next_attempt_at, error, provider_message_id, provider)),
          locked AS (
            SELECT o.id FROM notifications o JOIN input i ON o.id = i.id ORDER BY o.id FOR UPDATE OF o)
          UPDATE notifications n
          SET status = i.status, lease_until = NULL, last_sequence = n.last_sequence + 1, updated_at = i.at,
              next_attempt_at = i.next_attempt_at, last_error = i.error,
-             provider_message_id = coalesce(i.provider_message_id, n.provider_message_id)
+             provider_message_id = coalesce(i.provider_message_id, n.provider_message_id),
+             provider = coalesce(i.provider, n.provider)
          FROM input i
          WHERE n.id = i.id AND n.id IN (SELECT id FROM locked) AND n.status = $8 AND n.attempts = i.attempt
          RETURNING n.*`,
@@ -192,13 +198,16 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
           items.map((i) => (i.outcome.kind === "sent" ? "" : i.outcome.error)),
           items.map((i) => (i.outcome.kind === "sent" ? i.outcome.providerMessageId : null)),
           Status.SENDING,
+          // Only the provider that accepted it is the notification's; a failure's is on its event.
+          items.map((i) => (i.outcome.kind === "sent" ? i.outcome.provider : null)),
         ],
       );
       const byId = new Map(result.rows.map((row) => [row.id, row]));
       const writes = items.flatMap((item) => {
         const row = byId.get(item.id.toLowerCase());
         if (!row) return [];
-        return [transitionWrites(row, { detail: item.outcome.kind === "sent" ? item.outcome.detail : item.outcome.error })];
+        const { outcome } = item;
+        return [transitionWrites(row, { detail: outcome.kind === "sent" ? outcome.detail : outcome.error, provider: outcome.provider ?? "" })];
       });
       await writeTransitions(client, writes);
       for (const item of items) {

@@ -15,7 +15,8 @@ import type { Renderer } from "../templates/notification-renderer.js";
 import { newCounters, type DeliveryCounters } from "./delivery-counters.js";
 import { abandonedWhileWaiting, DeliveryAbandonedError, type DeliverySignals } from "./delivery-signals.js";
 import { failedOutcome, reportOutcome } from "./outcome.js";
-import { type Provider, type RenderedMessage } from "./providers/provider.js";
+import { attributeFailure, failedProvider } from "./providers/attribution.js";
+import { type Provider, type RenderedMessage, type SendResult } from "./providers/provider.js";
 import type { LeaseKeeper } from "./lease-keeper.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { SlotWaitAbortedError, type Slots } from "./slots.js";
@@ -121,15 +122,22 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     // given back (see handle) rather than sent: it has not gone out, so its
     // redelivered record may be claimed at once.
     const release = sends ? await sends.acquire(signals.stop) : () => {};
-    let providerMessageId: string;
+    let result: SendResult;
     try {
       await limiter.take(signals.abort);
       const send = () => provider.send(message, signals.abort);
-      ({ providerMessageId } = await (metrics ? metrics.providerCall(send) : send()));
+      try {
+        result = await (metrics ? metrics.providerCall(send) : send());
+      } catch (err) {
+        // The retry or failure event names the provider that failed (a failover provider has said which).
+        throw attributeFailure(err, provider.name);
+      }
     } finally {
       release();
     }
-    return { kind: "sent", providerMessageId, detail: `sent via ${provider.name}` };
+    // With failover, the provider that accepted it is one of the channel's several.
+    const by = result.provider ?? provider.name;
+    return { kind: "sent", providerMessageId: result.providerMessageId, detail: `sent via ${by}`, provider: by };
   }
 
   async function attemptAndStore(row: NotificationRow, dispatch: Dispatch, signals: DeliverySignals, log: Logger): Promise<void> {
@@ -146,7 +154,8 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
         log.warn("worker stopped before the attempt finished; it will be redelivered");
         throw new DeliveryAbandonedError("worker stopped during the attempt", { cause: err });
       }
-      outcome = failedOutcome(err, row, { backoff, random, now: now(), log });
+      // Failures before the send (rendering, no recipient) concern no provider.
+      outcome = { ...failedOutcome(err, row, { backoff, random, now: now(), log }), provider: failedProvider(err) ?? "" };
     }
 
     const stored = await traceOutcome(outcome.kind, () =>
@@ -160,7 +169,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     // From the notification's due time (deliver_at: a Create's is its created_at, a retry keeps
     // the first due time) to now, when SENT is stored.
     if (outcome.kind === "sent") metrics?.delivered(row.deliver_at.getTime(), clock.now());
-    reportOutcome(outcome, provider.name, counters, log);
+    reportOutcome(outcome, outcome.provider || provider.name, counters, log);
   }
 
   return {

@@ -31,6 +31,11 @@ export interface RenderedMessage {
 export interface SendResult {
   /** The provider's id for the message (SMTP Message-ID, Twilio SID, FCM name, ...). */
   providerMessageId: string;
+  /**
+   * The configured provider that accepted it, when this Provider is several (failover); absent:
+   * the Provider's own name.
+   */
+  provider?: string;
 }
 
 export interface Provider {

@@ -102,7 +102,7 @@ export function createSmtpProvider(config: SmtpConfig, deps: SmtpDeps): Provider
   }
 
   return {
-    name: "smtp",
+    name: config.name ?? "smtp",
     send: (message, signal) => sends.run(() => deliver(message, signal)),
     close() {
       // Drain first: closing the pool fails whatever is still queued in it.
