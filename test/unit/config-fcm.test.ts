@@ -76,6 +76,10 @@ describe("FCM configuration", () => {
       "FCM_PROJECT_ID is required with HERALD_PUSH_PROVIDER=fcm: the key in FCM_CREDENTIALS has no project_id",
     );
     expect(() => push({ GOOGLE_APPLICATION_CREDENTIALS: "/nonexistent/key.json" })).toThrow(/^GOOGLE_APPLICATION_CREDENTIALS: cannot read \/nonexistent\/key.json: ENOENT/);
+    // The process's own parse, as a role starts: the same error, before anything connects.
+    expect(() => loadConfig({ HERALD_PUSH_PROVIDER: "fcm", FCM_CREDENTIALS_FILE: fileWith("{") }, "production")).toThrow(
+      new ConfigError("FCM_CREDENTIALS_FILE: not a usable service account key: not valid JSON"),
+    );
   });
 
   it("refuses two answers to one question, and none", () => {
