@@ -176,6 +176,34 @@ describe("SuppressionService", () => {
   });
 });
 
+describe("forged page tokens", () => {
+  const token = (body: unknown) => Buffer.from(JSON.stringify(body)).toString("base64url");
+  const at = (createdUs: string, channel = "1", address = "a@example.com") => token({ v: 1, createdUs, channel, address });
+
+  it("are INVALID_ARGUMENT naming page_token; the extremes of the accepted range reach PostgreSQL and are answered", async () => {
+    const refusedTokens = [
+      at("9223372036854775807"),
+      at("-62135596800000001"),
+      at("0", "32768"),
+      at("0", "0"),
+      at("0", "1", ""),
+      at("0", "1", "x".repeat(4097)),
+      at("0", "1", "nul\u0000"),
+      token({ v: 1, createdUs: "0", channel: 1, address: "a" }),
+    ];
+    for (const t of refusedTokens) {
+      expect(await rejection(grpcA.listSuppressions({ pageToken: t }))).toEqual({
+        code: "InvalidArgument",
+        message: "page_token: must be a next_page_token from a previous response",
+      });
+    }
+    for (const t of [at("-62135596800000000"), at("253402300799999999", "32767", "\u{1F600}'; DROP TABLE suppressions; --")]) {
+      const page = await connectA.listSuppressions({ pageToken: t, pageSize: 1 });
+      expect(page.suppressions.length).toBeLessThanOrEqual(1);
+    }
+  });
+});
+
 describe("enforcement at send", () => {
   it("a Create to a suppressed email ends FAILED with the reason, without a provider call; after removal it is SENT", async () => {
     const address = unique("bounced");
