@@ -1,4 +1,5 @@
 import { ConfigError, fraction, int, required, secret, url, type Env, type Mode } from "./config-env.js";
+import { loadFcmConfig, type FcmProviderConfig } from "./config-fcm.js";
 import { channelNames, type ChannelName } from "./domain/channels.js";
 
 // Delivery configuration (workers and providers), parsed once at the entry
@@ -25,7 +26,7 @@ export type SmsProviderConfig =
   | { kind: "vonage"; baseUrl: string; apiKey: string; apiSecret: string; from: string; timeoutMs: number };
 export type PushProviderConfig =
   | { kind: "sink" }
-  | { kind: "fcm"; baseUrl: string; projectId: string; accessToken: string; timeoutMs: number };
+  | ({ kind: "fcm" } & FcmProviderConfig);
 export type WebhookProviderConfig =
   | { kind: "sink" }
   | { kind: "http"; secrets: ReadonlyMap<string, string>; timeoutMs: number };
@@ -190,13 +191,7 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
   const push = kind(env, "HERALD_PUSH_PROVIDER", ["fcm"] as const, mode);
   if (push === "sink") providers.push = { kind: "sink" };
   if (push === "fcm") {
-    providers.push = {
-      kind: "fcm",
-      baseUrl: url(env, "FCM_BASE_URL", "https://fcm.googleapis.com"),
-      projectId: required(env, "FCM_PROJECT_ID", "with HERALD_PUSH_PROVIDER=fcm"),
-      accessToken: required(env, "FCM_ACCESS_TOKEN", "with HERALD_PUSH_PROVIDER=fcm"),
-      timeoutMs,
-    };
+    providers.push = { kind: "fcm", ...loadFcmConfig(env, timeoutMs) };
   }
   const webhook = kind(env, "HERALD_WEBHOOK_PROVIDER", ["http"] as const, mode);
   if (webhook === "sink") providers.webhook = { kind: "sink" };

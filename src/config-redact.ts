@@ -3,12 +3,12 @@ import type { Config } from "./config.js";
 // The effective configuration as `herald config` shows it: plain JSON values,
 // defaults filled in, and no secret. API keys show only their tenants, webhook
 // secrets only theirs, URLs lose their password, and any other string under a
-// name that says password, token or secret is replaced, so a secret added to
+// name that says password, token, secret or private key is replaced, so a secret added to
 // Config later is hidden before anyone remembers to list it here.
 
 export const REDACTED = "REDACTED";
 
-const secretName = /password|token|secret/i;
+const secretName = /password|token|secret|privatekey/i;
 
 /** `config` as JSON-ready values with every secret replaced. */
 export function redactedConfig(config: Config): Record<string, unknown> {

@@ -9,6 +9,7 @@ import { runRoles } from "./run-roles.js";
 import { runClientCommand } from "./client-commands.js";
 import { UsageError } from "./usage-error.js";
 import { dlqUsage, runDlqCommand } from "./dlq-commands.js";
+import { runSuppressionsCommand, suppressionsUsage } from "./suppression-commands.js";
 import { runWatchCommand, watchUsage } from "./watch-command.js";
 import { configUsage, runConfigCommand } from "./config-command.js";
 import { runStatusCommand, statusUsage } from "./status-command.js";
@@ -33,8 +34,7 @@ ${watchUsage}
 Operator commands:
 ${statusUsage}  herald hash-key KEY            prints the sha256 form of an API key for HERALD_API_KEYS
 ${configUsage}
-${dlqUsage}
-`;
+${dlqUsage}${suppressionsUsage}`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
@@ -48,6 +48,8 @@ async function main(argv: string[]): Promise<void> {
       return runRoles("worker", process.env, { channels: workerChannels(args) });
     case "dlq":
       return runDlqCommand(args, process.env);
+    case "suppressions":
+      return runSuppressionsCommand(args, process.env);
     case "watch":
       process.exitCode = await runWatchCommand(args, process.env);
       return;

@@ -4,6 +4,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { DeadLetterService } from "../../gen/herald/v1/dead_letter_pb.js";
 import { TemplateService } from "../../gen/herald/v1/template_pb.js";
 import { OperationsService } from "../../gen/herald/v1/operations_pb.js";
+import { SuppressionService } from "../../gen/herald/v1/suppression_pb.js";
 import { createGrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 
 export { createGrpcTransport } from "./grpc-transport.js";
@@ -14,6 +15,7 @@ export * from "../../gen/herald/v1/notification_service_pb.js";
 export * from "../../gen/herald/v1/dead_letter_pb.js";
 export * from "../../gen/herald/v1/template_pb.js";
 export * from "../../gen/herald/v1/operations_pb.js";
+export * from "../../gen/herald/v1/suppression_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 
 export interface HeraldClientOptions extends GrpcTransportOptions {
@@ -25,6 +27,7 @@ export type HeraldClient = Client<typeof NotificationService> & { close(): void 
 export type DeadLetterClient = Client<typeof DeadLetterService> & { close(): void };
 export type TemplateClient = Client<typeof TemplateService> & { close(): void };
 export type OperationsClient = Client<typeof OperationsService> & { close(): void };
+export type SuppressionClient = Client<typeof SuppressionService> & { close(): void };
 
 /** A typed client of one Herald service over grpc-js, sending the API key on every call. */
 function serviceClient<S extends DescService>(service: S, opts: HeraldClientOptions): Client<S> & { close(): void } {
@@ -79,4 +82,12 @@ export function createTemplateClient(opts: HeraldClientOptions): TemplateClient 
  */
 export function createOperationsClient(opts: HeraldClientOptions): OperationsClient {
   return serviceClient(OperationsService, opts);
+}
+
+/**
+ * A typed client for Herald's SuppressionService (list, add, remove the tenant's suppressed
+ * addresses), with the same options as createHeraldClient.
+ */
+export function createSuppressionClient(opts: HeraldClientOptions): SuppressionClient {
+  return serviceClient(SuppressionService, opts);
 }

@@ -131,23 +131,41 @@ function validateRecipient(r: Recipient | undefined, channel: Channel, path: str
     const got = addr.case === undefined ? "none" : protoName[addr.case];
     throw invalidArgument(path, `channel CHANNEL_${Channel[channel]} needs ${needs} address, got ${got}`);
   }
-  const p = `${path}.${protoName[addr.case]}`;
-  if (addr.value === "") throw invalidArgument(p, "is required");
-  switch (addr.case) {
+  validateAddressValue(addr.case, addr.value, `${path}.${protoName[addr.case]}`, egress);
+}
+
+/** The address rule of each kind; `egress` undefined skips the reachability check of a webhook URL. */
+function validateAddressValue(kind: NonNullable<Recipient["address"]["case"]>, value: string, p: string, egress: EgressPolicy | undefined): void {
+  if (value === "") throw invalidArgument(p, "is required");
+  switch (kind) {
     case "email":
-      return validateEmail(addr.value, p);
+      return validateEmail(value, p);
     case "phone":
-      if (!e164.test(addr.value)) throw invalidArgument(p, "must be an E.164 number like +14155550100");
+      if (!e164.test(value)) throw invalidArgument(p, "must be an E.164 number like +14155550100");
       return;
     case "deviceToken":
-      if (addr.value.length > limits.deviceTokenMaxChars) {
+      if (value.length > limits.deviceTokenMaxChars) {
         throw invalidArgument(p, `must be at most ${limits.deviceTokenMaxChars} characters`);
       }
-      if (!visibleAscii.test(addr.value)) throw invalidArgument(p, "must be printable ASCII without spaces");
+      if (!visibleAscii.test(value)) throw invalidArgument(p, "must be printable ASCII without spaces");
       return;
     case "webhookUrl":
-      return validateWebhookUrl(addr.value, p, egress);
+      return validateWebhookUrl(value, p, egress);
   }
+}
+
+/**
+ * A channel and a bare address (suppressions): the channel must be a deliverable one and the
+ * address must pass that channel's rule, the same rules Create applies to a recipient. A webhook
+ * URL is not held to the egress policy: suppressing an address nobody may reach harms no one.
+ */
+export function validateChannelAddress(channel: Channel, address: string, paths: { channel: string; address: string }): void {
+  if (channel === Channel.UNSPECIFIED) {
+    throw invalidArgument(paths.channel, "is required: set CHANNEL_EMAIL, CHANNEL_SMS, CHANNEL_PUSH or CHANNEL_WEBHOOK");
+  }
+  const kind = addressFor[channel];
+  if (!(channel in Channel) || kind === undefined) throw invalidArgument(paths.channel, `must be a known channel, got ${channel}`);
+  validateAddressValue(kind, address, paths.address, undefined);
 }
 
 function validateEmail(email: string, path: string): void {
@@ -158,7 +176,7 @@ function validateEmail(email: string, path: string): void {
   }
 }
 
-function validateWebhookUrl(raw: string, path: string, egress: EgressPolicy): void {
+function validateWebhookUrl(raw: string, path: string, egress: EgressPolicy | undefined): void {
   if (raw.length > limits.webhookUrlMaxChars) {
     throw invalidArgument(path, `must be at most ${limits.webhookUrlMaxChars} characters`);
   }
@@ -184,7 +202,7 @@ function validateWebhookUrl(raw: string, path: string, egress: EgressPolicy): vo
   // "#" can only be the fragment delimiter.
   if (raw.includes("#")) throw invalidArgument(path, "must not contain a fragment (#...)");
   // A name is judged when the worker resolves it (it may change until then); a literal now.
-  const verdict = egress.checkHost(url.hostname);
+  const verdict = egress?.checkHost(url.hostname);
   if (verdict && !verdict.allowed) {
     throw invalidArgument(path, `must reach a public address: ${describeRefusal(verdict)} (an operator may allow it with HERALD_WEBHOOK_ALLOW_CIDRS)`);
   }

@@ -4,6 +4,7 @@ import { file_herald_v1_dispatch } from "../../gen/herald/v1/dispatch_pb.js";
 import { file_herald_v1_template } from "../../gen/herald/v1/template_pb.js";
 import { file_herald_v1_dead_letter } from "../../gen/herald/v1/dead_letter_pb.js";
 import { file_herald_v1_operations } from "../../gen/herald/v1/operations_pb.js";
+import { file_herald_v1_suppression } from "../../gen/herald/v1/suppression_pb.js";
 import { Health, file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createNotificationStore } from "../store/notifications.js";
 import { loadCursorKey } from "../store/cursor-key.js";
@@ -16,6 +17,7 @@ import { createCompilePool } from "../templates/compile-pool.js";
 import { createTemplateStore } from "../store/templates.js";
 import { deadLetterService } from "../server/dead-letter-service.js";
 import { createDeadLetterStore } from "../store/dead-letters.js";
+import { suppressionService } from "../server/suppression-service.js";
 import { operationsService } from "../server/operations-service.js";
 import { createLagReader } from "../server/handlers/operations/lag.js";
 import { readBacklog } from "../store/backlog.js";
@@ -44,7 +46,7 @@ import { createConnectionGate } from "../server/connection-limits.js";
 import type { Runtime } from "./runtime.js";
 import { systemClock } from "../clock.js";
 
-/** The API server: NotificationService, TemplateService, DeadLetterService, OperationsService, health and reflection on both listeners. */
+/** The API server: NotificationService, TemplateService, DeadLetterService, OperationsService, SuppressionService, health and reflection on both listeners. */
 export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
   const { config, log, pool, kafka, health } = rt;
   const metrics = createApiMetrics(rt.metrics);
@@ -97,6 +99,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       store: createDeadLetterStore({ pool, maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName] }),
       clock: systemClock,
     }),
+    suppressionService({ pool }),
     operationsService({
       backlog: () => withStoreErrors(() => readBacklog(pool)),
       lag: createLagReader({ kafka, log: log.child({ component: "operations" }) }),
@@ -105,7 +108,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     }),
     mount(
       Health,
-      grpcHealth(health, ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService", "herald.v1.OperationsService"], {
+      grpcHealth(health, ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService", "herald.v1.OperationsService", "herald.v1.SuppressionService"], {
         maxWatches: config.healthWatchMaxStreams,
       }),
     ),
@@ -115,6 +118,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
         file_herald_v1_template,
         file_herald_v1_dead_letter,
         file_herald_v1_operations,
+        file_herald_v1_suppression,
         file_herald_v1_dispatch,
         file_grpc_health_v1_health,
       ],
@@ -123,6 +127,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
         "herald.v1.TemplateService",
         "herald.v1.DeadLetterService",
         "herald.v1.OperationsService",
+        "herald.v1.SuppressionService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

@@ -13,6 +13,7 @@ import { createLeaseKeeper } from "../workers/lease-keeper.js";
 import type { DeliveryCounters } from "../workers/delivery-counters.js";
 import { createCircuitBoard, createProvider, type CircuitBoard, type Provider } from "../workers/providers/index.js";
 import { createRateLimiter } from "../workers/rate-limit.js";
+import { guardSuppressions } from "../workers/providers/suppression-guard.js";
 import { createSlots } from "../workers/slots.js";
 import { createChannelWorker, type ChannelWorker } from "../workers/worker.js";
 import { startWhenReachable } from "./dependency-wait.js";
@@ -101,7 +102,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       onWait: (seconds) => metrics.rateLimitWaited(seconds),
     });
     const sends = createSlots(delivery.concurrency);
-    const handler = createDeliveryHandler({ store, renderer, provider, limiter, sends, backoff: delivery.backoff, log, leases, metrics });
+    const handler = createDeliveryHandler({ store, renderer, provider: guardSuppressions(provider, { db: pool }), limiter, sends, backoff: delivery.backoff, log, leases, metrics });
     starts.push(
       startWhenReachable(rt.waitFor, "kafka", () =>
         createChannelWorker({

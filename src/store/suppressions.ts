@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
+import { integerField, pageTokenCodec, textField } from "./page-token.js";
 
 // Suppressed addresses (migration 008): where a tenant must not send any more. Receipts add them
 // (a hard bounce or a complaint, in the receipt's transaction), operators add and remove them
@@ -80,12 +81,67 @@ export async function findSuppression(db: Queryable, tenant: string, channel: Ch
   return result.rows[0] ? toSuppression(result.rows[0]) : undefined;
 }
 
-/** Lifts a suppression; returns whether there was one. */
-export async function removeSuppression(db: Queryable, tenant: string, channel: Channel, address: string): Promise<boolean> {
-  const result = await db.query(`DELETE FROM suppressions WHERE tenant = $1 AND channel = $2 AND address = $3`, [
-    tenant,
-    channel,
-    suppressionAddress(channel, address),
-  ]);
-  return (result.rowCount ?? 0) > 0;
+/** Lifts a suppression; returns the entry that was lifted, undefined when there was none. */
+export async function removeSuppression(db: Queryable, tenant: string, channel: Channel, address: string): Promise<Suppression | undefined> {
+  const result = await db.query<SuppressionRow>(
+    `DELETE FROM suppressions WHERE tenant = $1 AND channel = $2 AND address = $3
+     RETURNING tenant, channel, address, reason, detail, notification_id, created_at`,
+    [tenant, channel, suppressionAddress(channel, address)],
+  );
+  return result.rows[0] ? toSuppression(result.rows[0]) : undefined;
+}
+
+export interface SuppressionPage {
+  /** Newest first. */
+  suppressions: Suppression[];
+  /** "" on the last page. */
+  nextPageToken: string;
+}
+
+// A page token is the last row's position in the (created_at DESC, channel, address) order, the
+// primary key breaking ties. created_at travels as exact microseconds (a Date would round to ms
+// and a page could repeat or skip rows added in the same millisecond); its range is
+// google.protobuf.Timestamp's, so a forged token cannot overflow the query.
+const pageTokens = pageTokenCodec({
+  createdUs: integerField(-62_135_596_800_000_000n, 253_402_300_799_999_999n),
+  channel: integerField(1n, 32_767n),
+  address: textField(4096),
+});
+
+/**
+ * One page of the tenant's suppressions, newest first, optionally of one channel. A page_token
+ * this server did not issue throws InvalidPageTokenError (INVALID_ARGUMENT at the edge).
+ */
+export async function listSuppressions(
+  db: Queryable,
+  tenant: string,
+  query: { channel?: Channel },
+  page: { pageSize: number; pageToken: string },
+): Promise<SuppressionPage> {
+  const after = pageTokens.decode(page.pageToken);
+  const params: unknown[] = [tenant];
+  const param = (value: unknown): string => `$${params.push(value)}`;
+  const where = ["tenant = $1"];
+  if (query.channel !== undefined) where.push(`channel = ${param(query.channel)}`);
+  if (after) {
+    // Mixed directions (created_at DESC, the key ASC), so no single row comparison.
+    const at = `(timestamptz 'epoch' + ${param(after.createdUs)}::bigint * interval '1 microsecond')`;
+    where.push(`(created_at < ${at} OR (created_at = ${at} AND (channel, address) > (${param(Number(after.channel))}::smallint, ${param(after.address)})))`);
+  }
+  const limit = param(page.pageSize + 1);
+  const result = await db.query<SuppressionRow & { created_us: string }>(
+    `SELECT tenant, channel, address, reason, detail, notification_id, created_at,
+            (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us
+       FROM suppressions WHERE ${where.join(" AND ")}
+      ORDER BY created_at DESC, channel, address
+      LIMIT ${limit}`,
+    params,
+  );
+  const rows = result.rows.slice(0, page.pageSize);
+  const last = rows[rows.length - 1];
+  const more = result.rows.length > page.pageSize && last !== undefined;
+  return {
+    suppressions: rows.map(toSuppression),
+    nextPageToken: more ? pageTokens.encode({ createdUs: last.created_us, channel: String(last.channel), address: last.address }) : "",
+  };
 }

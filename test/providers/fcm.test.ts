@@ -25,12 +25,12 @@ function message(over: Partial<RenderedMessage> = {}): RenderedMessage {
   };
 }
 
-async function setup(over: Partial<FcmConfig> = {}, now?: () => number): Promise<{ fcm: FcmStandIn; provider: Provider; config: FcmConfig }> {
+async function setup(over: { accessToken?: string; timeoutMs?: number } = {}, now?: () => number): Promise<{ fcm: FcmStandIn; provider: Provider; config: FcmConfig & { accessToken: string } }> {
   const projectId = `herald-test-${randomBytes(3).toString("hex")}`;
   const accessToken = `ya29.${randomBytes(16).toString("hex")}`;
   const fcm = await startFcmStandIn({ projectId, accessToken });
   cleanups.push(() => fcm.close());
-  const config: FcmConfig = { kind: "fcm", baseUrl: fcm.url, projectId, accessToken, timeoutMs: 2000, ...over };
+  const config = { kind: "fcm" as const, baseUrl: fcm.url, projectId, accessToken, timeoutMs: 2000, ...over };
   const provider = createFcmProvider(config, { clock: now ? { now } : undefined });
   cleanups.push(() => provider.close());
   return { fcm, provider, config };

@@ -1,0 +1,58 @@
+import type pg from "pg";
+import { PermanentError, TransientError } from "../../errors.js";
+import { isUnavailable } from "../../store/errors.js";
+import { findSuppression, type Suppression } from "../../store/suppressions.js";
+import type { Provider, RenderedMessage } from "./provider.js";
+
+// A provider that refuses suppressed addresses (migration 008): before each send it looks the
+// recipient up, and a suppressed one fails the notification at once, with the reason, without
+// calling the provider (a hard-bounced mailbox or a complaint must not be mailed again; providers
+// punish senders who do). Wrapped around whatever provider (or failover list) a worker sends
+// through, so no provider needs to know about suppressions.
+
+export interface SuppressionGuardDeps {
+  /** Where suppressions live: the worker's pool. */
+  db: Pick<pg.Pool, "query">;
+}
+
+const reasonText: Record<Suppression["reason"], string> = {
+  hard_bounce: "hard bounce",
+  complaint: "complaint",
+  manual: "added by an operator",
+};
+
+/** The recipient's address, whatever its kind. */
+function addressOf(message: RenderedMessage): string | undefined {
+  const { address } = message.recipient;
+  return address.case === undefined ? undefined : address.value;
+}
+
+/** The last_error a suppressed send ends with: why, since when, and how to undo it. */
+export function suppressedText(s: Suppression): string {
+  const detail = s.detail.trim() === "" ? "" : ` (${s.detail.trim()})`;
+  const since = s.createdAt ? ` since ${s.createdAt.toISOString()}` : "";
+  return `address suppressed: ${reasonText[s.reason] ?? s.reason}${detail}${since}; remove the suppression to send again`;
+}
+
+export function guardSuppressions(provider: Provider, deps: SuppressionGuardDeps): Provider {
+  return {
+    name: provider.name,
+    async send(message, signal) {
+      const address = addressOf(message);
+      if (address !== undefined) {
+        let suppression: Suppression | undefined;
+        try {
+          suppression = await findSuppression(deps.db, message.tenant, message.channel, address);
+        } catch (err) {
+          // Not knowing is not a verdict: whatever kept the lookup from answering, try again later
+          // rather than fail a notification to an address that may well be fine.
+          const why = isUnavailable(err) ? "database unavailable" : "the lookup failed";
+          throw new TransientError(`could not check the suppression list: ${why}`, { cause: err });
+        }
+        if (suppression) throw new PermanentError(suppressedText(suppression));
+      }
+      return provider.send(message, signal);
+    },
+    close: () => provider.close(),
+  };
+}
