@@ -1,4 +1,5 @@
 import { ConfigError, fraction, int, required, secret, url, type Env, type Mode } from "./config-env.js";
+import { publicUrlOf, twilioCallbackUrl } from "./config-receipts.js";
 import { channelNames, type ChannelName } from "./domain/channels.js";
 
 // Delivery configuration (workers and providers), parsed once at the entry
@@ -10,7 +11,7 @@ export type EmailProviderConfig =
   | { kind: "smtp"; host: string; port: number; secure: boolean; user?: string; password?: string; from: string; timeoutMs: number };
 export type SmsProviderConfig =
   | { kind: "sink" }
-  | { kind: "twilio"; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number };
+  | { kind: "twilio"; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number; statusCallbackUrl?: string };
 export type PushProviderConfig =
   | { kind: "sink" }
   | { kind: "fcm"; baseUrl: string; projectId: string; accessToken: string; timeoutMs: number };
@@ -112,6 +113,8 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
       authToken: required(env, "TWILIO_AUTH_TOKEN", "with HERALD_SMS_PROVIDER=twilio"),
       from: required(env, "HERALD_SMS_FROM", "with HERALD_SMS_PROVIDER=twilio"),
       timeoutMs,
+      // Where Twilio reports each message's fate (receipts); unset without HERALD_PUBLIC_URL.
+      statusCallbackUrl: twilioCallbackUrl(publicUrlOf(env)),
     };
   }
   const push = kind(env, "HERALD_PUSH_PROVIDER", ["fcm"] as const, mode);

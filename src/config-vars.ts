@@ -38,6 +38,8 @@ export const knownVariables: ReadonlySet<string> = new Set([
   ...upper.map((c) => `HERALD_${c}_PROVIDER`),
   "HERALD_EMAIL_FROM", "HERALD_EMAIL_FROM_FILE", "HERALD_SMS_FROM", "HERALD_SMS_FROM_FILE",
   "HERALD_WEBHOOK_SECRETS", "HERALD_WEBHOOK_SECRETS_FILE",
+  // config-receipts.ts (issue 15)
+  "HERALD_PUBLIC_URL", "HERALD_SENDGRID_WEBHOOK_PUBLIC_KEY", "HERALD_RECEIPT_MAX_AGE_S",
   // The client commands (send, watch, dlq, ...), often set in the same shell as a role.
   "HERALD_API_KEY",
   // Tooling: scripts/contract-check.sh and the browser test.

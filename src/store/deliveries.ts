@@ -5,6 +5,7 @@ import { writeDeadLetter } from "./dead-letter-record.js";
 import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
 import type { NotificationRow } from "./rows.js";
+import { applyPendingReceipts, deliveredOnSend } from "./receipts.js";
 import { transitionWrites, writeTransitions } from "./transitions.js";
 
 // The workers' side of the notifications table: claiming one attempt and
@@ -26,7 +27,8 @@ export type ClaimResult =
   | { kind: "stale"; status: Status | undefined; attempts: number };
 
 export type Outcome =
-  | { kind: "sent"; providerMessageId: string; detail: string }
+  /** `deliveredBy`: the provider is the destination (a webhook receiver's 2xx), so SENT → DELIVERED at once. */
+  | { kind: "sent"; providerMessageId: string; detail: string; deliveredBy?: string }
   | { kind: "retry"; nextAttemptAt: Date; error: string }
   /** Permanent failure: FAILED, with a dead letter. */
   | { kind: "failed"; error: string }
@@ -201,6 +203,16 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
         return [transitionWrites(row, { detail: item.outcome.kind === "sent" ? item.outcome.detail : item.outcome.error })];
       });
       await writeTransitions(client, writes);
+      // After SENT, in the same transaction: a destination's own answer (webhook 2xx), or the
+      // receipts that arrived before SENT was stored (store/receipts.ts says why this is race-free).
+      const sent = items.flatMap((item) => {
+        const row = byId.get(item.id.toLowerCase());
+        return row && item.outcome.kind === "sent" ? [{ row, item, outcome: item.outcome }] : [];
+      });
+      for (const { row, item, outcome } of sent) {
+        if (outcome.deliveredBy) await deliveredOnSend(client, [row], outcome.deliveredBy, item.now);
+      }
+      await applyPendingReceipts(client, sent.filter((s) => !s.outcome.deliveredBy).map((s) => s.row));
       for (const item of items) {
         const row = byId.get(item.id.toLowerCase());
         if (row && (item.outcome.kind === "failed" || item.outcome.kind === "dead")) {

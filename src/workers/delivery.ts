@@ -122,14 +122,15 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     // redelivered record may be claimed at once.
     const release = sends ? await sends.acquire(signals.stop) : () => {};
     let providerMessageId: string;
+    let delivered: boolean | undefined;
     try {
       await limiter.take(signals.abort);
       const send = () => provider.send(message, signals.abort);
-      ({ providerMessageId } = await (metrics ? metrics.providerCall(send) : send()));
+      ({ providerMessageId, delivered } = await (metrics ? metrics.providerCall(send) : send()));
     } finally {
       release();
     }
-    return { kind: "sent", providerMessageId, detail: `sent via ${provider.name}` };
+    return { kind: "sent", providerMessageId, detail: `sent via ${provider.name}`, ...(delivered ? { deliveredBy: provider.name } : {}) };
   }
 
   async function attemptAndStore(row: NotificationRow, dispatch: Dispatch, signals: DeliverySignals, log: Logger): Promise<void> {

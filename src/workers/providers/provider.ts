@@ -31,6 +31,11 @@ export interface RenderedMessage {
 export interface SendResult {
   /** The provider's id for the message (SMTP Message-ID, Twilio SID, FCM name, ...). */
   providerMessageId: string;
+  /**
+   * The provider is the destination and took the message: DELIVERED, not only SENT (a webhook
+   * receiver's 2xx). Providers that relay to a person (SMTP, SMS, push) leave it unset.
+   */
+  delivered?: boolean;
 }
 
 export interface Provider {
