@@ -9,6 +9,7 @@ import { createSendgridEventPoster, sendgridEventFor, type SendgridEventPoster }
 import { startSmtpStandIn, type ReceivedEmail, type SmtpStandIn } from "./support/stand-ins/smtp.js";
 import { startTwilioStandIn, type TwilioMessage, type TwilioStandIn } from "./support/stand-ins/twilio.js";
 import { startWebhookReceiver, type WebhookReceiver } from "./support/stand-ins/webhook-receiver.js";
+import { HELD_COMMIT_TIMEOUTS } from "./support/table-lock.js";
 import { waitFor } from "./support/wait.js";
 import { watch } from "./support/watch.js";
 
@@ -61,6 +62,8 @@ beforeAll(async () => {
       HERALD_WEBHOOK_PROVIDER: "http",
       HERALD_WEBHOOK_SECRETS: `${TENANT}:${webhookSecret}`,
       HERALD_WEBHOOK_ALLOW_CIDRS: "127.0.0.0/8",
+      // The race test holds a notification's row lock: waiting statements must wait, not time out.
+      ...HELD_COMMIT_TIMEOUTS,
     },
   });
 }, 120_000);
@@ -211,6 +214,49 @@ describe("SMS: Twilio status callbacks", () => {
     expect((await events(id)).map(([s]) => s)).toEqual([Status.QUEUED, Status.SENDING, Status.SENT, Status.DELIVERED]);
     const kept = await pool().query<{ n: number }>("SELECT count(*)::int AS n FROM receipts WHERE notification_id = $1", [id]);
     expect(kept.rows[0]?.n).toBe(0);
+  });
+
+  it("a callback that comes while the SENT is being stored waits for it and applies after it", async () => {
+    const delivered = await receipts("twilio", "delivered");
+    const pending = await receipts("twilio", "pending");
+    let sent: TwilioMessage | undefined;
+    let answer = () => {};
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    twilio.beforeAnswer = async (m) => {
+      sent = m;
+      await answered;
+    };
+    const id = await create({ case: "phone", value: "+14155550103" });
+    const message = await waitFor("the message at the Twilio stand-in", () => sent);
+    twilio.beforeAnswer = undefined;
+    // The test holds the row as the outcome transaction will: the outcome, then the callback,
+    // queue behind it, in that order.
+    const lockWaiters = async () => {
+      const r = await pool().query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+      );
+      return r.rows[0]?.n ?? 0;
+    };
+    const holder = await pool().connect();
+    let posting: Promise<number> | undefined;
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM notifications WHERE id = $1 FOR UPDATE", [id]);
+      answer();
+      await waitFor("the outcome to wait for the row", async () => (await lockWaiters()) >= 1);
+      posting = twilio.postStatus(message, "delivered");
+      await waitFor("the callback to wait behind it", async () => (await lockWaiters()) >= 2);
+    } finally {
+      answer();
+      await holder.query("COMMIT");
+      holder.release();
+    }
+    expect(await posting).toBe(200);
+    await waitForStatus(id, Status.DELIVERED);
+    expect((await events(id)).map(([s]) => s)).toEqual([Status.QUEUED, Status.SENDING, Status.SENT, Status.DELIVERED]);
+    // Applied by the callback itself, after the SENT: never kept.
+    expect(await receipts("twilio", "delivered")).toBe(delivered + 1);
+    expect(await receipts("twilio", "pending")).toBe(pending);
   });
 });
 
