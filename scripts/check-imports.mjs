@@ -16,7 +16,8 @@ const layers = [
   ["cli", ["src/cli.ts", "src/cli/"]],
   ["roles", ["src/roles/"]],
   ["workers", ["src/workers/"]],
-  ["server", ["src/server/"]],
+  // src/receipts/: provider callbacks on the API's HTTP listener, beside the RPCs.
+  ["server", ["src/server/", "src/receipts/"]],
   ["feed/relay/scheduler/templates", ["src/feed/", "src/relay/", "src/scheduler/", "src/templates/"]],
   // Metrics share the store's layer: the store's group commit records into them, and a collector
   // may read the store's queries (the backlog gauges) or Kafka on scrape.

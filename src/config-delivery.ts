@@ -1,5 +1,6 @@
 import { ConfigError, fraction, int, required, secret, url, type Env, type Mode } from "./config-env.js";
 import { loadFcmConfig, type FcmProviderConfig } from "./config-fcm.js";
+import { publicUrlOf, twilioCallbackUrl } from "./config-receipts.js";
 import { channelNames, type ChannelName } from "./domain/channels.js";
 
 // Delivery configuration (workers and providers), parsed once at the entry
@@ -22,7 +23,7 @@ export type EmailProviderConfig =
     };
 export type SmsProviderConfig =
   | { kind: "sink" }
-  | { kind: "twilio"; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number }
+  | { kind: "twilio"; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number; statusCallbackUrl?: string }
   | { kind: "vonage"; baseUrl: string; apiKey: string; apiSecret: string; from: string; timeoutMs: number };
 export type PushProviderConfig =
   | { kind: "sink" }
@@ -178,6 +179,8 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
       authToken: required(env, "TWILIO_AUTH_TOKEN", "with HERALD_SMS_PROVIDER=twilio"),
       from: required(env, "HERALD_SMS_FROM", "with HERALD_SMS_PROVIDER=twilio"),
       timeoutMs,
+      // Where Twilio reports each message's fate (receipts); unset without HERALD_PUBLIC_URL.
+      statusCallbackUrl: twilioCallbackUrl(publicUrlOf(env)),
     };
   });
   if (emailList[0]) providers.email = emailList[0];

@@ -40,6 +40,8 @@ export const knownVariables: ReadonlySet<string> = new Set([
   "HERALD_WEBHOOK_SECRETS", "HERALD_WEBHOOK_SECRETS_FILE",
   // Provider failover (issue 15): the circuit breakers of channels with several providers.
   "HERALD_BREAKER_FAILURES", "HERALD_BREAKER_WINDOW_MS", "HERALD_BREAKER_COOLDOWN_MS",
+  // config-receipts.ts (issue 15)
+  "HERALD_PUBLIC_URL", "HERALD_SENDGRID_WEBHOOK_PUBLIC_KEY", "HERALD_RECEIPT_MAX_AGE_S",
   // The client commands (send, watch, dlq, ...), often set in the same shell as a role.
   "HERALD_API_KEY",
   // Tooling: scripts/contract-check.sh and the browser test.

@@ -1,6 +1,7 @@
 import { parseApiKeys, type ApiKeyTable } from "./domain/api-keys.js";
 import { parseCidrs } from "./domain/egress.js";
 import { loadDeliveryConfig, type DeliveryConfig } from "./config-delivery.js";
+import { loadReceiptsConfig, type ReceiptsConfig } from "./config-receipts.js";
 import { ConfigError, fileText, hostPort, int, list, type Env, type HostPort, type Mode } from "./config-env.js";
 
 // Configuration is read from the environment once, here, and passed down.
@@ -56,6 +57,8 @@ export interface Config {
   scheduler: { batchSize: number; pollMs: number };
   /** Workers, providers, retries and rate limits. */
   delivery: DeliveryConfig;
+  /** Provider callbacks: the public URL and SendGrid's event key (config-receipts.ts). */
+  receipts: ReceiptsConfig;
   /** WatchStatus streams and the status feed behind them. */
   watch: WatchConfig;
   /** Where /healthz and /readyz are served for every role of the process (HERALD_HEALTH_PORT); null: nowhere but the API's HTTP listener. */
@@ -150,6 +153,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
       pollMs: int(env, "HERALD_SCHEDULER_POLL_MS", 200, 10, 60_000),
     },
     delivery: loadDeliveryConfig(env, mode),
+    receipts: loadReceiptsConfig(env),
     watch: {
       heartbeatMs: int(env, "HERALD_WATCH_HEARTBEAT_MS", 15_000, 100, 300_000),
       bufferLimit: int(env, "HERALD_WATCH_BUFFER", 1000, 1, 1_000_000),

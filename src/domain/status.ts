@@ -2,7 +2,7 @@ import { Status } from "../../gen/herald/v1/notification_pb.js";
 
 // The one transition table of the lifecycle (see docs/architecture.md):
 //
-//   SCHEDULED ─► QUEUED ─► SENDING ─► SENT ─► DELIVERED
+//   SCHEDULED ─► QUEUED ─► SENDING ─► SENT ─► DELIVERED (a receipt; a webhook's 2xx, stored with the SENT)
 //                  ▲          │         │
 //                  └─ RETRYING ◄┘         └─► FAILED (a receipt: undelivered, bounced)
 //   SENDING ─► FAILED · SENDING ─► DEAD_LETTERED · RETRYING ─► DEAD_LETTERED

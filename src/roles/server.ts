@@ -30,6 +30,7 @@ import { startHttpListener } from "../server/http-listener.js";
 import { probeRoutes } from "../health/probes.js";
 import { dashboardRoute } from "../server/dashboard.js";
 import { metricsRoute } from "../metrics/route.js";
+import { configuredReceiptRoutes } from "../receipts/mount.js";
 import { createApiMetrics } from "../metrics/api.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
@@ -154,7 +155,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     observe: { metrics, accessLog: config.accessLog ? log : undefined },
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
-  const http = await startHttpListener({ ...common, ...config.httpAddr, timeouts: connections, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), metricsRoute(rt.metrics, log), dashboardRoute()] });
+  const http = await startHttpListener({ ...common, ...config.httpAddr, timeouts: connections, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), metricsRoute(rt.metrics, log), configuredReceiptRoutes(config, { pool, registry: rt.metrics, log }), dashboardRoute()] });
   log.info({ grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}` }, "herald server listening");
 
   // Order (load balancers were told first, by the runtime): stop taking calls and

@@ -5,6 +5,7 @@ import { writeDeadLetter } from "./dead-letter-record.js";
 import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
 import type { NotificationRow } from "./rows.js";
+import { applyPendingReceipts, deliveredOnSend } from "./receipts.js";
 import { transitionWrites, writeTransitions } from "./transitions.js";
 
 // The workers' side of the notifications table: claiming one attempt and
@@ -28,9 +29,10 @@ export type ClaimResult =
 /**
  * `provider`: the configured provider that accepted the message (stored on the notification and
  * its SENT event), or whose failure it was (on the event only; '' or absent: none was involved).
+ * `deliveredBy`: the provider is the destination (a webhook receiver's 2xx), so SENT → DELIVERED at once.
  */
 export type Outcome = (
-  | { kind: "sent"; providerMessageId: string; detail: string; provider: string }
+  | { kind: "sent"; providerMessageId: string; detail: string; provider: string; deliveredBy?: string }
   | { kind: "retry"; nextAttemptAt: Date; error: string }
   /** Permanent failure: FAILED, with a dead letter. */
   | { kind: "failed"; error: string }
@@ -210,6 +212,16 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
         return [transitionWrites(row, { detail: outcome.kind === "sent" ? outcome.detail : outcome.error, provider: outcome.provider ?? "" })];
       });
       await writeTransitions(client, writes);
+      // After SENT, in the same transaction: a destination's own answer (webhook 2xx), or the
+      // receipts that arrived before SENT was stored (store/receipts.ts says why this is race-free).
+      const sent = items.flatMap((item) => {
+        const row = byId.get(item.id.toLowerCase());
+        return row && item.outcome.kind === "sent" ? [{ row, item, outcome: item.outcome }] : [];
+      });
+      for (const { row, item, outcome } of sent) {
+        if (outcome.deliveredBy) await deliveredOnSend(client, [row], outcome.deliveredBy, item.now);
+      }
+      await applyPendingReceipts(client, sent.filter((s) => !s.outcome.deliveredBy).map((s) => s.row));
       for (const item of items) {
         const row = byId.get(item.id.toLowerCase());
         if (row && (item.outcome.kind === "failed" || item.outcome.kind === "dead")) {

@@ -137,7 +137,13 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     }
     // With failover, the provider that accepted it is one of the channel's several.
     const by = result.provider ?? provider.name;
-    return { kind: "sent", providerMessageId: result.providerMessageId, detail: `sent via ${by}`, provider: by };
+    return {
+      kind: "sent",
+      providerMessageId: result.providerMessageId,
+      detail: `sent via ${by}`,
+      provider: by,
+      ...(result.delivered ? { deliveredBy: by } : {}),
+    };
   }
 
   async function attemptAndStore(row: NotificationRow, dispatch: Dispatch, signals: DeliverySignals, log: Logger): Promise<void> {

@@ -159,7 +159,7 @@ describe("webhook, SMS and push through their stand-ins", () => {
       text: "Your order is on its way",
       data: { order: "42" },
     });
-    await waitForStatus(e2e.pool, [id], Status.SENT, { workers: [worker] });
+    await waitForStatus(e2e.pool, [id], Status.DELIVERED, { workers: [worker] });
 
     expect(hooks.rejected).toEqual([]);
     const mine = hooks.deliveries.filter((d) => d.id === id);
@@ -178,8 +178,9 @@ describe("webhook, SMS and push through their stand-ins", () => {
     expect(Math.floor(Date.parse(timestamp) / 1000)).toBe(delivery.timestamp);
     // The signature is the tenant's: another secret does not verify the same request.
     expect(() => verifyWebhook(webhookSecret(), delivery.request.rawBody, delivery.request.headers)).toThrow();
-    expect(await rowOf(e2e.pool, id)).toMatchObject({ status: Status.SENT, provider_message_id: id });
-    expect(await lifecycle(id)).toEqual(deliveredOnce("webhook"));
+    // The receiver is the destination: its 2xx is the delivery, stored with the SENT (receipts).
+    expect(await rowOf(e2e.pool, id)).toMatchObject({ status: Status.DELIVERED, provider_message_id: id });
+    expect(await lifecycle(id)).toEqual([...deliveredOnce("webhook"), [4, Status.DELIVERED, 1, "delivered: the receiver answered 2xx"]]);
   });
 
   it("SMS: form fields To, From, Body, basic auth and I-Twilio-Idempotency-Token = notification id", async () => {

@@ -59,7 +59,8 @@ describe("webhook provider", () => {
     const m = message(receiver.hookUrl);
     const result = await send(provider, m);
 
-    expect(result).toEqual({ providerMessageId: m.idempotencyKey });
+    // The receiver is the destination: its 2xx is a delivery.
+    expect(result).toEqual({ providerMessageId: m.idempotencyKey, delivered: true });
     expect(receiver.rejected).toEqual([]);
     const [got] = receiver.deliveries;
     expect(got?.id).toBe(m.idempotencyKey);

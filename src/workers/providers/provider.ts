@@ -36,6 +36,11 @@ export interface SendResult {
    * the Provider's own name.
    */
   provider?: string;
+  /**
+   * The provider is the destination and took the message: DELIVERED, not only SENT (a webhook
+   * receiver's 2xx). Providers that relay to a person (SMTP, SMS, push) leave it unset.
+   */
+  delivered?: boolean;
 }
 
 export interface Provider {

@@ -36,8 +36,18 @@ export function emailFields(message: RenderedMessage, from: string): SendMailOpt
     text: message.text || (message.html ? undefined : ""),
     html: message.html || undefined,
     messageId: messageIdFor(message.idempotencyKey),
-    headers: { "X-Herald-Notification-Id": message.notificationId },
+    headers: {
+      "X-Herald-Notification-Id": message.notificationId,
+      // SendGrid's unique_args come back in every event of this message (src/receipts/sendgrid.ts):
+      // they bind an event to its notification and tenant. Other relays ignore the header.
+      "X-SMTPAPI": smtpApiHeader(message),
+    },
   };
+}
+
+/** SendGrid's X-SMTPAPI header: unique_args naming the notification and its tenant. */
+export function smtpApiHeader(message: Pick<RenderedMessage, "notificationId" | "tenant">): string {
+  return JSON.stringify({ unique_args: { herald_notification_id: message.notificationId, herald_tenant: message.tenant } });
 }
 
 // Failures that are about the configuration or the message, not the moment.

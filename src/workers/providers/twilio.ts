@@ -47,7 +47,15 @@ export function createTwilioProvider(config: TwilioConfig, opts: TwilioOptions =
           // Stable across attempts, so a retry of a send whose answer was lost is a repeat, not a second SMS.
           "i-twilio-idempotency-token": message.idempotencyKey,
         },
-        body: new URLSearchParams({ To: address.value, From: config.from, Body: body }).toString(),
+        body: new URLSearchParams({
+          To: address.value,
+          From: config.from,
+          Body: body,
+          // Twilio POSTs the message's status changes there, signed (src/receipts/twilio.ts). The
+          // notification id binds the callback to this notification: a callback naming another
+          // message of it, or another notification, changes nothing.
+          ...(config.statusCallbackUrl ? { StatusCallback: `${config.statusCallbackUrl}?n=${message.notificationId}` } : {}),
+        }).toString(),
       };
     },
     describe: (f) => describeTwilioError(f.json),

@@ -105,8 +105,9 @@ export function createWebhookProvider(config: WebhookConfig, opts: WebhookOption
         body,
       };
     },
+    // The receiver is the destination: its 2xx is the delivery itself (DELIVERED, not only SENT).
     accepted(_json, message) {
-      return { providerMessageId: message.idempotencyKey };
+      return { providerMessageId: message.idempotencyKey, delivered: true };
     },
     // The receiver is whoever the tenant named: what it answers is never stored or shown (it
     // would let a tenant read a host's replies through Get.last_error), only its status.

@@ -1,10 +1,13 @@
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { fail, startHttpStandIn, type FailBehaviour, type HttpAnswer, type HttpStandIn, type RecordedRequest } from "./behaviour.js";
 
 // A local stand-in for Twilio's Messages API: POST /2010-04-01/Accounts/{sid}/Messages.json,
 // HTTP Basic auth with the account SID and auth token, form-encoded To/From/Body, 201 with the
 // message resource, errors as Twilio shapes them ({ code, message, more_info, status }).
 // A repeated I-Twilio-Idempotency-Token gets the first message back instead of a new one.
+// Status callbacks: a message sent with a StatusCallback URL can be reported on as Twilio does,
+// a form-encoded POST of MessageSid, MessageStatus, ErrorCode... signed in X-Twilio-Signature
+// (base64 HMAC-SHA1 with the auth token over the URL followed by the sorted parameters).
 
 export interface TwilioStandInOptions {
   accountSid: string;
@@ -18,11 +21,42 @@ export interface TwilioMessage {
   from: string;
   body: string;
   idempotencyToken: string | undefined;
+  /** The StatusCallback URL the message was sent with, if any. */
+  statusCallback: string | undefined;
   request: RecordedRequest;
+}
+
+export interface StatusCallbackOptions {
+  /** ErrorCode, for undelivered and failed. */
+  errorCode?: number;
+  /** "wrong": signed with another token; "unsigned": no X-Twilio-Signature. @defaultValue signed right */
+  signature?: "wrong" | "unsigned";
+  /** Fields to change or add (e.g. another AccountSid); signed with the rest. */
+  override?: Record<string, string>;
+  /** POST to this URL instead of the message's StatusCallback (it is signed over this one). */
+  url?: string;
+}
+
+/** Twilio's X-Twilio-Signature for a POST of `params` to `url`. */
+export function twilioSignatureFor(authToken: string, url: string, params: Record<string, string>): string {
+  const hmac = createHmac("sha1", authToken).update(url);
+  for (const name of Object.keys(params).sort()) hmac.update(name + params[name]);
+  return hmac.digest("base64");
 }
 
 export interface TwilioStandIn extends HttpStandIn {
   messages: TwilioMessage[];
+  /**
+   * POSTs a status callback for `message` to its StatusCallback, as Twilio does; resolves with
+   * Herald's HTTP status.
+   */
+  postStatus(message: TwilioMessage, status: "queued" | "sent" | "delivered" | "undelivered" | "failed", opts?: StatusCallbackOptions): Promise<number>;
+  /**
+   * Runs, and is awaited, after a new message is accepted and before the answer is sent: a
+   * callback posted here reaches Herald before the worker has the message's sid, as a fast
+   * carrier's can. Unset: answer at once.
+   */
+  beforeAnswer?: (message: TwilioMessage) => Promise<void>;
 }
 
 /** An error answer in Twilio's shape, e.g. twilioError(400, 21211, "The 'To' number ... is not a valid phone number."). */
@@ -54,7 +88,7 @@ export async function startTwilioStandIn(opts: TwilioStandInOptions): Promise<Tw
     };
   }
 
-  function handle(req: RecordedRequest): HttpAnswer {
+  async function handle(req: RecordedRequest): Promise<HttpAnswer> {
     const path = req.path.split("?")[0] ?? "";
     const match = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(path);
     if (!match) return error(404, 20404, `The requested resource ${path} was not found`);
@@ -69,12 +103,32 @@ export async function startTwilioStandIn(opts: TwilioStandInOptions): Promise<Tw
     const token = req.headers["i-twilio-idempotency-token"];
     const seen = token ? byToken.get(token) : undefined;
     if (seen) return { status: 201, body: resource(seen) };
-    const m: TwilioMessage = { sid: `SM${randomBytes(16).toString("hex")}`, to, from, body, idempotencyToken: token, request: req };
+    const m: TwilioMessage = {
+      sid: `SM${randomBytes(16).toString("hex")}`, to, from, body, idempotencyToken: token, statusCallback: form.StatusCallback || undefined, request: req,
+    };
     messages.push(m);
     if (token) byToken.set(token, m);
+    await standIn.beforeAnswer?.(m);
     return { status: 201, body: resource(m) };
   }
 
+  async function postStatus(m: TwilioMessage, status: string, o: StatusCallbackOptions = {}): Promise<number> {
+    const url = o.url ?? m.statusCallback;
+    if (!url) throw new Error(`twilio stand-in: message ${m.sid} was sent without a StatusCallback`);
+    const params: Record<string, string> = {
+      AccountSid: opts.accountSid, ApiVersion: "2010-04-01", From: m.from, MessageSid: m.sid, MessageStatus: status,
+      SmsSid: m.sid, SmsStatus: status, To: m.to,
+      ...(o.errorCode !== undefined ? { ErrorCode: String(o.errorCode) } : {}),
+      ...o.override,
+    };
+    const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", "user-agent": "TwilioProxy/1.1" };
+    if (o.signature !== "unsigned") headers["x-twilio-signature"] = twilioSignatureFor(o.signature === "wrong" ? `${opts.authToken}x` : opts.authToken, url, params);
+    const res = await fetch(url, { method: "POST", headers, body: new URLSearchParams(params).toString() });
+    await res.arrayBuffer();
+    return res.status;
+  }
+
   const server = await startHttpStandIn(handle);
-  return Object.assign(server, { messages });
+  const standIn: TwilioStandIn = Object.assign(server, { messages, postStatus });
+  return standIn;
 }
