@@ -2,7 +2,7 @@ import { Channel, Priority, Status } from "../../gen/herald/v1/notification_pb.j
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
 import { channelTopic } from "../../src/kafka/topics.js";
 import { offeredLoad } from "../lib/offered-load.js";
-import type { Figure, LatencySeries, Scenario, TargetCheck } from "../lib/result.js";
+import type { Figure, LatencySeries, LatencySummary, Scenario, TargetCheck } from "../lib/result.js";
 import { startStack, type Stack } from "../lib/stack.js";
 import { downsample, summarize } from "../lib/stats.js";
 
@@ -66,7 +66,7 @@ export const run: Scenario = async (ctx) => {
       });
       ctx.progress.step(`${variant.label}: waiting for every high priority SENT`);
       await until(() => sentCount(stack, `${tag}-high-%`), (n) => n >= load.ok, 600_000, "not every high priority notification was SENT");
-      const { highMs, lowLeft } = await measure(stack, tag, backlog);
+      const { highMs, stages, lowLeft } = await measure(stack, tag, backlog);
       const summary = summarize(highMs);
       figures.push({
         name: `high priority Create → SENT, ${backlog.toLocaleString("en")} low priority queued, ${variant.label}`,
@@ -74,6 +74,8 @@ export const run: Scenario = async (ctx) => {
         errors: load.errors,
         extra: {
           "high priority sent": highMs.length,
+          "to Kafka ack p50/p99 ms": `${stages.published.p50} / ${stages.published.p99}`,
+          "to claim p50/p99 ms": `${stages.claimed.p50} / ${stages.claimed.p99}`,
           "low priority still queued at the first high SENT": lowLeft.first,
           "low priority still queued at the last high SENT": lowLeft.last,
         },
@@ -154,13 +156,26 @@ async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, ms: num
   }
 }
 
-/** Each high-priority notification's Create → SENT, and the low-priority ones not yet SENT at the first and last of them. */
-async function measure(stack: Stack, tag: string, backlog: number): Promise<{ highMs: number[]; lowLeft: { first: number; last: number } }> {
-  const { rows } = await stack.pool.query<{ ms: number; sent_at: Date }>(
-    `SELECT extract(epoch FROM (e.created_at - n.created_at)) * 1000 AS ms, e.created_at AS sent_at
-     FROM notifications n JOIN status_events e ON e.notification_id = n.id AND e.status = $2
+interface Measured {
+  highMs: number[];
+  /** From accept to the Dispatch's Kafka ack (the relay marks its outbox row then), and to the worker's claim (SENDING). */
+  stages: { published: LatencySummary; claimed: LatencySummary };
+  lowLeft: { first: number; last: number };
+}
+
+/** Each high-priority notification's Create → SENT and its stages, and the low-priority ones not yet SENT at the first and last of them. */
+async function measure(stack: Stack, tag: string, backlog: number): Promise<Measured> {
+  // The outbox row names the high lane's topic whether lanes are on or off (the relay maps it).
+  const { rows } = await stack.pool.query<{ ms: number; sent_at: Date; published_ms: number | null; claimed_ms: number }>(
+    `SELECT extract(epoch FROM (e.created_at - n.created_at)) * 1000 AS ms, e.created_at AS sent_at,
+            extract(epoch FROM (o.published_at - n.created_at)) * 1000 AS published_ms,
+            extract(epoch FROM (c.created_at - n.created_at)) * 1000 AS claimed_ms
+     FROM notifications n
+     JOIN status_events e ON e.notification_id = n.id AND e.status = $2
+     JOIN status_events c ON c.notification_id = n.id AND c.status = $3 AND c.attempt = 1
+     LEFT JOIN outbox o ON o.notification_id = n.id AND o.topic = $4
      WHERE n.user_id LIKE $1 ORDER BY e.created_at`,
-    [`${tag}-high-%`, Status.SENT],
+    [`${tag}-high-%`, Status.SENT, Status.SENDING, channelTopic(Channel.SMS, "high")],
   );
   const lowSentBefore = async (at: Date) => {
     const r = await stack.pool.query<{ n: string }>(
@@ -171,5 +186,12 @@ async function measure(stack: Stack, tag: string, backlog: number): Promise<{ hi
   };
   const first = rows[0] ? await lowSentBefore(rows[0].sent_at) : 0;
   const last = rows.at(-1) ? await lowSentBefore(rows.at(-1)!.sent_at) : 0;
-  return { highMs: rows.map((r) => Number(r.ms)), lowLeft: { first, last } };
+  return {
+    highMs: rows.map((r) => Number(r.ms)),
+    stages: {
+      published: summarize(rows.flatMap((r) => (r.published_ms === null ? [] : [Number(r.published_ms)]))),
+      claimed: summarize(rows.map((r) => Number(r.claimed_ms))),
+    },
+    lowLeft: { first, last },
+  };
 }
