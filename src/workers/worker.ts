@@ -164,7 +164,12 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
           aborting.abort();
         }
         await leaving;
-        if (consumer) log.info({ counters: handler.counters }, "worker stopped");
+        // The counters are the channel's, shared by both lanes' workers: the main lane reports them
+        // (a high-lane outcome stored after this line is in the metrics, not in it).
+        if (consumer) {
+          if (lane === "main") log.info({ counters: handler.counters }, "worker stopped");
+          else log.info("high lane stopped");
+        }
       })();
       return closing;
     },
