@@ -54,6 +54,8 @@ export interface Config {
   /** Event-loop lag beyond which Create and Schedule are refused at the door (src/server/admission.ts); 0: off. */
   admissionMaxLagMs: number;
   relay: { batchSize: number; pollMs: number };
+  /** Priority lanes and the rate limits' reserve for PRIORITY_HIGH (README, "Priority"). */
+  priority: PriorityConfig;
   scheduler: { batchSize: number; pollMs: number };
   /** Workers, providers, retries and rate limits. */
   delivery: DeliveryConfig;
@@ -63,6 +65,13 @@ export interface Config {
   watch: WatchConfig;
   /** Where /healthz and /readyz are served for every role of the process (HERALD_HEALTH_PORT); null: nowhere but the API's HTTP listener. */
   healthAddr: HostPort | null;
+}
+
+export interface PriorityConfig {
+  /** PRIORITY_HIGH Dispatches go to the channel's high lane (herald.<channel>.high); off: the main topic, behind the rest. */
+  lanes: boolean;
+  /** The share of each channel's rate limit that only PRIORITY_HIGH may use, in [0, 1); 0: none reserved. */
+  highShare: number;
 }
 
 export interface ConsumerGroupConfig {
@@ -147,6 +156,11 @@ export function loadConfig(env: Env, mode: Mode): Config {
     relay: {
       batchSize: int(env, "HERALD_RELAY_BATCH", 500, 1, 10_000),
       pollMs: int(env, "HERALD_RELAY_POLL_MS", 500, 10, 60_000),
+    },
+    priority: {
+      lanes: onOff(env, "HERALD_PRIORITY_LANES", true),
+      // Off by default: a deployment whose limit is sized for its normal traffic keeps all of it.
+      highShare: share(env, "HERALD_RATE_LIMIT_HIGH_SHARE", 0),
     },
     scheduler: {
       batchSize: int(env, "HERALD_SCHEDULER_BATCH", 1000, 1, 100_000),
@@ -276,6 +290,15 @@ function onOff(env: Env, name: string, fallback: boolean): boolean {
   if (value === "on") return true;
   if (value === "off") return false;
   throw new ConfigError(`${name}: expected "on" or "off", got "${env[name]}"`);
+}
+
+/** A fraction in [0, 1): a share that may be none, never all. */
+function share(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const n = Number(raw);
+  if (!(n >= 0 && n < 1)) throw new ConfigError(`${name}: expected a number in [0, 1), got "${raw}"`);
+  return n;
 }
 
 /** A list of CIDR ranges; `dev` lets webhooks reach this machine, as local development needs. */

@@ -47,10 +47,15 @@ describe("herald status", { timeout: 120_000 }, () => {
     const lines = r.stdout.split("\n");
     const at = lines.indexOf(`email: lag ${N}`);
     expect(at).toBeGreaterThan(0);
-    const [header, ...rows] = lines.slice(at + 1, at + 5).map((l) => l.split(/ {2,}/));
+    const [header, ...rows] = lines.slice(at + 1, at + 8).map((l) => l.split(/ {2,}/));
     expect(header).toEqual(["GROUP", "TOPIC", "PARTITION", "LOG-END-OFFSET", "COMMITTED-OFFSET", "LAG"]);
-    // Nothing committed: the whole log-end of each partition is lag, and they add up to N.
-    expect(rows).toEqual(waiting.channels[0]!.partitions.map((p) => ["herald-worker-email", "herald.email", String(p.partition), String(p.logEndOffset), "-", String(p.lag)]));
+    // Nothing committed: the whole log-end of each partition is lag, and they add up to N. The
+    // high lane's partitions follow the main lane's, under their own group and topic.
+    expect(rows).toEqual(waiting.channels[0]!.partitions.map((p) => [p.group, p.topic, String(p.partition), String(p.logEndOffset), "-", String(p.lag)]));
+    expect(rows.map((row) => `${row[0]} ${row[1]}`)).toEqual([
+      ...Array<string>(3).fill("herald-worker-email herald.email"),
+      ...Array<string>(3).fill("herald-worker-email-high herald.email.high"),
+    ]);
     expect(rows.reduce((sum, row) => sum + Number(row[5]), 0)).toBe(N);
     expect(lines).toContain("sms: lag 0");
     expect(lines.find((l) => l.startsWith("outbox pending"))?.split(/ {2,}/)).toEqual(["outbox pending", "0", "oldest 0ms"]);

@@ -60,11 +60,19 @@ describe("GetOverview", { timeout: 120_000 }, () => {
       [Channel.WEBHOOK, "herald-worker-webhook"],
     ]);
     const before = email(waiting);
-    // HERALD_TOPIC_PARTITIONS=3 in the harness; the group has never committed.
-    expect(before.partitions.map((p) => p.partition)).toEqual([0, 1, 2]);
+    // HERALD_TOPIC_PARTITIONS=3 in the harness, for each lane (main first, then high, each named);
+    // the groups have never committed, and the high lane got nothing.
+    expect(before.partitions.map((p) => [p.group, p.topic, p.partition])).toEqual([
+      ["herald-worker-email", "herald.email", 0],
+      ["herald-worker-email", "herald.email", 1],
+      ["herald-worker-email", "herald.email", 2],
+      ["herald-worker-email-high", "herald.email.high", 0],
+      ["herald-worker-email-high", "herald.email.high", 1],
+      ["herald-worker-email-high", "herald.email.high", 2],
+    ]);
     expect(before.partitions.every((p) => p.committedOffset === -1n && p.lag === p.logEndOffset)).toBe(true);
     expect(sum(before.partitions.map((p) => p.lag))).toBe(BigInt(N));
-    for (const c of waiting.channels.slice(1)) expect([c.lag, c.partitions.length]).toEqual([0n, 3]);
+    for (const c of waiting.channels.slice(1)) expect([c.lag, c.partitions.length]).toEqual([0n, 6]);
     expect(before.e2eSamples).toBe(0n);
 
     const provider = instantProvider();
@@ -75,7 +83,8 @@ describe("GetOverview", { timeout: 120_000 }, () => {
     });
     expect(provider.sends).toBe(N);
     const e = email(after);
-    expect(e.partitions.map((p) => p.committedOffset)).toEqual(before.partitions.map((p) => p.logEndOffset));
+    // The main lane's group committed everything; the high lane's, with nothing to read, nothing.
+    expect(e.partitions.slice(0, 3).map((p) => p.committedOffset)).toEqual(before.partitions.slice(0, 3).map((p) => p.logEndOffset));
     // Every SENT of this test came within the minute the rate covers.
     expect(e.sentPerSecond * 60).toBeCloseTo(N, 9);
     expect(e.failedPerSecond).toBe(0);
@@ -162,7 +171,7 @@ describe("GetOverview while Kafka is down", { timeout: 240_000 }, () => {
     try {
       const up = await ops.getOverview({});
       expect(up.lagAvailable).toBe(true);
-      expect(up.channels.map((c) => c.partitions.length)).toEqual([3, 3, 3, 3]);
+      expect(up.channels.map((c) => c.partitions.length)).toEqual([6, 6, 6, 6]);
       await broker.stop();
       await createEmails(h.client(), 3);
       const o = await ops.getOverview({}, { timeoutMs: 30_000 });

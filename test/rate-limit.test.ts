@@ -80,8 +80,8 @@ function stampedLimiter(opts: RateLimiterOptions): RateLimiter {
   return limiter;
 }
 
-/** `concurrency` callers taking as fast as they are let through until `until` (epoch ms); the grant times. */
-async function drive(limiter: RateLimiter, concurrency: number, until: number): Promise<number[]> {
+/** `concurrency` callers taking as fast as they are let through until `until` (epoch ms); the grant times. `high`: PRIORITY_HIGH takes. */
+async function drive(limiter: RateLimiter, concurrency: number, until: number, high = false): Promise<number[]> {
   const stamp = lastReading.get(limiter) ?? Date.now;
   const stop = AbortSignal.timeout(Math.max(1, until - Date.now()));
   const grants: number[] = [];
@@ -89,7 +89,7 @@ async function drive(limiter: RateLimiter, concurrency: number, until: number): 
     Array.from({ length: concurrency }, async () => {
       while (!stop.aborted) {
         try {
-          await limiter.take(stop);
+          await limiter.take(stop, { high });
         } catch {
           return;
         }
@@ -284,6 +284,71 @@ describe("shared rate limit", () => {
     expect(() => createRateLimiter({ redis, log, name: "x", perSecond: 10, fallbackPerSecond: Number.NaN })).toThrow(
       "rate limiter x: fallbackPerSecond must be a finite number >= 0, got NaN",
     );
+    redis.disconnect();
+  });
+});
+
+describe("a share reserved for high priority", () => {
+  // N = 20 with a quarter reserved: normal and low priority may take 15 a second, high all 20.
+  const SHARE = 0.25;
+  const NORMAL = Math.floor(N * (1 - SHARE));
+
+  it("under a saturating normal load in another process, high-priority takes still get their share, and the total holds N", async () => {
+    const { log } = capturingLogger();
+    const opts = limiterOpts({ redis: await redisClient(), log, highShare: SHARE });
+    // Two connections, as two worker processes would have: one flooded with normal sends, one with high.
+    const normal = stampedLimiter(opts);
+    const high = stampedLimiter({ ...opts, redis: await redisClient() });
+    const startAt = nextSecond(200);
+    await sleep(startAt - Date.now());
+    const seconds = 5;
+    const until = startAt + seconds * 1000;
+    const [gn, gh] = await Promise.all([drive(normal, 16, until), drive(high, 8, until, true)]);
+    const all = [...gn, ...gh];
+    const report = `normal ${gn.length} (busiest ${busiestSecond(gn)}), high ${gh.length} (busiest ${busiestSecond(gh)}), all busiest ${busiestSecond(all)}`;
+    expect(busiestSecond(all), report).toBeLessThanOrEqual(N + TOLERANCE);
+    expect(busiestSecond(gn), report).toBeLessThanOrEqual(NORMAL + Math.ceil(NORMAL / 10));
+    // The reserved share is the high side's at least (minus the first second's partial slots);
+    // high may take more (all that normal leaves), and together they use the whole limit.
+    expect(gh.length, report).toBeGreaterThanOrEqual((N - NORMAL) * (seconds - 1));
+    expect(all.length, report).toBeGreaterThanOrEqual(0.8 * N * seconds);
+  });
+
+  it("serves a process's high-priority waiters before its normal ones, up to the whole limit", async () => {
+    const { log } = capturingLogger();
+    const limiter = stampedLimiter(limiterOpts({ redis: await redisClient(), log, highShare: SHARE }));
+    const startAt = nextSecond(200);
+    await sleep(startAt - Date.now());
+    const seconds = 4;
+    const until = startAt + seconds * 1000;
+    const [gn, gh] = await Promise.all([drive(limiter, 16, until), drive(limiter, 16, until, true)]);
+    const report = `normal ${gn.length}, high ${gh.length}, busiest ${busiestSecond([...gn, ...gh])}`;
+    expect(busiestSecond([...gn, ...gh]), report).toBeLessThanOrEqual(N + TOLERANCE);
+    // High takes never run out here, so they get nearly everything; normal gets what they leave.
+    expect(gh.length, report).toBeGreaterThanOrEqual(0.8 * N * seconds);
+    expect(gn.length, report).toBeLessThan(gh.length / 4);
+  });
+
+  it("without high-priority takes, normal ones get (1 - share) of the limit, not all of it", async () => {
+    const { log } = capturingLogger();
+    const limiter = stampedLimiter(limiterOpts({ redis: await redisClient(), log, highShare: SHARE }));
+    const startAt = nextSecond(200);
+    await sleep(startAt - Date.now());
+    const seconds = 4;
+    const grants = await drive(limiter, 16, startAt + seconds * 1000);
+    const report = `grants ${grants.length}, busiest ${busiestSecond(grants)}`;
+    expect(busiestSecond(grants), report).toBeLessThanOrEqual(NORMAL + Math.ceil(NORMAL / 10));
+    expect(grants.length, report).toBeGreaterThanOrEqual(0.8 * NORMAL * seconds);
+  });
+
+  it("rejects a share it cannot honour", () => {
+    const redis = new Redis(REDIS_URL, { lazyConnect: true });
+    const log = capturingLogger().log;
+    for (const highShare of [1, -0.1, Number.NaN]) {
+      expect(() => createRateLimiter({ redis, log, name: "x", perSecond: 10, fallbackPerSecond: 5, highShare })).toThrow(
+        `rate limiter x: highShare must be in [0, 1), got ${highShare}`,
+      );
+    }
     redis.disconnect();
   });
 });

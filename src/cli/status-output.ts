@@ -38,9 +38,10 @@ export function formatOverview(o: GetOverviewResponse): string {
     for (const c of o.channels) {
       const header = ["GROUP", "TOPIC", "PARTITION", "LOG-END-OFFSET", "COMMITTED-OFFSET", "LAG"];
       const topic = channelTopic(c.channel);
+      // A server from before priority lanes names neither: its partitions are the main lane's.
       const rows = c.partitions.map((p) => [
-        c.group,
-        topic,
+        p.group || c.group,
+        p.topic || topic,
         String(p.partition),
         String(p.logEndOffset),
         p.committedOffset < 0n ? "-" : String(p.committedOffset),

@@ -16,8 +16,8 @@ export interface ChannelDeliveryMetrics {
   recordsTaken(n: number): void;
   /** An attempt's outcome was stored. */
   outcome(kind: DeliveryOutcome): void;
-  /** SENT was stored at `storedAtMs` for a notification due at `dueAtMs` (both ms since the epoch). */
-  delivered(dueAtMs: number, storedAtMs: number): void;
+  /** SENT was stored at `storedAtMs` for a notification due at `dueAtMs` (both ms since the epoch); `high`: a PRIORITY_HIGH one. */
+  delivered(dueAtMs: number, storedAtMs: number, high?: boolean): void;
   /** Runs one provider call, timed and counted in flight while it runs. */
   providerCall<T>(call: () => Promise<T>): Promise<T>;
   /** A send waited this long for the rate limiter. */
@@ -57,6 +57,14 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
     labelNames: ["channel"],
     buckets: E2E_BUCKETS,
   });
+  // PRIORITY_HIGH alone, beside the whole (which counts them too): a separate histogram rather
+  // than a priority label, so the series and queries of herald_delivery_e2e_seconds stay as they were.
+  const highE2e = histogramIn(registry, {
+    name: "herald_delivery_high_e2e_seconds",
+    help: "Like herald_delivery_e2e_seconds, for PRIORITY_HIGH notifications only.",
+    labelNames: ["channel"],
+    buckets: E2E_BUCKETS,
+  });
   const inFlight = gaugeIn(registry, { name: "herald_sends_in_flight", help: "Provider calls in flight.", labelNames: ["channel"] });
   const waits = counterIn(registry, { name: "herald_rate_limit_waits_total", help: "Sends that had to wait for the rate limiter.", labelNames: ["channel"] });
   const waitSeconds = histogramIn(registry, { name: "herald_rate_limit_wait_seconds", help: "How long sends waited for the rate limiter.", labelNames: ["channel"], buckets: WAIT_BUCKETS });
@@ -78,6 +86,7 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
       const calls = providerSeconds.labels(channel, provider);
       const sending = inFlight.labels(channel);
       const delivered = e2e.labels(channel);
+      const deliveredHigh = highE2e.labels(channel);
       const waited = waits.labels(channel);
       const waitedSeconds = waitSeconds.labels(channel);
       const takenOver = takeovers.labels(channel);
@@ -87,12 +96,17 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
       sending.set(0);
       providerSeconds.zero({ channel, provider });
       e2e.zero({ channel });
+      highE2e.zero({ channel });
       waitSeconds.zero({ channel });
       return {
         recordsTaken: (n) => taken.inc(n),
         outcome: (kind) => byOutcome[kind].inc(),
         // A host clock behind the one that stamped the row would read as negative time; it is none.
-        delivered: (dueAtMs, storedAtMs) => delivered.observe(Math.max(0, storedAtMs - dueAtMs) / 1000),
+        delivered(dueAtMs, storedAtMs, high = false) {
+          const seconds = Math.max(0, storedAtMs - dueAtMs) / 1000;
+          delivered.observe(seconds);
+          if (high) deliveredHigh.observe(seconds);
+        },
         async providerCall(call) {
           const started = performance.now();
           sending.inc();

@@ -4,7 +4,7 @@ import type { Logger } from "../log.js";
 import { createOutageLog } from "../loop/outage.js";
 import { bounded } from "../kafka/errors.js";
 import type { GroupTopic, Kafka, PartitionLag } from "../kafka/kafka.js";
-import { CHANNELS, channelTopic, workerGroup } from "../kafka/topics.js";
+import { workerSubscriptions } from "../kafka/topics.js";
 
 // Consumer lag of every worker group, read from Kafka when Prometheus scrapes (never on a timer:
 // a Herald nobody scrapes asks Kafka nothing). Lag is read with the admin client, so it is there
@@ -32,9 +32,9 @@ export interface KafkaLagMetricsOptions {
   clock?: Clock;
 }
 
-/** Every channel's worker group on its channel topic: herald-worker-email on herald.email, ... */
+/** Every channel's worker groups on their topics: herald-worker-email on herald.email, herald-worker-email-high on herald.email.high, ... */
 export function workerLagPairs(): GroupTopic[] {
-  return CHANNELS.map((c) => ({ group: workerGroup(c), topic: channelTopic(c) }));
+  return workerSubscriptions().map(({ group, topic }) => ({ group, topic }));
 }
 
 /**

@@ -2,7 +2,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DispatchSchema } from "../../gen/herald/v1/dispatch_pb.js";
-import { StatusEventSchema, type Channel, type StatusEvent } from "../../gen/herald/v1/notification_pb.js";
+import { Priority, StatusEventSchema, type Channel, type StatusEvent } from "../../gen/herald/v1/notification_pb.js";
 import { channelTopic, STATUS_TOPIC, type RecordHeaders } from "../kafka/topics.js";
 
 // The outbox records a status change appends: a Dispatch on the channel topic, asking a worker
@@ -37,7 +37,7 @@ export interface DispatchFrameSource {
 }
 
 /** What a Dispatch record is built from: the stored spec, or only its length (the insert splices it in). */
-export type DispatchSource = DispatchFrameSource & { channel: Channel; user_id: string } & (
+export type DispatchSource = DispatchFrameSource & { channel: Channel; user_id: string; priority: Priority } & (
     | { spec: Buffer }
     | { spec_length: number }
   );
@@ -63,13 +63,15 @@ export function dispatchFrame(row: DispatchFrameSource, attempt: number, specLen
 
 /**
  * The channel-topic record asking a worker for delivery attempt `attempt`.
- * Keyed by recipient so one person's notifications stay in order.
+ * Keyed by recipient so one person's notifications stay in order within a lane. PRIORITY_HIGH
+ * goes to the channel's high lane (herald.<channel>.high), every attempt of it: a retry or a
+ * redrive of a high-priority notification is as urgent as its first attempt.
  */
 export function dispatchRecord(row: DispatchSource, attempt: number): OutboxRecord {
   const stored = "spec" in row;
   const { head, tail } = dispatchFrame(row, attempt, stored ? row.spec.length : row.spec_length);
   return {
-    topic: channelTopic(row.channel),
+    topic: channelTopic(row.channel, row.priority === Priority.HIGH ? "high" : "main"),
     key: row.user_id,
     ...(stored ? { value: Buffer.concat([head, row.spec, tail]) } : { value: head, specTail: tail }),
     headers: withTrace({ tenant: row.tenant, "correlation-id": row.correlation_id, attempt: String(attempt) }, row.traceparent),

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { CHANNELS, channelTopic } from "../kafka/topics.js";
+import { dispatchTopics } from "../kafka/topics.js";
 import { OUTBOX_CHANNEL } from "./channel.js";
 import type { OutboxRecord } from "./records.js";
 
@@ -9,7 +9,7 @@ import type { OutboxRecord } from "./records.js";
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 const OUTBOX_COLUMNS = "topic, key, value, headers, notification_id";
-const channelTopics = CHANNELS.map(channelTopic);
+const channelTopics = dispatchTopics();
 
 /**
  * The outbox rows of `records` as one `unnest(...)` source (aliased `r`, with `ord` for their

@@ -3,6 +3,7 @@ import { registerKafkaLagMetrics } from "../metrics/kafka-lag.js";
 import { registerBacklogGauges } from "../metrics/backlog-gauges.js";
 import { createRelayMetrics } from "../metrics/relay.js";
 import { readBacklog } from "../store/backlog.js";
+import { singleLane } from "../relay/single-lane.js";
 import type { Runtime } from "./runtime.js";
 
 /** The outbox relay: publishes committed outbox rows to Kafka. One leader at a time. */
@@ -20,7 +21,7 @@ export async function startRelayRole(rt: Runtime): Promise<void> {
   await rt.waitFor("kafka", () => producer.connect());
   const relay = createRelay({
     pool: rt.pool,
-    producer: metrics.measured(producer),
+    producer: metrics.measured(rt.config.priority.lanes ? producer : singleLane(producer)),
     log,
     ...rt.config.relay,
     onLeading: (leading) => metrics.leading(leading),

@@ -1,7 +1,7 @@
 import type { Config } from "../config.js";
 import { createEgressPolicy } from "../domain/egress.js";
 import type { ChannelName } from "../domain/channels.js";
-import { channelFromName, workerGroup } from "../kafka/topics.js";
+import { channelFromName, LANES, workerGroup } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import { createDeliveryMetrics } from "../metrics/delivery.js";
 import { createKafkaMetrics } from "../metrics/kafka.js";
@@ -62,14 +62,18 @@ export interface WorkerRoleOptions {
 }
 
 export interface WorkerRole {
+  /** Each channel's main-lane worker. */
   workers: ReadonlyMap<ChannelName, ChannelWorker>;
+  /** Each channel's high-lane worker (herald.<channel>.high). */
+  highWorkers: ReadonlyMap<ChannelName, ChannelWorker>;
   counters(channel: ChannelName): DeliveryCounters;
 }
 
 /**
  * Channel workers: per channel, the provider, its shared rate limiter, the
- * renderer and a consumer of herald.<channel>. On shutdown the workers drain
- * first (their sends still need the providers), then the providers close.
+ * renderer and two consumers: of herald.<channel> and of herald.<channel>.high (the
+ * high-priority lane), sharing the handler, its send slots and rate limiter. On shutdown the
+ * workers drain first (their sends still need the providers), then the providers close.
  */
 export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Promise<WorkerRole> {
   const { config, pool, kafka, redis } = rt;
@@ -84,6 +88,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   // A third of the lease: one or two failed renewals (a database blip) still leave claims alive.
   const leases = createLeaseKeeper({ store, intervalMs: Math.max(100, Math.floor(delivery.leaseMs / 3)), log });
   const workers = new Map<ChannelName, ChannelWorker>();
+  const highWorkers = new Map<ChannelName, ChannelWorker>();
   const starts: Promise<void>[] = [];
   const deliveryMetrics = createDeliveryMetrics(rt.metrics);
   const kafkaMetrics = createKafkaMetrics(rt.metrics);
@@ -98,31 +103,37 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       perSecond,
       // While Redis is unreachable each process keeps a share of the limit to itself.
       fallbackPerSecond: Math.ceil(perSecond * delivery.rateLimitFallbackFraction),
+      highShare: config.priority.highShare,
       log: log.child({ channel: name }),
       onWait: (seconds) => metrics.rateLimitWaited(seconds),
     });
     const sends = createSlots(delivery.concurrency);
     const handler = createDeliveryHandler({ store, renderer, provider: guardSuppressions(provider, { db: pool }), limiter, sends, backoff: delivery.backoff, log, leases, metrics });
-    starts.push(
-      startWhenReachable(rt.waitFor, "kafka", () =>
-        createChannelWorker({
-          channel: channelOf(name),
-          kafka,
-          handler,
-          maxInFlight: delivery.inFlight,
-          group: config.kafka.group,
-          log,
-          metrics,
-          onGroupJoin: kafkaMetrics.groupJoins(workerGroup(channelOf(name))),
-        }),
-      ).then(
-        (worker) => void workers.set(name, worker),
-      ),
-    );
+    // One worker per lane: the high lane's own consumer and in-flight slots keep a backlog on the
+    // main topic from delaying it; the shared handler gives its sends the next send slot.
+    for (const lane of LANES) {
+      starts.push(
+        startWhenReachable(rt.waitFor, "kafka", () =>
+          createChannelWorker({
+            channel: channelOf(name),
+            lane,
+            kafka,
+            handler,
+            maxInFlight: delivery.inFlight,
+            group: config.kafka.group,
+            log,
+            metrics,
+            onGroupJoin: kafkaMetrics.groupJoins(workerGroup(channelOf(name), lane)),
+          }),
+        ).then(
+          (worker) => void (lane === "main" ? workers : highWorkers).set(name, worker),
+        ),
+      );
+    }
   }
 
   // Registered before the starts end: a shutdown while one still waits closes those that run.
-  rt.shutdown.add("workers", async () => void (await Promise.all([...workers.values()].map((w) => w.close()))));
+  rt.shutdown.add("workers", async () => void (await Promise.all([...workers.values(), ...highWorkers.values()].map((w) => w.close()))));
   // After the workers: their claims are renewed until their outcomes are stored, and those
   // outcomes go through the store's batches.
   rt.shutdown.add("leases", () => leases.close());
@@ -132,6 +143,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   log.info({ channels: [...workers.keys()] }, "workers started");
   return {
     workers,
+    highWorkers,
     counters(channel) {
       const worker = workers.get(channel);
       if (!worker) throw new Error(`no worker for channel ${channel}`);

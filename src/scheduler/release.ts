@@ -58,7 +58,7 @@ export function createReleaser(opts: ReleaseOptions): Releaser {
         swept = await sweepStaleClaims(client, now, { batchSize, claimGraceMs });
         // One CTE per partial index, each ordered by its due time, so both
         // scans stay index scans and neither kind can starve the other.
-        const columns = `id, tenant, channel, user_id, attempts, last_sequence, correlation_id, created_at,
+        const columns = `id, tenant, channel, user_id, priority, attempts, last_sequence, correlation_id, created_at,
                          octet_length(spec) AS spec_length, status AS from_status,
                          CASE WHEN status = $4 THEN next_attempt_at ELSE deliver_at END AS due_at`;
         const locked = await client.query<LockedRow>(

@@ -11,7 +11,7 @@ import { toStatusEvent, type NotificationRow, type StatusEventRow } from "./rows
 /** The columns a transition reads from its notification row; a release reads no more. */
 export type TransitionRow = Pick<
   NotificationRow,
-  "id" | "tenant" | "channel" | "user_id" | "status" | "attempts" | "last_sequence" | "correlation_id" | "created_at" | "updated_at" | "traceparent"
+  "id" | "tenant" | "channel" | "user_id" | "priority" | "status" | "attempts" | "last_sequence" | "correlation_id" | "created_at" | "updated_at" | "traceparent"
 > &
   /** The stored spec, or only its length: the Dispatch then takes the spec from the row as it is inserted. */
   ({ spec: Buffer } | { spec_length: number });

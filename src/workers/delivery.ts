@@ -1,6 +1,6 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Dispatch } from "../../gen/herald/v1/dispatch_pb.js";
-import { NotificationSpecSchema } from "../../gen/herald/v1/notification_pb.js";
+import { NotificationSpecSchema, Priority } from "../../gen/herald/v1/notification_pb.js";
 import { systemClock, type Clock } from "../clock.js";
 import { isUuid } from "../domain/ids.js";
 import { isRetriable, PermanentError } from "../errors.js";
@@ -120,11 +120,13 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     };
     // A claimed record still waiting for a send slot when the worker stops is
     // given back (see handle) rather than sent: it has not gone out, so its
-    // redelivered record may be claimed at once.
-    const release = sends ? await sends.acquire(signals.stop) : () => {};
+    // redelivered record may be claimed at once. PRIORITY_HIGH goes ahead of the others for
+    // both the send slot and the rate limit (which may keep a share for it).
+    const high = row.priority === Priority.HIGH;
+    const release = sends ? await sends.acquire(signals.stop, { ahead: high }) : () => {};
     let result: SendResult;
     try {
-      await limiter.take(signals.abort);
+      await limiter.take(signals.abort, { high });
       const send = () => provider.send(message, signals.abort);
       try {
         result = await (metrics ? metrics.providerCall(send) : send());
@@ -174,7 +176,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     }
     // From the notification's due time (deliver_at: a Create's is its created_at, a retry keeps
     // the first due time) to now, when SENT is stored.
-    if (outcome.kind === "sent") metrics?.delivered(row.deliver_at.getTime(), clock.now());
+    if (outcome.kind === "sent") metrics?.delivered(row.deliver_at.getTime(), clock.now(), row.priority === Priority.HIGH);
     reportOutcome(outcome, outcome.provider || provider.name, counters, log);
   }
 

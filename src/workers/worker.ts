@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import type { Channel } from "../../gen/herald/v1/notification_pb.js";
 import type { ConsumedBatch, GroupTiming } from "../kafka/consumer.js";
 import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
-import { channelName, channelTopic, workerGroup } from "../kafka/topics.js";
+import { channelName, channelTopic, workerGroup, type Lane } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
 import { waitBeating } from "./batch-heartbeat.js";
@@ -13,8 +13,11 @@ import { createKeyLanes } from "./key-lanes.js";
 import { createRecordRunner } from "./record-runner.js";
 import { createSlots } from "./slots.js";
 
-// One channel's worker: the consumer group herald-worker-<channel> on
-// herald.<channel>, feeding the delivery handler.
+// One channel lane's worker: the consumer group herald-worker-<channel> on herald.<channel>
+// (the main lane), or herald-worker-<channel>-high on herald.<channel>.high (the high lane),
+// feeding the delivery handler. The worker role runs one of each per channel: the high lane has
+// its own consumer, in-flight slots and recipient lanes, so nothing queued on the main topic
+// stands in front of it (a person's HIGH may overtake their earlier NORMAL).
 //
 // Records outlive the batch they were fetched in. kafkajs fetches again only
 // once every batch of the last fetch was handled, so a batch that waited for
@@ -34,6 +37,8 @@ import { createSlots } from "./slots.js";
 
 export interface ChannelWorkerDeps {
   channel: Channel;
+  /** Which of the channel's topics and groups. @defaultValue "main" */
+  lane?: Lane;
   kafka: Pick<Kafka, "consumer">;
   handler: DeliveryHandler;
   /** Records in flight at once, across all partitions this process holds. */
@@ -65,10 +70,10 @@ export interface ChannelWorker {
 }
 
 export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
-  const { channel, handler, maxInFlight } = deps;
+  const { channel, handler, maxInFlight, lane = "main" } = deps;
   const { drainTimeoutMs = 10_000, progressIntervalMs = 1000, failurePauseMs = 1000, fetchWaitMs = 10 } = deps;
   const name = channelName(channel);
-  const log = deps.log.child({ channel: name });
+  const log = deps.log.child(lane === "main" ? { channel: name } : { channel: name, lane });
   const lanes = createKeyLanes();
   const stopping = new AbortController();
   const aborting = new AbortController();
@@ -115,8 +120,8 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
     async start() {
       if (closing || consumer) return;
       consumer = deps.kafka.consumer({
-        groupId: workerGroup(channel),
-        topics: [channelTopic(channel)],
+        groupId: workerGroup(channel, lane),
+        topics: [channelTopic(channel, lane)],
         // A new group must deliver what was published before it first joined.
         fromBeginning: true,
         // Batches only hand records over and wait for their partition's previous
@@ -159,7 +164,12 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
           aborting.abort();
         }
         await leaving;
-        if (consumer) log.info({ counters: handler.counters }, "worker stopped");
+        // The counters are the channel's, shared by both lanes' workers: the main lane reports them
+        // (a high-lane outcome stored after this line is in the metrics, not in it).
+        if (consumer) {
+          if (lane === "main") log.info({ counters: handler.counters }, "worker stopped");
+          else log.info("high lane stopped");
+        }
       })();
       return closing;
     },

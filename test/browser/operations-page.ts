@@ -39,15 +39,15 @@ export function operationsPage(page: Page) {
         name,
       );
     },
-    /** Lag per partition of one channel, as the table shows it. */
-    async partitions(channel: string): Promise<Array<{ partition: number; lag: number }>> {
+    /** Lag per partition of one channel's lane (the main one unless told), as the table shows it. */
+    async partitions(channel: string, lane: "main" | "high" = "main"): Promise<Array<{ partition: number; lag: number }>> {
       return page.$$eval(
         "#ops-partition-rows tr[data-partition]",
         (trs, wanted) =>
           trs
-            .filter((t) => t.getAttribute("data-channel") === wanted)
+            .filter((t) => t.getAttribute("data-channel") === wanted.channel && t.getAttribute("data-lane") === wanted.lane)
             .map((t) => ({ partition: Number(t.getAttribute("data-partition")), lag: Number(t.querySelector('td[data-field="lag"]')?.textContent) })),
-        channel,
+        { channel, lane },
       );
     },
     /**

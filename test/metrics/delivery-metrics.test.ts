@@ -77,12 +77,13 @@ async function waitForStatus(ids: readonly string[], status: Status): Promise<vo
 }
 
 describe("delivery metrics", () => {
-  it("counts the email worker's and the status feed's group joins under their logical groups", async () => {
+  it("counts the email workers' (both lanes) and the status feed's group joins under their logical groups", async () => {
     await waitFor("the email worker's first join", async () => (await value("herald_kafka_rebalances_total", { group: "herald-worker-email" })) >= 1);
+    await waitFor("the email high lane's first join", async () => (await value("herald_kafka_rebalances_total", { group: "herald-worker-email-high" })) >= 1);
     await waitFor("the status feed's first join", async () => (await value("herald_kafka_rebalances_total", { group: "herald-watch" })) >= 1);
     // Per-instance feed groups (herald-watch-<uuid>) and prefixed names never become labels.
     const { values } = await herald.rt.metrics.getSingleMetric("herald_kafka_rebalances_total")!.get();
-    expect(values.map((v) => v.labels.group).sort()).toEqual(["herald-watch", "herald-worker-email"]);
+    expect(values.map((v) => v.labels.group).sort()).toEqual(["herald-watch", "herald-worker-email", "herald-worker-email-high"]);
   });
 
   it("10 sent: outcome sent +10, e2e and provider calls observed 10 times, 10 records taken, nothing in flight", async () => {

@@ -112,7 +112,7 @@ describe("overview figures", () => {
           partitions: lagAvailable
             ? [
                 { partition: 0, logEndOffset: 10n, committedOffset: 5n, lag: 5n },
-                { partition: 1, logEndOffset: 2n, committedOffset: -1n, lag: 2n },
+                { partition: 1, logEndOffset: 2n, committedOffset: -1n, lag: 2n, group: "herald-worker-email-high", topic: "herald.email.high" },
               ]
             : [],
           sentPerSecond: 1.5,
@@ -138,8 +138,9 @@ describe("overview figures", () => {
       p99Seconds: 1.25,
       samples: 90,
       partitions: [
-        { partition: 0, logEndOffset: 10n, committedOffset: 5n, lag: 5 },
-        { partition: 1, logEndOffset: 2n, committedOffset: -1n, lag: 2 },
+        { lane: "main", partition: 0, logEndOffset: 10n, committedOffset: 5n, lag: 5 },
+        // A partition of the channel's high-priority topic.
+        { lane: "high", partition: 1, logEndOffset: 2n, committedOffset: -1n, lag: 2 },
       ],
     });
     expect(f.channels[1]).toMatchObject({ channel: "sms", lag: 0, sentPerSecond: 0 });

@@ -116,6 +116,7 @@ describe("series present before the first event", () => {
       'herald_sends_in_flight{channel="sms"} 0',
       'herald_provider_request_duration_seconds_count{channel="sms",provider="twilio"} 0',
       'herald_delivery_e2e_seconds_count{channel="sms"} 0',
+      'herald_delivery_high_e2e_seconds_count{channel="sms"} 0',
       'herald_rate_limit_waits_total{channel="sms"} 0',
       'herald_rate_limit_wait_seconds_count{channel="sms"} 0',
       'herald_lease_takeovers_total{channel="sms"} 0',

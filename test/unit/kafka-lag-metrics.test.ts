@@ -57,9 +57,13 @@ describe("herald_kafka_consumer_lag", () => {
     expect(kafka.calls).toEqual([workerLagPairs()]);
     expect(workerLagPairs()).toEqual([
       { group: "herald-worker-email", topic: "herald.email" },
+      { group: "herald-worker-email-high", topic: "herald.email.high" },
       { group: "herald-worker-sms", topic: "herald.sms" },
+      { group: "herald-worker-sms-high", topic: "herald.sms.high" },
       { group: "herald-worker-push", topic: "herald.push" },
+      { group: "herald-worker-push-high", topic: "herald.push.high" },
       { group: "herald-worker-webhook", topic: "herald.webhook" },
+      { group: "herald-worker-webhook-high", topic: "herald.webhook.high" },
     ]);
   });
 

@@ -23,7 +23,7 @@ function fakeKafka() {
 }
 
 describe("overview lag reader", () => {
-  it("asks for every channel's worker group on its topic", async () => {
+  it("asks for every channel's worker groups on their topics, both lanes", async () => {
     const f = fakeKafka();
     const reader = createLagReader({ kafka: f.kafka, log: pino({ level: "silent" }) });
     const read = reader.read();
@@ -32,9 +32,13 @@ describe("overview lag reader", () => {
     expect(f.asked).toEqual([
       [
         { group: "herald-worker-email", topic: "herald.email" },
+        { group: "herald-worker-email-high", topic: "herald.email.high" },
         { group: "herald-worker-sms", topic: "herald.sms" },
+        { group: "herald-worker-sms-high", topic: "herald.sms.high" },
         { group: "herald-worker-push", topic: "herald.push" },
+        { group: "herald-worker-push-high", topic: "herald.push.high" },
         { group: "herald-worker-webhook", topic: "herald.webhook" },
+        { group: "herald-worker-webhook-high", topic: "herald.webhook.high" },
       ],
     ]);
   });

@@ -4,6 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DispatchSchema } from "../../gen/herald/v1/dispatch_pb.js";
 import { Channel, NotificationSpecSchema, Priority, Status } from "../../gen/herald/v1/notification_pb.js";
 import { dispatchRecord } from "../../src/outbox/records.js";
+import { singleLane } from "../../src/relay/single-lane.js";
 import { toNotification, type NotificationRow } from "../../src/store/rows.js";
 
 const spec = create(NotificationSpecSchema, {
@@ -51,7 +52,32 @@ describe("records", () => {
         correlationId: "req-1",
       }),
     );
-    expect(record).toMatchObject({ topic: "herald.email", key: "u-1", headers: { tenant: "t1", "correlation-id": "req-1", attempt: "2" } });
+    expect(record).toMatchObject({ topic: "herald.email.high", key: "u-1", headers: { tenant: "t1", "correlation-id": "req-1", attempt: "2" } });
+  });
+
+  it("a PRIORITY_HIGH Dispatch goes to the channel's high lane, every attempt; the other priorities to its main topic", () => {
+    for (const attempt of [1, 2, 5]) expect(dispatchRecord(row, attempt).topic).toBe("herald.email.high");
+    for (const priority of [Priority.UNSPECIFIED, Priority.LOW, Priority.NORMAL]) {
+      expect(dispatchRecord({ ...row, priority }, 1).topic).toBe("herald.email");
+    }
+    expect(dispatchRecord({ ...row, channel: Channel.SMS }, 1).topic).toBe("herald.sms.high");
+  });
+
+  it("with lanes off the relay sends a high-lane record to the channel's main topic and leaves the rest alone", async () => {
+    const sent: Array<{ topic: string; key: string }> = [];
+    const sink = singleLane({ sendBatch: async (records) => void sent.push(...records.map((r) => ({ topic: r.topic, key: r.key }))) });
+    await sink.sendBatch([
+      { topic: "herald.email.high", key: "a", value: Buffer.alloc(0), headers: {} },
+      { topic: "herald.email", key: "b", value: Buffer.alloc(0), headers: {} },
+      { topic: "herald.webhook.high", key: "c", value: Buffer.alloc(0), headers: {} },
+      { topic: "herald.status", key: "d", value: Buffer.alloc(0), headers: {} },
+    ]);
+    expect(sent).toEqual([
+      { topic: "herald.email", key: "a" },
+      { topic: "herald.email", key: "b" },
+      { topic: "herald.webhook", key: "c" },
+      { topic: "herald.status", key: "d" },
+    ]);
   });
 
   it("toNotification with the spec already decoded equals decoding it from the row", () => {

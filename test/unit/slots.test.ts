@@ -22,6 +22,42 @@ describe("slots", () => {
     expect(slots.inUse).toBe(0);
   });
 
+  it("serves waits that go ahead before the others, each kind first come, first served", async () => {
+    const slots = createSlots(1);
+    const held = await slots.acquire();
+    const order: string[] = [];
+    // Each frees its slot as soon as it gets it: the order of grants is the order of service.
+    const waits = (
+      [
+        ["n1", false],
+        ["h1", true],
+        ["n2", false],
+        ["h2", true],
+      ] as const
+    ).map(([name, ahead]) =>
+      slots.acquire(undefined, { ahead }).then((release) => {
+        order.push(name);
+        release();
+      }),
+    );
+    held();
+    await Promise.all(waits);
+    expect(order).toEqual(["h1", "h2", "n1", "n2"]);
+  });
+
+  it("an aborted wait that went ahead leaves its place to the next one", async () => {
+    const slots = createSlots(1);
+    const held = await slots.acquire();
+    const abort = new AbortController();
+    const gaveUp = slots.acquire(abort.signal, { ahead: true });
+    const plain = slots.acquire();
+    abort.abort();
+    await expect(gaveUp).rejects.toBeInstanceOf(SlotWaitAbortedError);
+    held();
+    (await plain)();
+    expect(slots.inUse).toBe(0);
+  });
+
   it("an aborted wait rejects, takes no slot, and leaves its place to the next waiter", async () => {
     const slots = createSlots(1);
     const held = await slots.acquire();

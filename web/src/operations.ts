@@ -93,8 +93,8 @@ export function operationsView(clients: () => Clients | undefined) {
       c.partitions.map((p) =>
         el(
           "tr",
-          { "data-channel": c.channel, "data-partition": String(p.partition) },
-          el("td", {}, c.channel),
+          { "data-channel": c.channel, "data-lane": p.lane, "data-partition": String(p.partition) },
+          el("td", {}, p.lane === "high" ? `${c.channel} (high)` : c.channel),
           el("td", { class: "num" }, String(p.partition)),
           el("td", { class: "num" }, String(p.logEndOffset)),
           el("td", { class: "num" }, p.committedOffset < 0n ? "–" : String(p.committedOffset)),

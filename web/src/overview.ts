@@ -21,7 +21,8 @@ export interface ChannelFigures {
   p50Seconds: number;
   p99Seconds: number;
   samples: number;
-  partitions: Array<{ partition: number; logEndOffset: bigint; committedOffset: bigint; lag: number }>;
+  /** Lane "high": the channel's high-priority topic (herald.<channel>.high). */
+  partitions: Array<{ lane: "main" | "high"; partition: number; logEndOffset: bigint; committedOffset: bigint; lag: number }>;
 }
 
 export interface OverviewFigures {
@@ -49,7 +50,9 @@ export function figures(o: GetOverviewResponse, now: () => number = Date.now): O
       p50Seconds: c.e2eSamples > 0n ? seconds(c.e2eP50) : NaN,
       p99Seconds: c.e2eSamples > 0n ? seconds(c.e2eP99) : NaN,
       samples: Number(c.e2eSamples),
-      partitions: c.partitions.map((p) => ({ partition: p.partition, logEndOffset: p.logEndOffset, committedOffset: p.committedOffset, lag: Number(p.lag) })),
+      partitions: c.partitions.map((p) => ({
+        lane: p.topic.endsWith(".high") ? ("high" as const) : ("main" as const),
+        partition: p.partition, logEndOffset: p.logEndOffset, committedOffset: p.committedOffset, lag: Number(p.lag) })),
     })),
     outboxPending: Number(o.outboxPending),
     outboxOldestSeconds: seconds(o.outboxOldestAge),

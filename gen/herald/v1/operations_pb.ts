@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/operations.proto.
  */
 export const file_herald_v1_operations: GenFile = /*@__PURE__*/
-  fileDesc("ChpoZXJhbGQvdjEvb3BlcmF0aW9ucy5wcm90bxIJaGVyYWxkLnYxIhQKEkdldE92ZXJ2aWV3UmVxdWVzdCLAAgoTR2V0T3ZlcnZpZXdSZXNwb25zZRIwCgxvYnNlcnZlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGNoYW5uZWxzGAIgAygLMhouaGVyYWxkLnYxLkNoYW5uZWxPdmVydmlldxIWCg5vdXRib3hfcGVuZGluZxgDIAEoBBI0ChFvdXRib3hfb2xkZXN0X2FnZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5kdWVfdW5yZWxlYXNlZBgFIAEoBBIxCg5kdWVfb2xkZXN0X2FnZRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFkZWFkX2xldHRlcnNfb3BlbhgHIAEoBBIVCg1sYWdfYXZhaWxhYmxlGAggASgIIqACCg9DaGFubmVsT3ZlcnZpZXcSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg0KBWdyb3VwGAIgASgJEisKCnBhcnRpdGlvbnMYAyADKAsyFy5oZXJhbGQudjEuUGFydGl0aW9uTGFnEgsKA2xhZxgEIAEoBBIXCg9zZW50X3Blcl9zZWNvbmQYBSABKAESGQoRZmFpbGVkX3Blcl9zZWNvbmQYBiABKAESKgoHZTJlX3A1MBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgdlMmVfcDk5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2UyZV9zYW1wbGVzGAkgASgEImAKDFBhcnRpdGlvbkxhZxIRCglwYXJ0aXRpb24YASABKA0SFgoObG9nX2VuZF9vZmZzZXQYAiABKAMSGAoQY29tbWl0dGVkX29mZnNldBgDIAEoAxILCgNsYWcYBCABKAQyZgoRT3BlcmF0aW9uc1NlcnZpY2USUQoLR2V0T3ZlcnZpZXcSHS5oZXJhbGQudjEuR2V0T3ZlcnZpZXdSZXF1ZXN0Gh4uaGVyYWxkLnYxLkdldE92ZXJ2aWV3UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_herald_v1_notification]);
+  fileDesc("ChpoZXJhbGQvdjEvb3BlcmF0aW9ucy5wcm90bxIJaGVyYWxkLnYxIhQKEkdldE92ZXJ2aWV3UmVxdWVzdCLAAgoTR2V0T3ZlcnZpZXdSZXNwb25zZRIwCgxvYnNlcnZlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGNoYW5uZWxzGAIgAygLMhouaGVyYWxkLnYxLkNoYW5uZWxPdmVydmlldxIWCg5vdXRib3hfcGVuZGluZxgDIAEoBBI0ChFvdXRib3hfb2xkZXN0X2FnZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5kdWVfdW5yZWxlYXNlZBgFIAEoBBIxCg5kdWVfb2xkZXN0X2FnZRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFkZWFkX2xldHRlcnNfb3BlbhgHIAEoBBIVCg1sYWdfYXZhaWxhYmxlGAggASgIIqACCg9DaGFubmVsT3ZlcnZpZXcSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg0KBWdyb3VwGAIgASgJEisKCnBhcnRpdGlvbnMYAyADKAsyFy5oZXJhbGQudjEuUGFydGl0aW9uTGFnEgsKA2xhZxgEIAEoBBIXCg9zZW50X3Blcl9zZWNvbmQYBSABKAESGQoRZmFpbGVkX3Blcl9zZWNvbmQYBiABKAESKgoHZTJlX3A1MBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgdlMmVfcDk5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2UyZV9zYW1wbGVzGAkgASgEIn4KDFBhcnRpdGlvbkxhZxIRCglwYXJ0aXRpb24YASABKA0SFgoObG9nX2VuZF9vZmZzZXQYAiABKAMSGAoQY29tbWl0dGVkX29mZnNldBgDIAEoAxILCgNsYWcYBCABKAQSDQoFZ3JvdXAYBSABKAkSDQoFdG9waWMYBiABKAkyZgoRT3BlcmF0aW9uc1NlcnZpY2USUQoLR2V0T3ZlcnZpZXcSHS5oZXJhbGQudjEuR2V0T3ZlcnZpZXdSZXF1ZXN0Gh4uaGVyYWxkLnYxLkdldE92ZXJ2aWV3UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_herald_v1_notification]);
 
 /**
  * GetOverviewRequest has no parameters yet.
@@ -113,21 +113,22 @@ export type ChannelOverview = Message<"herald.v1.ChannelOverview"> & {
   channel: Channel;
 
   /**
-   * The workers' consumer group (topic prefix not included).
+   * The workers' consumer group of the main lane (topic prefix not included).
    *
    * @generated from field: string group = 2;
    */
   group: string;
 
   /**
-   * Consumer lag per partition of the channel's topic.
+   * Consumer lag per partition of the channel's topics: the main lane's, then the high lane's
+   * (each names its group and topic).
    *
    * @generated from field: repeated herald.v1.PartitionLag partitions = 3;
    */
   partitions: PartitionLag[];
 
   /**
-   * Sum of the partitions' lag.
+   * Sum of the partitions' lag, both lanes.
    *
    * @generated from field: uint64 lag = 4;
    */
@@ -205,6 +206,19 @@ export type PartitionLag = Message<"herald.v1.PartitionLag"> & {
    * @generated from field: uint64 lag = 4;
    */
   lag: bigint;
+
+  /**
+   * The consumer group and topic (prefix not included): herald-worker-sms on herald.sms, or
+   * herald-worker-sms-high on herald.sms.high for the channel's high-priority lane.
+   *
+   * @generated from field: string group = 5;
+   */
+  group: string;
+
+  /**
+   * @generated from field: string topic = 6;
+   */
+  topic: string;
 };
 
 /**

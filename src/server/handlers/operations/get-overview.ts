@@ -3,7 +3,7 @@ import { DurationSchema, timestampFromMs, type Duration } from "@bufbuild/protob
 import type { GetOverviewResponseSchema } from "../../../../gen/herald/v1/operations_pb.js";
 import type { Clock } from "../../../clock.js";
 import type { FlowWindow } from "../../../feed/flow-window.js";
-import { CHANNELS, workerGroup } from "../../../kafka/topics.js";
+import { CHANNELS, LANES, workerGroup } from "../../../kafka/topics.js";
 import type { Backlog } from "../../../store/backlog.js";
 import type { LagReader } from "./lag.js";
 
@@ -29,9 +29,13 @@ export function getOverviewHandler(deps: OverviewDeps) {
     const [backlog, lag] = await Promise.all([deps.backlog(), deps.lag.read()]);
     const channels = CHANNELS.map((channel) => {
       const group = workerGroup(channel);
+      // Both lanes: the high lane's group and topic are named on each of its partitions.
+      const groups = new Set(LANES.map((lane) => workerGroup(channel, lane)));
       const partitions = (lag ?? [])
-        .filter((p) => p.group === group)
+        .filter((p) => groups.has(p.group))
         .map((p) => ({
+          group: p.group,
+          topic: p.topic,
           partition: p.partition,
           logEndOffset: BigInt(p.logEndOffset),
           committedOffset: BigInt(p.committedOffset ?? -1),

@@ -1,10 +1,10 @@
 import type { Kafka, PartitionLag } from "../../../kafka/kafka.js";
 import { bounded } from "../../../kafka/errors.js";
-import { CHANNELS, channelTopic, workerGroup } from "../../../kafka/topics.js";
+import { workerSubscriptions } from "../../../kafka/topics.js";
 import { createOutageLog } from "../../../loop/outage.js";
 import type { Logger } from "../../../log.js";
 
-// The operations view's consumer lag: every channel's worker group on its topic, read with the
+// The operations view's consumer lag: every channel's worker groups (both lanes) on their topics, read with the
 // admin client (src/kafka/lag.ts). An overview must answer while Kafka does not (that is when an
 // operator looks), so a read is bounded: past the timeout the caller gets `undefined` and says
 // "lag unavailable" next to the figures PostgreSQL and memory still give. Reads are shared:
@@ -21,7 +21,7 @@ export interface LagReader {
 
 export function createLagReader(deps: { kafka: Pick<Kafka, "consumerLag">; log: Logger; timeoutMs?: number }): LagReader {
   const { kafka, timeoutMs = LAG_TIMEOUT_MS } = deps;
-  const pairs = CHANNELS.map((c) => ({ group: workerGroup(c), topic: channelTopic(c) }));
+  const pairs = workerSubscriptions().map(({ group, topic }) => ({ group, topic }));
   const outage = createOutageLog(deps.log, { down: "consumer lag unavailable for the operations overview", up: "consumer lag readable again" });
   let inFlight: Promise<PartitionLag[]> | undefined;
   return {
