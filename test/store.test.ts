@@ -128,7 +128,8 @@ describe("accept", () => {
     const [dispatch, status, ...rest] = await outboxOf(i.id);
     expect(rest).toEqual([]);
     expect(dispatch).toMatchObject({
-      topic: "herald.email",
+      // The input is PRIORITY_HIGH: its Dispatch goes on the channel's high lane.
+      topic: "herald.email.high",
       key: "user-1",
       headers: { tenant, "correlation-id": "corr-42", attempt: "1" },
       published_at: null,
@@ -401,7 +402,7 @@ describe("cancel", () => {
     await store.accept(queued);
     await db.pool.query("UPDATE outbox SET published_at = now() WHERE notification_id = $1", [queued.id]);
     expect((await store.cancel(tenant, queued.id, { now: new Date(), correlationId: "c" })).kind).toBe("canceled");
-    expect((await outboxOf(queued.id)).map((r) => r.topic)).toEqual(["herald.email", "herald.status", "herald.status"]);
+    expect((await outboxOf(queued.id)).map((r) => r.topic)).toEqual(["herald.email.high", "herald.status", "herald.status"]);
   });
 
   it("is not_found for another tenant and too_late once sent", async () => {
