@@ -31,7 +31,7 @@ export const knownVariables: ReadonlySet<string> = new Set([
   // Fast takeover (config.ts, config-delivery.ts)
   "HERALD_KAFKA_SESSION_TIMEOUT_MS", "HERALD_KAFKA_HEARTBEAT_MS", "HERALD_CLAIM_GRACE_MS",
   // config.ts: priority lanes and the rate limits' reserve for PRIORITY_HIGH (issue 15)
-  "HERALD_PRIORITY_LANES", "HERALD_RATE_LIMIT_HIGH_SHARE",
+  "HERALD_PRIORITY_LANES", "HERALD_RATE_LIMIT_HIGH_SHARE", "HERALD_PRIORITY_YIELD_MS",
   // config-delivery.ts
   "HERALD_MAX_ATTEMPTS", ...upper.map((c) => `HERALD_MAX_ATTEMPTS_${c}`),
   ...upper.map((c) => `HERALD_RATE_LIMIT_${c}`), "HERALD_RATE_LIMIT_FALLBACK_FRACTION",

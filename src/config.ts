@@ -72,6 +72,8 @@ export interface PriorityConfig {
   lanes: boolean;
   /** The share of each channel's rate limit that only PRIORITY_HIGH may use, in [0, 1); 0: none reserved. */
   highShare: number;
+  /** How long a new normal or low record waits, at most, while high-priority ones are being handled (workers/high-first.ts); 0: no waiting. */
+  yieldMs: number;
 }
 
 export interface ConsumerGroupConfig {
@@ -161,6 +163,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
       lanes: onOff(env, "HERALD_PRIORITY_LANES", true),
       // Off by default: a deployment whose limit is sized for its normal traffic keeps all of it.
       highShare: share(env, "HERALD_RATE_LIMIT_HIGH_SHARE", 0),
+      yieldMs: int(env, "HERALD_PRIORITY_YIELD_MS", 100, 0, 10_000),
     },
     scheduler: {
       batchSize: int(env, "HERALD_SCHEDULER_BATCH", 1000, 1, 100_000),

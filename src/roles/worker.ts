@@ -4,6 +4,7 @@ import type { ChannelName } from "../domain/channels.js";
 import { channelFromName, LANES, workerGroup } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import { createDeliveryMetrics } from "../metrics/delivery.js";
+import { createHighFirst } from "../workers/high-first.js";
 import { createKafkaMetrics } from "../metrics/kafka.js";
 import { createDeliveryStore } from "../store/deliveries.js";
 import { createTemplateStore } from "../store/templates.js";
@@ -108,7 +109,20 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       onWait: (seconds) => metrics.rateLimitWaited(seconds),
     });
     const sends = createSlots(delivery.concurrency);
-    const handler = createDeliveryHandler({ store, renderer, provider: guardSuppressions(provider, { db: pool }), limiter, sends, backoff: delivery.backoff, log, leases, metrics });
+    // One per channel: its lanes share the handler, so the high lane's records hold back the main lane's new ones.
+    const highFirst = createHighFirst({ maxYieldMs: config.priority.yieldMs });
+    const handler = createDeliveryHandler({
+      store,
+      renderer,
+      provider: guardSuppressions(provider, { db: pool }),
+      limiter,
+      sends,
+      backoff: delivery.backoff,
+      log,
+      leases,
+      metrics,
+      highFirst,
+    });
     // One worker per lane: the high lane's own consumer and in-flight slots keep a backlog on the
     // main topic from delaying it; the shared handler gives its sends the next send slot.
     for (const lane of LANES) {

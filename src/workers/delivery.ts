@@ -15,6 +15,7 @@ import type { Renderer } from "../templates/notification-renderer.js";
 import { newCounters, type DeliveryCounters } from "./delivery-counters.js";
 import { abandonedWhileWaiting, DeliveryAbandonedError, type DeliverySignals } from "./delivery-signals.js";
 import { failedOutcome, reportOutcome } from "./outcome.js";
+import { createHighFirst, type HighFirst } from "./high-first.js";
 import { attributeFailure, failedProvider } from "./providers/attribution.js";
 import { type Provider, type RenderedMessage, type SendResult } from "./providers/provider.js";
 import type { LeaseKeeper } from "./lease-keeper.js";
@@ -69,6 +70,8 @@ export interface DeliveryHandlerDeps {
    * handler makes (`newCounters(metrics)`; counters passed in are not backed by it).
    */
   metrics?: ChannelDeliveryMetrics;
+  /** Makes new normal and low records wait while high-priority ones run. @defaultValue no waiting */
+  highFirst?: HighFirst;
 }
 
 export interface DeliveryHandler {
@@ -82,6 +85,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
   const now = () => new Date(clock.now());
   const random = deps.random ?? Math.random;
   const { maxLeaseWaitMs = 500, maxStoreBackoffMs = 5_000 } = deps;
+  const highFirst = deps.highFirst ?? createHighFirst({ maxYieldMs: 0 });
   const counters = deps.counters ?? newCounters(metrics);
   const persist = createStoreRetry({ log: deps.log, onRetry: () => counters.storeRetries++, maxBackoffMs: maxStoreBackoffMs, random });
 
@@ -199,27 +203,38 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
         log.error("dispatch record without a notification id or attempt; skipping");
         return;
       }
-      const claimed = await claim(dispatch, signals, log);
-      if (claimed.kind === "stale") {
-        counters.skipped++;
-        log.debug({ status: claimed.status, attempts: claimed.attempts }, "nothing to do for this record; skipping");
-        return;
-      }
-      const { row } = claimed;
-      counters.claimed++;
-      if (claimed.reclaimed) {
-        counters.resentAfterLostOutcome++;
-        log.warn("re-sending after a lost outcome");
-      }
-      const unhold = deps.leases?.hold({ id: row.id, attempt: dispatch.attempt });
+      // High-priority records have the worker to themselves while they run (high-first.ts).
+      const high = dispatch.notification?.priority === Priority.HIGH;
+      const leave = high ? highFirst.enter() : undefined;
       try {
-        await attemptAndStore(row, dispatch, signals, log);
+        if (!high) await highFirst.yieldTo(signals.stop);
+        await claimAndAttempt(dispatch, signals, log);
       } finally {
-        unhold?.();
+        leave?.();
       }
     },
   };
 
+  async function claimAndAttempt(dispatch: Dispatch, signals: DeliverySignals, log: Logger): Promise<void> {
+    const claimed = await claim(dispatch, signals, log);
+    if (claimed.kind === "stale") {
+      counters.skipped++;
+      log.debug({ status: claimed.status, attempts: claimed.attempts }, "nothing to do for this record; skipping");
+      return;
+    }
+    const { row } = claimed;
+    counters.claimed++;
+    if (claimed.reclaimed) {
+      counters.resentAfterLostOutcome++;
+      log.warn("re-sending after a lost outcome");
+    }
+    const unhold = deps.leases?.hold({ id: row.id, attempt: dispatch.attempt });
+    try {
+      await attemptAndStore(row, dispatch, signals, log);
+    } finally {
+      unhold?.();
+    }
+  }
 }
 
 function safeChannelName(channel: number): string | undefined {
