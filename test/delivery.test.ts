@@ -6,7 +6,7 @@ import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeadLetterSchema } from "../gen/herald/v1/dead_letter_pb.js";
 import { DispatchSchema, type Dispatch } from "../gen/herald/v1/dispatch_pb.js";
-import { Channel, NotificationSpecSchema, Status, StatusEventSchema } from "../gen/herald/v1/notification_pb.js";
+import { Channel, NotificationSpecSchema, Priority, Status, StatusEventSchema } from "../gen/herald/v1/notification_pb.js";
 import { createScheduler } from "../src/scheduler/scheduler.js";
 import { createDeliveryStore, type DeliveryStore } from "../src/store/deliveries.js";
 import { UnavailableError } from "../src/errors.js";
@@ -16,6 +16,7 @@ import { RenderError } from "../src/templates/render-fields.js";
 import { backoffCeilingMs } from "../src/loop/backoff.js";
 import { createDeliveryHandler, type DeliveryHandlerDeps } from "../src/workers/delivery.js";
 import { DeliveryAbandonedError, type DeliverySignals } from "../src/workers/delivery-signals.js";
+import { createHighFirst } from "../src/workers/high-first.js";
 import { createLeaseKeeper } from "../src/workers/lease-keeper.js";
 import { createSlots } from "../src/workers/slots.js";
 import { PermanentError, TransientError } from "../src/errors.js";
@@ -99,7 +100,7 @@ function handler(provider: Provider, over: Partial<DeliveryHandlerDeps> = {}) {
 }
 
 /** Accepts a QUEUED email notification; returns its id, tenant and its first Dispatch as published. */
-async function queued(opts: { maxAttempts?: number; subject?: string } = {}): Promise<{ id: string; tenant: string; dispatch: Dispatch }> {
+async function queued(opts: { maxAttempts?: number; subject?: string; priority?: Priority } = {}): Promise<{ id: string; tenant: string; dispatch: Dispatch }> {
   const tenant = `t${randomBytes(4).toString("hex")}`;
   const id = uuidv7();
   const outcome = await notifications.accept({
@@ -110,6 +111,7 @@ async function queued(opts: { maxAttempts?: number; subject?: string } = {}): Pr
       recipient: { userId: "u-1", address: { case: "email", value: "ada@example.com" } },
       body: { case: "content", value: { subject: opts.subject ?? "Hi", text: "Hello", data: { k: "v" } } },
       labels: { team: "growth" },
+      priority: opts.priority,
     }),
     idempotencyKey: "",
     requestHash: createHash("sha256").update(id).digest(),
@@ -123,8 +125,12 @@ async function queued(opts: { maxAttempts?: number; subject?: string } = {}): Pr
   return { id, tenant, dispatch: (await dispatches(id))[0]! };
 }
 
+/** Its Dispatches, on either lane of the email channel. */
 async function dispatches(id: string): Promise<Dispatch[]> {
-  const r = await db.pool.query<{ value: Buffer }>("SELECT value FROM outbox WHERE notification_id = $1 AND topic = 'herald.email' ORDER BY id", [id]);
+  const r = await db.pool.query<{ value: Buffer }>(
+    "SELECT value FROM outbox WHERE notification_id = $1 AND topic IN ('herald.email', 'herald.email.high') ORDER BY id",
+    [id],
+  );
   return r.rows.map((row) => fromBinary(DispatchSchema, row.value));
 }
 
@@ -387,6 +393,32 @@ describe("delivery handler", () => {
     expect(providerB.calls).toHaveLength(0);
     expect(b.counters).toMatchObject({ skipped: 1, claimed: 0 });
     expect(await rowOf(id)).toMatchObject({ status: Status.SENT, provider_message_id: "pm-a" });
+  });
+
+  it("yields to high priority: a normal record does not claim while a high one is being handled, and goes on after it", async () => {
+    const high = await queued({ priority: Priority.HIGH });
+    const normal = await queued();
+    let finishHigh!: (r: SendResult) => void;
+    let highDone = false;
+    let normalSentAfterHigh: boolean | undefined;
+    const provider = fakeProvider((m) => {
+      if (m.notificationId === high.id) return new Promise((resolve) => (finishHigh = resolve));
+      normalSentAfterHigh = highDone;
+      return Promise.resolve({ providerMessageId: `pm-${m.notificationId}` });
+    });
+    const h = handler(provider, { highFirst: createHighFirst({ maxYieldMs: 60_000 }) });
+    const handlingHigh = h.handle(high.dispatch, running);
+    await waitFor("the high one to send", () => provider.calls.length === 1);
+    const handlingNormal = h.handle(normal.dispatch, running);
+    // Fifty database round trips, together far longer than the normal one's claim and send would
+    // take without the yield (it is SENT within a few of them then): it stays QUEUED.
+    for (let i = 0; i < 50; i++) expect((await rowOf(normal.id)).status).toBe(Status.QUEUED);
+    highDone = true;
+    finishHigh({ providerMessageId: "pm-high" });
+    await Promise.all([handlingHigh, handlingNormal]);
+    expect(normalSentAfterHigh).toBe(true);
+    expect((await rowOf(normal.id)).status).toBe(Status.SENT);
+    expect((await rowOf(high.id)).status).toBe(Status.SENT);
   });
 
   it("renews a live send's lease past its length, so another worker waits instead of re-sending; the lease lapses once renewals stop", async () => {
