@@ -218,9 +218,10 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
         const row = byId.get(item.id.toLowerCase());
         return row && item.outcome.kind === "sent" ? [{ row, item, outcome: item.outcome }] : [];
       });
-      for (const { row, item, outcome } of sent) {
-        if (outcome.deliveredBy) await deliveredOnSend(client, [row], outcome.deliveredBy, item.now);
-      }
+      await deliveredOnSend(
+        client,
+        sent.flatMap(({ row, item, outcome }) => (outcome.deliveredBy ? [{ row, provider: outcome.deliveredBy, at: item.now }] : [])),
+      );
       await applyPendingReceipts(client, sent.filter((s) => !s.outcome.deliveredBy).map((s) => s.row));
       for (const item of items) {
         const row = byId.get(item.id.toLowerCase());

@@ -147,11 +147,29 @@ export async function applyPendingReceipts(client: pg.ClientBase, rows: readonly
 }
 
 /**
- * In the transaction that has just stored SENT for `rows`: SENT → DELIVERED at once, for the
- * channels whose provider is the destination (a webhook receiver that answered 2xx).
+ * In the transaction that has just stored SENT for these rows: SENT → DELIVERED at once, for the
+ * channels whose provider is the destination (a webhook receiver that answered 2xx). One UPDATE
+ * and one append for the whole outcome batch, as the SENT transitions before them.
  */
-export async function deliveredOnSend(client: pg.ClientBase, rows: readonly NotificationRow[], provider: string, at: Date): Promise<void> {
-  for (const row of rows) {
-    await transition(client, row, { status: Status.DELIVERED, detail: `delivered: the receiver answered 2xx`, provider, at });
-  }
+export async function deliveredOnSend(
+  client: pg.ClientBase,
+  delivered: readonly { row: Pick<NotificationRow, "id">; provider: string; at: Date }[],
+): Promise<void> {
+  if (delivered.length === 0) return;
+  const updated = await client.query<NotificationRow>(
+    `UPDATE notifications n
+     SET status = $3::smallint, last_sequence = n.last_sequence + 1, updated_at = greatest(n.updated_at, i.at)
+     FROM unnest($1::uuid[], $2::timestamptz[]) AS i(id, at)
+     WHERE n.id = i.id AND n.status = $4::smallint
+     RETURNING n.*`,
+    [delivered.map((d) => d.row.id), delivered.map((d) => d.at), Status.DELIVERED, Status.SENT],
+  );
+  const providerOf = new Map(delivered.map((d) => [d.row.id.toLowerCase(), d.provider]));
+  const moved = new Map(updated.rows.map((row) => [row.id, row]));
+  // Events in the batch's order, as writeTransitions appends them.
+  const writes = delivered.flatMap(({ row }) => {
+    const now = moved.get(row.id.toLowerCase());
+    return now ? [transitionWrites(now, { detail: "delivered: the receiver answered 2xx", provider: providerOf.get(now.id) ?? "" })] : [];
+  });
+  await writeTransitions(client, writes);
 }
