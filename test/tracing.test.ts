@@ -119,13 +119,20 @@ describe("tracing on: OTEL_EXPORTER_OTLP_ENDPOINT set", { timeout: 180_000 }, ()
     return found[0]!;
   };
 
-  const delivered = (spans: CollectedSpan[]) => spans.some((s) => s.name === "herald.status" && s.attributes["herald.status"] === "sent");
+  const orphansOf = (spans: CollectedSpan[]): CollectedSpan[] => {
+    const ids = new Set(spans.map((s) => s.spanId));
+    return spans.filter((s) => !ids.has(s.parentSpanId));
+  };
+
+  // Each process exports on its own batch timer, so the worker's "sent" can reach the collector before the
+  // relay's publish span or the server's RPC span: wait until the sent outcome is in and the spans form one
+  // tree (a single root), not just for the outcome.
+  const delivered = (spans: CollectedSpan[]) =>
+    spans.some((s) => s.name === "herald.status" && s.attributes["herald.status"] === "sent") && orphansOf(spans).length === 1;
 
   /** Every span's parent is in the trace, except the root's (the caller's span, or none). */
   function expectOneTree(spans: CollectedSpan[], rootParent: string): void {
-    const ids = new Set(spans.map((s) => s.spanId));
-    const orphans = spans.filter((s) => !ids.has(s.parentSpanId));
-    expect(orphans.map((s) => [s.name, s.parentSpanId])).toEqual([[expect.any(String), rootParent]]);
+    expect(orphansOf(spans).map((s) => [s.name, s.parentSpanId])).toEqual([[expect.any(String), rootParent]]);
   }
 
   it("a Create over gRPC continues the caller's traceparent: accept, relay publish, worker claim, provider call and status in one tree", async () => {
