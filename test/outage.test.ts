@@ -133,7 +133,7 @@ describe("Kafka stopped", () => {
     for (const r of records) {
       const dispatch = fromBinary(DispatchSchema, r.value);
       seen.set(dispatch.notificationId, (seen.get(dispatch.notificationId) ?? 0) + 1);
-      expect(r.key).toBe(userOf.get(dispatch.notificationId));
+      expect(r.key).toBe(`tenant-a/${userOf.get(dispatch.notificationId)}`);
     }
     // Every accepted notification exactly once, and nothing else on the topic.
     expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(ids.map((id) => [id, 1])));

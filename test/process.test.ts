@@ -131,7 +131,7 @@ describe("server, relay and scheduler as three processes on one database and pre
       });
       const mine = records.filter((r) => fromBinary(DispatchSchema, r.value).notificationId === id);
       expect(mine).toHaveLength(1);
-      expect(mine[0]).toMatchObject({ key: "u-cli", headers: { tenant: site.tenant, attempt: "1" } });
+      expect(mine[0]).toMatchObject({ key: `${site.tenant}/u-cli`, headers: { tenant: site.tenant, attempt: "1" } });
       expect(fromBinary(DispatchSchema, mine[0]!.value)).toMatchObject({ tenant: site.tenant, attempt: 1 });
     });
 

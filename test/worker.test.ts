@@ -310,3 +310,45 @@ describe("worker membership, shutdown and fetching", () => {
     expect(w1.counters.outcomesLost + w2.counters.outcomesLost).toBe(0);
   });
 });
+
+describe("records from before an upgrade", () => {
+  let old: TestHerald;
+  const sent: RenderedMessage[] = [];
+  beforeAll(async () => {
+    // No relay: the test publishes the outbox row itself, with the key an older Herald gave it.
+    old = await startTestHerald({
+      roles: ["server", "worker"],
+      providers: { email: { name: "recording", send: async (m) => (sent.push(m), { providerMessageId: `old-${m.notificationId}` }), close: async () => {} } },
+    });
+  });
+  afterAll(async () => {
+    await old?.stop();
+  });
+
+  it("delivers a Dispatch keyed by the bare user id (the key before it named the tenant)", async () => {
+    const { notification } = await old.client().create({
+      notification: {
+        channel: Channel.EMAIL,
+        recipient: { userId: "u-upgraded", address: { case: "email", value: "u-upgraded@example.com" } },
+        body: { case: "content", value: { subject: "from before", text: "Hello" } },
+      },
+    });
+    const id = notification!.id;
+    const { rows } = await old.db.pool.query<{ topic: string; key: string; value: Buffer; headers: Record<string, string> }>(
+      "SELECT topic, key, value, headers FROM outbox WHERE notification_id = $1 AND topic = 'herald.email'",
+      [id],
+    );
+    expect(rows.map((r) => r.key)).toEqual(["tenant-a/u-upgraded"]);
+    const producer = old.rt.kafka.producer();
+    try {
+      await producer.sendBatch(rows.map((r) => ({ topic: r.topic, key: "u-upgraded", value: r.value, headers: r.headers })));
+    } finally {
+      await producer.disconnect();
+    }
+    await waitFor("the old-keyed record's delivery", async () => {
+      const r = await old.db.pool.query<{ status: number }>("SELECT status FROM notifications WHERE id = $1", [id]);
+      return r.rows[0]?.status === Status.SENT;
+    }, { timeoutMs: 60_000 });
+    expect(sent.filter((m) => m.notificationId === id).map((m) => m.subject)).toEqual(["from before"]);
+  });
+});

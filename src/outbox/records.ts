@@ -62,8 +62,20 @@ export function dispatchFrame(row: DispatchFrameSource, attempt: number, specLen
 }
 
 /**
+ * The Kafka key of a recipient's records: tenant and user id, so two tenants that both have a user
+ * "42" do not share a partition's ordering lane. The tenant cannot contain "/" (see TENANT in
+ * domain/api-keys.ts), so the first "/" splits it off unambiguously. Workers treat the key as an
+ * opaque lane name, so records written before the key included the tenant (the bare user id) are
+ * still processed after an upgrade; only the order between such an old record and a new one of
+ * the same person is not kept, since they may hash to different partitions.
+ */
+export function recordKey(tenant: string, userId: string): string {
+  return `${tenant}/${userId}`;
+}
+
+/**
  * The channel-topic record asking a worker for delivery attempt `attempt`.
- * Keyed by recipient so one person's notifications stay in order within a lane. PRIORITY_HIGH
+ * Keyed by recipient (recordKey) so one person's notifications stay in order within a lane. PRIORITY_HIGH
  * goes to the channel's high lane (herald.<channel>.high), every attempt of it: a retry or a
  * redrive of a high-priority notification is as urgent as its first attempt.
  */
@@ -72,7 +84,7 @@ export function dispatchRecord(row: DispatchSource, attempt: number): OutboxReco
   const { head, tail } = dispatchFrame(row, attempt, stored ? row.spec.length : row.spec_length);
   return {
     topic: channelTopic(row.channel, row.priority === Priority.HIGH ? "high" : "main"),
-    key: row.user_id,
+    key: recordKey(row.tenant, row.user_id),
     ...(stored ? { value: Buffer.concat([head, row.spec, tail]) } : { value: head, specTail: tail }),
     headers: withTrace({ tenant: row.tenant, "correlation-id": row.correlation_id, attempt: String(attempt) }, row.traceparent),
     notificationId: row.id,

@@ -52,7 +52,14 @@ describe("records", () => {
         correlationId: "req-1",
       }),
     );
-    expect(record).toMatchObject({ topic: "herald.email.high", key: "u-1", headers: { tenant: "t1", "correlation-id": "req-1", attempt: "2" } });
+    expect(record).toMatchObject({ topic: "herald.email.high", key: "t1/u-1", headers: { tenant: "t1", "correlation-id": "req-1", attempt: "2" } });
+  });
+
+  it("keys a Dispatch by tenant and user, so two tenants' same user id are two ordering lanes", () => {
+    expect(dispatchRecord({ ...row, tenant: "t1" }, 1).key).toBe("t1/u-1");
+    expect(dispatchRecord({ ...row, tenant: "t2" }, 1).key).toBe("t2/u-1");
+    // A user id may itself hold "/": the tenant (no "/" allowed) still splits off at the first one.
+    expect(dispatchRecord({ ...row, user_id: "a/b" }, 1).key).toBe("t1/a/b");
   });
 
   it("a PRIORITY_HIGH Dispatch goes to the channel's high lane, every attempt; the other priorities to its main topic", () => {
