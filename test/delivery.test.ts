@@ -573,7 +573,7 @@ describe("delivery handler", () => {
 
   it("counts a re-claim after an expired lease as a lease takeover, and only the outcome that was stored", async () => {
     const registry = createMetricsRegistry({ processMetrics: false });
-    const metrics = createDeliveryMetrics(registry).channel("email", "fake");
+    const metrics = createDeliveryMetrics(registry).channel("email", ["fake"]);
     const { id, dispatch } = await queued();
     let finishA!: (r: SendResult) => void;
     const providerA = fakeProvider(() => new Promise((resolve) => (finishA = resolve)));

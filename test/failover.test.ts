@@ -98,6 +98,12 @@ describe("SMS failover in a running Herald", () => {
     expect(got.notification?.provider).toBe("vonage");
     expect(await metrics("herald_provider_circuit_state", { channel: "sms", provider: "twilio" })).toBe(2);
     expect(await metrics("herald_provider_failovers_total", { channel: "sms", from: "twilio", to: "vonage" })).toBe(1);
+    // Outcomes and call times under the provider called, never under the list "twilio,vonage".
+    expect(await metrics("herald_deliveries_total", { channel: "sms", provider: "twilio", outcome: "retry" })).toBe(2);
+    expect(await metrics("herald_deliveries_total", { channel: "sms", provider: "vonage", outcome: "sent" })).toBe(1);
+    expect(await metrics("herald_provider_request_duration_seconds_count", { channel: "sms", provider: "twilio" })).toBe(2);
+    expect(await metrics("herald_provider_request_duration_seconds_count", { channel: "sms", provider: "vonage" })).toBe(1);
+    expect(await metrics("herald_deliveries_total", { channel: "sms", provider: "twilio,vonage" })).toBe(0);
   });
 
   it("with every breaker open the attempt ends RETRYING, naming no provider", async () => {
@@ -116,5 +122,9 @@ describe("SMS failover in a running Herald", () => {
     const r = await herald.db.pool.query<{ status: Status; provider: string }>("SELECT status, provider FROM notifications WHERE id = $1", [id]);
     expect(r.rows[0]).toEqual({ status: Status.RETRYING, provider: "" });
     expect(await metrics("herald_provider_circuit_state", { channel: "sms", provider: "vonage" })).toBe(2);
+    // The third attempt called no provider: its retry is "none"'s, and no call time was observed for it.
+    expect(await metrics("herald_deliveries_total", { channel: "sms", provider: "none", outcome: "retry" })).toBe(1);
+    expect(await metrics("herald_deliveries_total", { channel: "sms", provider: "vonage", outcome: "retry" })).toBe(2);
+    expect(await metrics("herald_provider_request_duration_seconds_count", { channel: "sms", provider: "vonage" })).toBe(3);
   });
 });

@@ -6,20 +6,28 @@ import { counterIn, gaugeIn, histogramIn } from "./instruments.js";
 // outcome is stored, once per attempt), provider calls (duration, in flight), how long a
 // notification took from due to SENT, rate-limit waits and lease takeovers. The worker role
 // binds one set per channel and provider; the worker, its delivery handler and its rate
-// limiter record into it.
+// limiter record into it. Outcomes and provider calls are labelled by the provider actually
+// called, so a channel with failover shows each provider's share and latency.
 
 /** What a stored attempt came to; `dead_lettered` is the last attempt failing transiently. */
 export type DeliveryOutcome = "sent" | "retry" | "failed" | "dead_lettered";
 
+/** The provider label of an attempt no provider was called for (rendering failed, suppressed, every circuit open). */
+export const NO_PROVIDER = "none";
+
 export interface ChannelDeliveryMetrics {
   /** The worker took `n` records of the channel's topic on. */
   recordsTaken(n: number): void;
-  /** An attempt's outcome was stored. */
-  outcome(kind: DeliveryOutcome): void;
+  /** An attempt's outcome was stored; `provider` is the one called ("" or NO_PROVIDER: none was). */
+  outcome(kind: DeliveryOutcome, provider: string): void;
   /** SENT was stored at `storedAtMs` for a notification due at `dueAtMs` (both ms since the epoch); `high`: a PRIORITY_HIGH one. */
   delivered(dueAtMs: number, storedAtMs: number, high?: boolean): void;
-  /** Runs one provider call, timed and counted in flight while it runs. */
-  providerCall<T>(call: () => Promise<T>): Promise<T>;
+  /**
+   * Runs one provider call, timed and counted in flight while it runs. The time is labelled with
+   * `calledOf(settled)`, the provider that answered (with failover, one of several); "": none was
+   * called (every circuit open) and nothing is observed.
+   */
+  providerCall<T>(call: () => Promise<T>, calledOf: (settled: PromiseSettledResult<T>) => string): Promise<T>;
   /** A send waited this long for the rate limiter. */
   rateLimitWaited(seconds: number): void;
   /** A claim took over an attempt whose previous holder's lease had run out. */
@@ -27,8 +35,8 @@ export interface ChannelDeliveryMetrics {
 }
 
 export interface DeliveryMetrics {
-  /** The instruments of one channel served by one provider (children bound once). */
-  channel(channel: string, provider: string): ChannelDeliveryMetrics;
+  /** The instruments of one channel served by `providers` (one, or several in failover order); children bound once. */
+  channel(channel: string, providers: readonly string[]): ChannelDeliveryMetrics;
 }
 
 /** From due to SENT stored: fine enough for p50, p99 and p99.9 of a healthy path (tens of ms) and of a backlog (minutes). */
@@ -75,15 +83,12 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
   });
 
   return {
-    channel(channel, provider) {
-      const byOutcome: Record<DeliveryOutcome, ReturnType<typeof outcomes.labels>> = {
-        sent: outcomes.labels(channel, provider, "sent"),
-        retry: outcomes.labels(channel, provider, "retry"),
-        failed: outcomes.labels(channel, provider, "failed"),
-        dead_lettered: outcomes.labels(channel, provider, "dead_lettered"),
-      };
+    channel(channel, providers) {
+      const kinds: DeliveryOutcome[] = ["sent", "retry", "failed", "dead_lettered"];
+      // prom-client keeps each child once made: binding per call is a map lookup, and a name
+      // outside `providers` (NO_PROVIDER) still gets its series.
+      const outcomeOf = (kind: DeliveryOutcome, provider: string) => outcomes.labels(channel, provider || NO_PROVIDER, kind);
       const taken = records.labels(channel);
-      const calls = providerSeconds.labels(channel, provider);
       const sending = inFlight.labels(channel);
       const delivered = e2e.labels(channel);
       const deliveredHigh = highE2e.labels(channel);
@@ -92,30 +97,35 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
       const takenOver = takeovers.labels(channel);
       // Every series present from the start, so a dashboard and a rate() read 0 rather than no
       // data before the first send (prom-client shows a child only once it has a value).
-      for (const c of [...Object.values(byOutcome), taken, waited, takenOver]) c.inc(0);
+      for (const c of [...providers.flatMap((p) => kinds.map((k) => outcomeOf(k, p))), taken, waited, takenOver]) c.inc(0);
       sending.set(0);
-      providerSeconds.zero({ channel, provider });
+      for (const provider of providers) providerSeconds.zero({ channel, provider });
       e2e.zero({ channel });
       highE2e.zero({ channel });
       waitSeconds.zero({ channel });
       return {
         recordsTaken: (n) => taken.inc(n),
-        outcome: (kind) => byOutcome[kind].inc(),
+        outcome: (kind, provider) => outcomeOf(kind, provider).inc(),
         // A host clock behind the one that stamped the row would read as negative time; it is none.
         delivered(dueAtMs, storedAtMs, high = false) {
           const seconds = Math.max(0, storedAtMs - dueAtMs) / 1000;
           delivered.observe(seconds);
           if (high) deliveredHigh.observe(seconds);
         },
-        async providerCall(call) {
+        async providerCall(call, calledOf) {
           const started = performance.now();
           sending.inc();
+          let settled: PromiseSettledResult<Awaited<ReturnType<typeof call>>>;
           try {
-            return await call();
-          } finally {
-            sending.dec();
-            calls.observe((performance.now() - started) / 1000);
+            settled = { status: "fulfilled", value: await call() };
+          } catch (reason) {
+            settled = { status: "rejected", reason };
           }
+          sending.dec();
+          const provider = calledOf(settled);
+          if (provider !== "") providerSeconds.labels(channel, provider).observe((performance.now() - started) / 1000);
+          if (settled.status === "rejected") throw settled.reason;
+          return settled.value;
         },
         rateLimitWaited(seconds) {
           waited.inc();

@@ -94,7 +94,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   const deliveryMetrics = createDeliveryMetrics(rt.metrics);
   const kafkaMetrics = createKafkaMetrics(rt.metrics);
   for (const [name, provider] of providers) {
-    const metrics = deliveryMetrics.channel(name, provider.name);
+    const metrics = deliveryMetrics.channel(name, provider.members ?? [provider.name]);
     const perSecond = delivery.rateLimits[name];
     const limiter = createRateLimiter({
       redis,

@@ -2,10 +2,11 @@ import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
 
 // What a channel worker's deliveries came to, counted where they happen (one set per worker,
 // shared by its handlers) and logged when the worker stops. The one home of delivery counts:
-// built with the registry's instruments (`newCounters(metrics)`), the outcomes and re-claims
-// counted here are counted there too (herald_deliveries_total, herald_lease_takeovers_total), so
-// the tally logged at stop and /metrics never disagree. The rest (skips, lease waits, store
-// retries) has no metric in the catalogue and stays here.
+// built with the registry's instruments (`newCounters(metrics)`), the re-claims counted here are
+// counted there too (herald_lease_takeovers_total), so the tally logged at stop and /metrics never
+// disagree. Outcomes carry a provider label the tally has no room for: reportOutcome
+// (outcome.ts) counts each in both at once. The rest (skips, lease waits, store retries) has no
+// metric in the catalogue and stays here.
 
 export interface DeliveryCounters {
   /** Attempts claimed (including re-claims). */
@@ -28,7 +29,7 @@ export interface DeliveryCounters {
   malformed: number;
 }
 
-export function newCounters(metrics?: Pick<ChannelDeliveryMetrics, "outcome" | "leaseTakeover">): DeliveryCounters {
+export function newCounters(metrics?: Pick<ChannelDeliveryMetrics, "leaseTakeover">): DeliveryCounters {
   const counters: DeliveryCounters = {
     claimed: 0,
     resentAfterLostOutcome: 0,
@@ -43,10 +44,6 @@ export function newCounters(metrics?: Pick<ChannelDeliveryMetrics, "outcome" | "
     malformed: 0,
   };
   if (!metrics) return counters;
-  backedBy(counters, "sent", () => metrics.outcome("sent"));
-  backedBy(counters, "retried", () => metrics.outcome("retry"));
-  backedBy(counters, "failed", () => metrics.outcome("failed"));
-  backedBy(counters, "deadLettered", () => metrics.outcome("dead_lettered"));
   backedBy(counters, "resentAfterLostOutcome", () => metrics.leaseTakeover());
   return counters;
 }

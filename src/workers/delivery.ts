@@ -7,7 +7,7 @@ import { isRetriable, PermanentError } from "../errors.js";
 import { channelName } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import type { BackoffOptions } from "../loop/backoff.js";
-import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
+import { NO_PROVIDER, type ChannelDeliveryMetrics } from "../metrics/delivery.js";
 import { sleep } from "../loop/sleep.js";
 import type { DeliveryStore, Outcome } from "../store/deliveries.js";
 import type { NotificationRow } from "../store/rows.js";
@@ -65,9 +65,9 @@ export interface DeliveryHandlerDeps {
    */
   leases?: LeaseKeeper;
   /**
-   * The registry's instruments of this channel and provider (src/metrics/delivery.ts): provider
-   * calls and e2e time are recorded here, outcomes and takeovers through the counters this
-   * handler makes (`newCounters(metrics)`; counters passed in are not backed by it).
+   * The registry's instruments of this channel (src/metrics/delivery.ts): provider calls, outcomes
+   * and e2e time are recorded here, takeovers through the counters this handler makes
+   * (`newCounters(metrics)`; counters passed in are not backed by it).
    */
   metrics?: ChannelDeliveryMetrics;
   /** Makes new normal and low records wait while high-priority ones run. @defaultValue no waiting */
@@ -133,7 +133,11 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       await limiter.take(signals.abort, { high });
       const send = () => provider.send(message, signals.abort);
       try {
-        result = await (metrics ? metrics.providerCall(send) : send());
+        result = await (metrics
+          ? metrics.providerCall(send, (settled) =>
+              settled.status === "fulfilled" ? (settled.value.provider ?? provider.name) : (failedProvider(settled.reason) ?? provider.name),
+            )
+          : send());
       } catch (err) {
         // The retry or failure event names the provider that failed (a failover provider has said which).
         throw attributeFailure(err, provider.name);
@@ -181,7 +185,8 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     // From the notification's due time (deliver_at: a Create's is its created_at, a retry keeps
     // the first due time) to now, when SENT is stored.
     if (outcome.kind === "sent") metrics?.delivered(row.deliver_at.getTime(), clock.now(), row.priority === Priority.HIGH);
-    reportOutcome(outcome, outcome.provider || provider.name, counters, log);
+    // An outcome no provider was called for (rendering failed, suppressed, every circuit open) is NO_PROVIDER's.
+    reportOutcome(outcome, outcome.provider || NO_PROVIDER, counters, log, metrics);
   }
 
   return {

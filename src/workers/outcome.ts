@@ -1,5 +1,6 @@
 import { HeraldError, isRetriable, TransientError } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
 import { backoffMs, type BackoffOptions } from "../loop/backoff.js";
 import type { Outcome } from "../store/deliveries.js";
 import type { NotificationRow } from "../store/rows.js";
@@ -31,8 +32,18 @@ export function failedOutcome(err: unknown, row: NotificationRow, opts: DecideOp
   return { kind: "retry", error, nextAttemptAt: new Date(opts.now.getTime() + delayMs) };
 }
 
-/** Counts and logs a stored outcome. */
-export function reportOutcome(outcome: Outcome, provider: string, counters: DeliveryCounters, log: Logger): void {
+/**
+ * Counts (in the worker's tally and, given `metrics`, herald_deliveries_total under `provider`:
+ * the one called, NO_PROVIDER when none was) and logs a stored outcome.
+ */
+export function reportOutcome(
+  outcome: Outcome,
+  provider: string,
+  counters: DeliveryCounters,
+  log: Logger,
+  metrics?: Pick<ChannelDeliveryMetrics, "outcome">,
+): void {
+  metrics?.outcome(outcome.kind === "dead" ? "dead_lettered" : outcome.kind, provider);
   switch (outcome.kind) {
     case "sent":
       counters.sent++;

@@ -31,6 +31,8 @@ describe("alert rules", () => {
       "HeraldSchedulerLate",
       "HeraldDeadLettersRising",
       "HeraldProviderErrorRatio",
+      "HeraldProviderCircuitOpen",
+      "HeraldChannelCircuitsAllOpen",
       "HeraldChannelStalled",
       "HeraldTargetDown",
     ]);

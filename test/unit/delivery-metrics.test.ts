@@ -1,12 +1,15 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { registerBacklogGauges, type BacklogValues } from "../../src/metrics/backlog-gauges.js";
-import { createDeliveryMetrics } from "../../src/metrics/delivery.js";
+import { createDeliveryMetrics, NO_PROVIDER } from "../../src/metrics/delivery.js";
 import { createKafkaMetrics } from "../../src/metrics/kafka.js";
 import { createMetricsRegistry } from "../../src/metrics/registry.js";
 import { createRelayMetrics } from "../../src/metrics/relay.js";
 import { createSchedulerMetrics } from "../../src/metrics/scheduler.js";
+import { createLogger } from "../../src/log.js";
+import type { Outcome } from "../../src/store/deliveries.js";
 import { newCounters } from "../../src/workers/delivery-counters.js";
+import { reportOutcome } from "../../src/workers/outcome.js";
 import { metricValue } from "../support/metric-values.js";
 
 // The backlog gauges' collection, with the read passed in: one read per scrape for every gauge
@@ -93,7 +96,7 @@ describe("metric factories on one registry", () => {
       createRelayMetrics(registry);
       createSchedulerMetrics(registry).released("scheduled", 0.2);
       createKafkaMetrics(registry).groupJoins("herald-worker-email")();
-      createDeliveryMetrics(registry).channel("email", "smtp").outcome("sent");
+      createDeliveryMetrics(registry).channel("email", ["smtp"]).outcome("sent", "smtp");
     }
     expect(await metricValue(registry, "herald_scheduler_released_total", { kind: "scheduled" })).toBe(2);
     expect(await metricValue(registry, "herald_kafka_rebalances_total", { group: "herald-worker-email" })).toBe(2);
@@ -104,13 +107,18 @@ describe("metric factories on one registry", () => {
 describe("series present before the first event", () => {
   it("read 0, not no data, for every outcome, kind and bound group", async () => {
     const registry = createMetricsRegistry({ processMetrics: false });
-    createDeliveryMetrics(registry).channel("sms", "twilio");
+    // SMS with failover: each provider of the list has its series, the list itself none.
+    createDeliveryMetrics(registry).channel("sms", ["twilio", "vonage"]);
     createSchedulerMetrics(registry);
     createKafkaMetrics(registry).groupJoins("herald-worker-sms");
     const text = await registry.metrics();
-    for (const outcome of ["sent", "retry", "failed", "dead_lettered"]) {
-      expect(text).toContain(`herald_deliveries_total{channel="sms",provider="twilio",outcome="${outcome}"} 0`);
+    for (const provider of ["twilio", "vonage"]) {
+      for (const outcome of ["sent", "retry", "failed", "dead_lettered"]) {
+        expect(text).toContain(`herald_deliveries_total{channel="sms",provider="${provider}",outcome="${outcome}"} 0`);
+      }
+      expect(text).toContain(`herald_provider_request_duration_seconds_count{channel="sms",provider="${provider}"} 0`);
     }
+    expect(text).not.toContain("twilio,vonage");
     for (const line of [
       'herald_worker_records_total{channel="sms"} 0',
       'herald_sends_in_flight{channel="sms"} 0',
@@ -131,20 +139,25 @@ describe("series present before the first event", () => {
 });
 
 describe("delivery counters backed by the registry", () => {
-  it("record each outcome and takeover counted into the registry, and still read and log as plain numbers", async () => {
+  it("record each outcome (under the provider called) and takeover into the registry, and still read and log as plain numbers", async () => {
     const registry = createMetricsRegistry({ processMetrics: false });
-    const counters = newCounters(createDeliveryMetrics(registry).channel("push", "fcm"));
-    counters.sent++;
-    counters.sent++;
-    counters.retried++;
-    counters.failed++;
-    counters.deadLettered++;
+    const metrics = createDeliveryMetrics(registry).channel("push", ["fcm"]);
+    const counters = newCounters(metrics);
+    const log = createLogger({ level: "silent", role: "test" });
+    const report = (outcome: Outcome, provider = "fcm") => reportOutcome(outcome, provider, counters, log, metrics);
+    report({ kind: "sent", providerMessageId: "m1", detail: "", provider: "fcm" });
+    report({ kind: "sent", providerMessageId: "m2", detail: "", provider: "fcm" });
+    report({ kind: "retry", error: "503", nextAttemptAt: new Date() });
+    report({ kind: "failed", error: "bad token" });
+    report({ kind: "dead", error: "503" });
+    report({ kind: "failed", error: "could not render" }, NO_PROVIDER);
     counters.resentAfterLostOutcome++;
     counters.skipped++; // no metric: the counter alone
     const outcome = (o: string) => metricValue(registry, "herald_deliveries_total", { channel: "push", provider: "fcm", outcome: o });
     expect([await outcome("sent"), await outcome("retry"), await outcome("failed"), await outcome("dead_lettered")]).toEqual([2, 1, 1, 1]);
+    expect(await metricValue(registry, "herald_deliveries_total", { channel: "push", provider: "none", outcome: "failed" })).toBe(1);
     expect(await metricValue(registry, "herald_lease_takeovers_total", { channel: "push" })).toBe(1);
-    expect(counters).toMatchObject({ sent: 2, retried: 1, failed: 1, deadLettered: 1, resentAfterLostOutcome: 1, skipped: 1 });
+    expect(counters).toMatchObject({ sent: 2, retried: 1, failed: 2, deadLettered: 1, resentAfterLostOutcome: 1, skipped: 1 });
     expect(JSON.parse(JSON.stringify(counters))).toMatchObject({ sent: 2, resentAfterLostOutcome: 1, skipped: 1 });
   });
 });

@@ -63,8 +63,9 @@ export function createFailoverProvider(deps: FailoverDeps): Provider {
   }
 
   return {
-    // The channel's limiter and delivery metrics are keyed by this: one budget for the list.
+    // The channel's rate limiter is keyed by this: one budget for the list (metrics use members).
     name: providers.map((p) => p.name).join(","),
+    members: providers.map((p) => p.name),
     send,
     close: async () => void (await Promise.allSettled(providers.map((p) => p.close()))),
   };

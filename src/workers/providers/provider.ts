@@ -47,6 +47,12 @@ export interface Provider {
   /** Name for logs, metrics and the rate limiter key, e.g. "smtp", "twilio". */
   readonly name: string;
   /**
+   * The configured providers this one sends through, in order, when it is several (failover);
+   * absent: only itself. Metrics are labelled by member, so a channel's series name the provider
+   * that was called, never the list.
+   */
+  readonly members?: readonly string[];
+  /**
    * Sends one message. Resolves when the provider accepted it; rejects with
    * TransientError or PermanentError (anything else counts as transient).
    * Must give up by itself within its configured timeout, and when `signal` aborts.

@@ -2,6 +2,7 @@ import type pg from "pg";
 import { PermanentError, TransientError } from "../../errors.js";
 import { isUnavailable } from "../../store/errors.js";
 import { findSuppression, type Suppression } from "../../store/suppressions.js";
+import { attributeFailure } from "./attribution.js";
 import type { Provider, RenderedMessage } from "./provider.js";
 
 // A provider that refuses suppressed addresses (migration 008): before each send it looks the
@@ -37,6 +38,7 @@ export function suppressedText(s: Suppression): string {
 export function guardSuppressions(provider: Provider, deps: SuppressionGuardDeps): Provider {
   return {
     name: provider.name,
+    ...(provider.members ? { members: provider.members } : {}),
     async send(message, signal) {
       const address = addressOf(message);
       if (address !== undefined) {
@@ -47,9 +49,10 @@ export function guardSuppressions(provider: Provider, deps: SuppressionGuardDeps
           // Not knowing is not a verdict: whatever kept the lookup from answering, try again later
           // rather than fail a notification to an address that may well be fine.
           const why = isUnavailable(err) ? "database unavailable" : "the lookup failed";
-          throw new TransientError(`could not check the suppression list: ${why}`, { cause: err });
+          // No provider was called: the failure is none of theirs (attributed to "").
+          throw attributeFailure(new TransientError(`could not check the suppression list: ${why}`, { cause: err }), "");
         }
-        if (suppression) throw new PermanentError(suppressedText(suppression));
+        if (suppression) throw attributeFailure(new PermanentError(suppressedText(suppression)), "");
       }
       return provider.send(message, signal);
     },
