@@ -46,6 +46,18 @@ export interface ProvidersConfig {
   fallbacks?: { email?: EmailProviderConfig[]; sms?: SmsProviderConfig[] };
 }
 
+/**
+ * Each channel that lists several providers, with their names in failover order, as the
+ * providers, their circuit breakers and metrics name them (an SMTP relay by its `name`).
+ */
+export function failoverLists(p: ProvidersConfig): Array<{ channel: "email" | "sms"; providers: string[] }> {
+  const nameOf = (c: EmailProviderConfig | SmsProviderConfig) => (c.kind === "smtp" ? (c.name ?? "smtp") : c.kind);
+  const lists: Array<{ channel: "email" | "sms"; providers: string[] }> = [];
+  if (p.email && p.fallbacks?.email?.length) lists.push({ channel: "email", providers: [p.email, ...p.fallbacks.email].map(nameOf) });
+  if (p.sms && p.fallbacks?.sms?.length) lists.push({ channel: "sms", providers: [p.sms, ...p.fallbacks.sms].map(nameOf) });
+  return lists;
+}
+
 /** When a provider's circuit breaker opens and how it comes back (src/workers/providers/circuit/). */
 export interface BreakerConfig {
   /** Transient failures within `windowMs` that open the breaker. */

@@ -26,3 +26,17 @@ export function createRedis(url: string, log: Logger): Redis {
   });
   return redis;
 }
+
+/**
+ * Gives up on a Redis command after `ms`: a Redis that accepts the connection but does not answer
+ * (a partition) must not hold a send or an overview for ioredis's own timeouts. The command may
+ * still complete after; callers fall back as if it had failed.
+ */
+export function redisWithin<T>(command: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis did not answer within ${ms} ms`)), ms);
+  });
+  command.catch(() => {}); // it may still settle after we gave up on it
+  return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
+}

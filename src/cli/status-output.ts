@@ -1,11 +1,12 @@
 import { timestampDate, type Duration } from "@bufbuild/protobuf/wkt";
-import type { GetOverviewResponse } from "../../gen/herald/v1/operations_pb.js";
+import { CircuitState, type GetOverviewResponse } from "../../gen/herald/v1/operations_pb.js";
 import { channelName, channelTopic } from "../kafka/topics.js";
 
 // What `herald status` prints: one screen read top to bottom as an operator asks the questions.
 // Is anything waiting in Kafka (a table per channel, the columns of `kafka-consumer-groups
 // --describe`, so the numbers can be compared with it)? In the outbox, the scheduler, the dead
-// letters? How fast does each channel deliver? Pure: the response in, the text out.
+// letters? How fast does each channel deliver? Is a provider's circuit breaker open? Pure: the
+// response in, the text out.
 
 /** Left-aligned columns, each as wide as its widest cell, two spaces apart. */
 export function table(rows: readonly (readonly string[])[]): string {
@@ -28,6 +29,13 @@ function seconds(d: Duration | undefined): number {
 }
 
 const rate = (perSecond: number) => perSecond.toFixed(2);
+
+const circuitText: Record<CircuitState, string> = {
+  [CircuitState.UNSPECIFIED]: "unknown",
+  [CircuitState.CLOSED]: "closed",
+  [CircuitState.HALF_OPEN]: "half-open",
+  [CircuitState.OPEN]: "open",
+};
 
 export function formatOverview(o: GetOverviewResponse): string {
   const at = o.observeTime ? timestampDate(o.observeTime).toISOString() : "-";
@@ -71,5 +79,19 @@ export function formatOverview(o: GetOverviewResponse): string {
   ]);
   out.push("\n" + table([["CHANNEL", "SENT/s", "FAILED/s", "E2E-P50", "E2E-P99", "SAMPLES"], ...flow]));
   out.push("(rates over the last minute, end to end over the last five, as this API instance saw them)\n");
+
+  // Only channels with failover have breakers; a server from before them sends none.
+  const circuits = o.channels.flatMap((c) =>
+    c.circuits.map((k) => [
+      channelName(c.channel),
+      k.provider,
+      circuitText[k.state] ?? "unknown",
+      k.state === CircuitState.OPEN ? formatSeconds(seconds(k.retryIn)) : "-",
+    ]),
+  );
+  if (circuits.length > 0) {
+    out.push("\n" + table([["CHANNEL", "PROVIDER", "CIRCUIT", "PROBE-IN"], ...circuits]));
+    out.push("(circuit breakers of the channels with failover, in order; unknown: Redis did not answer)\n");
+  }
   return out.join("");
 }

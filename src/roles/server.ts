@@ -20,6 +20,9 @@ import { createDeadLetterStore } from "../store/dead-letters.js";
 import { suppressionService } from "../server/suppression-service.js";
 import { operationsService } from "../server/operations-service.js";
 import { createLagReader } from "../server/handlers/operations/lag.js";
+import { createCircuitReader } from "../server/handlers/operations/circuits.js";
+import { circuitKey, readCircuits } from "../workers/providers/circuit/shared.js";
+import { failoverLists } from "../config-delivery.js";
 import { readBacklog } from "../store/backlog.js";
 import { withStoreErrors } from "../store/errors.js";
 import { createFlowWindow } from "../feed/flow-window.js";
@@ -104,6 +107,11 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     operationsService({
       backlog: () => withStoreErrors(() => readBacklog(pool)),
       lag: createLagReader({ kafka, log: log.child({ component: "operations" }) }),
+      circuits: createCircuitReader({
+        lists: failoverLists(config.delivery.providers),
+        read: (breakers) => readCircuits(rt.redis, breakers.map((b) => circuitKey(config.kafka.topicPrefix, b.channel, b.provider))),
+        log: log.child({ component: "operations" }),
+      }),
       flow,
       clock: systemClock,
     }),

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "../log.js";
+import { redisWithin } from "../redis.js";
 import { systemClock, type Clock } from "../clock.js";
 import { createOutageLog } from "../loop/outage.js";
 import { createWakeup } from "../loop/sleep.js";
@@ -67,14 +68,6 @@ export interface RateLimiterOptions {
   onWait?: (seconds: number) => void;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`redis did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   const { redis, name, perSecond, log, clock = systemClock, redisTimeoutMs = 500, probeIntervalMs = 1000, onWait } = opts;
   if (!name) throw new RangeError("rate limiter: name must not be empty");
@@ -120,7 +113,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     const quota = slotQuota(perSecond, slot);
     if (probing || quota === 0 || clock.now() < nextProbeAt) return;
     probing = true;
-    withTimeout(shared(slot, quota), redisTimeoutMs).then(
+    redisWithin(shared(slot, quota), redisTimeoutMs).then(
       () => {
         probing = false;
         outage.succeeded();
@@ -138,7 +131,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
       const cap = capOf(perSecond, normalPerSecond, slot, high);
       if (cap === 0) return false;
       try {
-        return await withTimeout(shared(slot, cap), redisTimeoutMs);
+        return await redisWithin(shared(slot, cap), redisTimeoutMs);
       } catch (err) {
         fallBack(err);
       }

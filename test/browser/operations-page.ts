@@ -39,6 +39,21 @@ export function operationsPage(page: Page) {
         name,
       );
     },
+    /** The providers column of a channel's row: each provider's breaker as shown. */
+    async circuits(channel: string): Promise<Array<{ provider: string; state: string; text: string }>> {
+      return page.$$eval(
+        "#ops-channel-rows tr",
+        (trs, wanted) => {
+          const tr = trs.find((t) => t.getAttribute("data-channel") === wanted);
+          return Array.from(tr?.querySelectorAll('td[data-field="circuits"] .circuit') ?? []).map((s) => ({
+            provider: s.getAttribute("data-provider") ?? "",
+            state: s.getAttribute("data-state") ?? "",
+            text: s.textContent ?? "",
+          }));
+        },
+        channel,
+      );
+    },
     /** Lag per partition of one channel's lane (the main one unless told), as the table shows it. */
     async partitions(channel: string, lane: "main" | "high" = "main"): Promise<Array<{ partition: number; lag: number }>> {
       return page.$$eval(

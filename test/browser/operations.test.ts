@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
 import { FAST, createNotification } from "../e2e/support.js";
@@ -19,6 +20,7 @@ import { operationsPage, type OperationsPage } from "./operations-page.js";
 // away and the page says "lag unavailable" and carries on with the rest.
 
 const N = 12;
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const SCREENSHOT = join(REPO, "docs/img/operations-view.png");
 
 let broker: PrivateBroker;
@@ -43,7 +45,21 @@ beforeAll(async () => {
   broker = await startPrivateBroker();
   db = await createTestDatabase("herald_web_ops");
   site = await heraldSite(db.url);
-  env = site.env({ ...FAST, KAFKA_BROKERS: broker.brokers.join(","), HERALD_EMAIL_PROVIDER: "sink", HERALD_SINK_DIR: sinkDir });
+  env = site.env({
+    ...FAST,
+    KAFKA_BROKERS: broker.brokers.join(","),
+    HERALD_EMAIL_PROVIDER: "sink",
+    HERALD_SINK_DIR: sinkDir,
+    // SMS with failover, so the channel table shows its breakers (nothing is sent by SMS here).
+    HERALD_SMS_PROVIDER: "twilio,vonage",
+    TWILIO_BASE_URL: "http://127.0.0.1:9",
+    TWILIO_ACCOUNT_SID: "AC00000000000000000000000000000000",
+    TWILIO_AUTH_TOKEN: "token",
+    VONAGE_BASE_URL: "http://127.0.0.1:9",
+    VONAGE_API_KEY: "key",
+    VONAGE_API_SECRET: "secret",
+    HERALD_SMS_FROM: "+15005550006",
+  });
   await Promise.all([start("server"), start("relay")]);
   client = createHeraldClient({ address: site.grpcAddress, apiKey: site.apiKey });
   // Kafka is taken away on purpose below: the feed's and the polls' failed fetches are expected.
@@ -66,6 +82,24 @@ describe("the operations view", () => {
     await ops.open(site.httpUrl, site.apiKey);
     await waitFor("the view to be live", async () => (await ops.state()).state === "live");
     expect((await ops.channel("email"))?.lag).toBe("0");
+
+    // SMS's breakers as the workers share them in Redis: both closed, then Twilio's opened (as
+    // a worker's Lua script leaves it: state 2, open until 10 minutes from now).
+    await waitFor("the SMS breakers, closed", async () => JSON.stringify((await ops.circuits("sms")).map((c) => [c.provider, c.state])) === '[["twilio","closed"],["vonage","closed"]]');
+    expect(await ops.circuits("email")).toEqual([]);
+    const redis = new Redis(REDIS_URL);
+    try {
+      await redis.hset(`${site.prefix}herald:cb:sms:twilio`, { s: 2, f: 0, ws: 0, ou: Date.now() + 600_000, pu: 0 });
+      await redis.pexpire(`${site.prefix}herald:cb:sms:twilio`, 900_000);
+    } finally {
+      redis.disconnect();
+    }
+    const open = await waitFor("the page to show Twilio's breaker open", async () => {
+      const cs = await ops.circuits("sms");
+      return cs[0]?.state === "open" && cs;
+    });
+    expect(open.map((c) => [c.provider, c.state])).toEqual([["twilio", "open"], ["vonage", "closed"]]);
+    expect(open[0]!.text).toMatch(/^twilio open \(probe in (9|10) m \d+ s\)$/);
 
     // No worker: every record waits in herald.email.
     for (let i = 0; i < N; i++) await createNotification(client, `u-ops-${i % 4}`, { case: "email", value: `ops${i}@example.com` }, { subject: "ops", text: "hello" });

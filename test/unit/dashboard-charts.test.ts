@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
-import { GetOverviewResponseSchema } from "../../gen/herald/v1/operations_pb.js";
+import { CircuitState, GetOverviewResponseSchema } from "../../gen/herald/v1/operations_pb.js";
 import { formatValue, maxOf, niceMax, pathData, scale, ticks } from "../../web/src/chart-geometry.js";
 import { durationText } from "../../web/src/operations.js";
 import { figures, recordFigures } from "../../web/src/overview.js";
@@ -121,7 +121,15 @@ describe("overview figures", () => {
           e2eP99: { seconds: 1n, nanos: 250_000_000 },
           e2eSamples: 90n,
         },
-        { channel: Channel.SMS, group: "herald-worker-sms" },
+        {
+          channel: Channel.SMS,
+          group: "herald-worker-sms",
+          circuits: [
+            { provider: "twilio", state: CircuitState.OPEN, retryIn: { seconds: 12n, nanos: 500_000_000 } },
+            { provider: "vonage", state: CircuitState.HALF_OPEN },
+            { provider: "messagebird", state: CircuitState.UNSPECIFIED },
+          ],
+        },
       ],
     });
 
@@ -137,6 +145,7 @@ describe("overview figures", () => {
       p50Seconds: 0.04,
       p99Seconds: 1.25,
       samples: 90,
+      circuits: [],
       partitions: [
         { lane: "main", partition: 0, logEndOffset: 10n, committedOffset: 5n, lag: 5 },
         // A partition of the channel's high-priority topic.
@@ -144,6 +153,12 @@ describe("overview figures", () => {
       ],
     });
     expect(f.channels[1]).toMatchObject({ channel: "sms", lag: 0, sentPerSecond: 0 });
+    // Each provider's breaker, in failover order; UNSPECIFIED (Redis did not answer) reads unknown.
+    expect(f.channels[1]!.circuits).toEqual([
+      { provider: "twilio", state: "open", retryInSeconds: 12.5 },
+      { provider: "vonage", state: "half-open", retryInSeconds: 0 },
+      { provider: "messagebird", state: "unknown", retryInSeconds: 0 },
+    ]);
     expect(f.channels[1]!.p99Seconds).toBeNaN();
   });
 

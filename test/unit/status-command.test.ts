@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { GetOverviewResponseSchema, type GetOverviewResponse } from "../../gen/herald/v1/operations_pb.js";
+import { CircuitState, GetOverviewResponseSchema, type GetOverviewResponse } from "../../gen/herald/v1/operations_pb.js";
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
 import { formatOverview, formatSeconds } from "../../src/cli/status-output.js";
 import { parseStatusArgs, statusLoop } from "../../src/cli/status-command.js";
@@ -26,7 +26,8 @@ const busy = create(GetOverviewResponseSchema, {
       { partition: 0, logEndOffset: 880n, committedOffset: 880n, lag: 0n },
       { partition: 1, logEndOffset: 901n, committedOffset: 901n, lag: 0n },
       { partition: 2, logEndOffset: 874n, committedOffset: 874n, lag: 0n }],
-      sentPerSecond: 3.02, failedPerSecond: 0, e2eP50: d(0.095), e2eP99: d(0.31), e2eSamples: 905n },
+      sentPerSecond: 3.02, failedPerSecond: 0, e2eP50: d(0.095), e2eP99: d(0.31), e2eSamples: 905n,
+      circuits: [{ provider: "twilio", state: CircuitState.OPEN, retryIn: d(42.5) }, { provider: "vonage", state: CircuitState.CLOSED }] },
     { channel: Channel.PUSH, group: "herald-worker-push", lag: 0n, partitions: [
       { partition: 0, logEndOffset: 0n, committedOffset: -1n, lag: 0n },
       { partition: 1, logEndOffset: 0n, committedOffset: -1n, lag: 0n },
@@ -68,6 +69,11 @@ sms      3.02    0.00      95ms     310ms    905
 push     0.00    0.00      -        -        0
 webhook  0.00    0.00      -        -        0
 (rates over the last minute, end to end over the last five, as this API instance saw them)
+
+CHANNEL  PROVIDER  CIRCUIT  PROBE-IN
+sms      twilio    open     42.5s
+sms      vonage    closed   -
+(circuit breakers of the channels with failover, in order; unknown: Redis did not answer)
 `;
 
 describe("herald status screen", () => {

@@ -3,7 +3,7 @@ import type { Clients } from "./client.js";
 import { byId, el, timeText } from "./dom.js";
 import { codeName, sleep } from "./feed.js";
 import { lineChart } from "./line-chart.js";
-import { figures, recordFigures, type OverviewFigures } from "./overview.js";
+import { figures, recordFigures, type ChannelFigures, type OverviewFigures } from "./overview.js";
 import { startPolling } from "./poll.js";
 import { seriesSet } from "./series.js";
 
@@ -27,6 +27,19 @@ export function durationText(s: number): string {
 }
 
 const rate = (v: number) => (Math.round(v * 100) / 100).toString();
+
+/** "twilio closed · vonage open (12 s)", each provider marked with its breaker's state; "–" with one provider. */
+function circuitCells(c: ChannelFigures): Array<Node | string> {
+  if (c.circuits.length === 0) return [el("span", { class: "muted" }, "–")];
+  return c.circuits.flatMap((k, i) => [
+    ...(i > 0 ? [" · "] : []),
+    el(
+      "span",
+      { class: `circuit circuit-${k.state}`, "data-provider": k.provider, "data-state": k.state },
+      `${k.provider} ${k.state}${k.state === "open" && k.retryInSeconds > 0 ? ` (probe in ${durationText(k.retryInSeconds)})` : ""}`,
+    ),
+  ]);
+}
 
 export function operationsView(clients: () => Clients | undefined) {
   const state = byId("ops-state");
@@ -86,6 +99,7 @@ export function operationsView(clients: () => Clients | undefined) {
           el("td", { class: "num", "data-field": "p50" }, durationText(c.p50Seconds)),
           el("td", { class: "num", "data-field": "p99" }, durationText(c.p99Seconds)),
           el("td", { class: "num", "data-field": "samples" }, String(c.samples)),
+          el("td", { "data-field": "circuits" }, ...circuitCells(c)),
         ),
       ),
     );

@@ -1,6 +1,6 @@
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import type { GetOverviewResponse } from "../../gen/herald/v1/operations_pb.js";
+import { CircuitState, type GetOverviewResponse } from "../../gen/herald/v1/operations_pb.js";
 import { channelName } from "./notification-table.js";
 import type { SeriesSet } from "./series.js";
 
@@ -21,9 +21,20 @@ export interface ChannelFigures {
   p50Seconds: number;
   p99Seconds: number;
   samples: number;
+  /** Each provider's circuit breaker, in failover order; empty with one provider. */
+  circuits: Array<{ provider: string; state: CircuitText; retryInSeconds: number }>;
   /** Lane "high": the channel's high-priority topic (herald.<channel>.high). */
   partitions: Array<{ lane: "main" | "high"; partition: number; logEndOffset: bigint; committedOffset: bigint; lag: number }>;
 }
+
+export type CircuitText = "closed" | "half-open" | "open" | "unknown";
+
+const circuitText: Record<CircuitState, CircuitText> = {
+  [CircuitState.UNSPECIFIED]: "unknown",
+  [CircuitState.CLOSED]: "closed",
+  [CircuitState.HALF_OPEN]: "half-open",
+  [CircuitState.OPEN]: "open",
+};
 
 export interface OverviewFigures {
   /** The server's clock, ms since the epoch. */
@@ -50,6 +61,7 @@ export function figures(o: GetOverviewResponse, now: () => number = Date.now): O
       p50Seconds: c.e2eSamples > 0n ? seconds(c.e2eP50) : NaN,
       p99Seconds: c.e2eSamples > 0n ? seconds(c.e2eP99) : NaN,
       samples: Number(c.e2eSamples),
+      circuits: c.circuits.map((k) => ({ provider: k.provider, state: circuitText[k.state] ?? "unknown", retryInSeconds: seconds(k.retryIn) })),
       partitions: c.partitions.map((p) => ({
         lane: p.topic.endsWith(".high") ? ("high" as const) : ("main" as const),
         partition: p.partition, logEndOffset: p.logEndOffset, committedOffset: p.committedOffset, lag: Number(p.lag) })),

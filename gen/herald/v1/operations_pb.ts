@@ -2,8 +2,8 @@
 // @generated from file herald/v1/operations.proto (package herald.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Channel } from "./notification_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/operations.proto.
  */
 export const file_herald_v1_operations: GenFile = /*@__PURE__*/
-  fileDesc("ChpoZXJhbGQvdjEvb3BlcmF0aW9ucy5wcm90bxIJaGVyYWxkLnYxIhQKEkdldE92ZXJ2aWV3UmVxdWVzdCLAAgoTR2V0T3ZlcnZpZXdSZXNwb25zZRIwCgxvYnNlcnZlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGNoYW5uZWxzGAIgAygLMhouaGVyYWxkLnYxLkNoYW5uZWxPdmVydmlldxIWCg5vdXRib3hfcGVuZGluZxgDIAEoBBI0ChFvdXRib3hfb2xkZXN0X2FnZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5kdWVfdW5yZWxlYXNlZBgFIAEoBBIxCg5kdWVfb2xkZXN0X2FnZRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFkZWFkX2xldHRlcnNfb3BlbhgHIAEoBBIVCg1sYWdfYXZhaWxhYmxlGAggASgIIqACCg9DaGFubmVsT3ZlcnZpZXcSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg0KBWdyb3VwGAIgASgJEisKCnBhcnRpdGlvbnMYAyADKAsyFy5oZXJhbGQudjEuUGFydGl0aW9uTGFnEgsKA2xhZxgEIAEoBBIXCg9zZW50X3Blcl9zZWNvbmQYBSABKAESGQoRZmFpbGVkX3Blcl9zZWNvbmQYBiABKAESKgoHZTJlX3A1MBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgdlMmVfcDk5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2UyZV9zYW1wbGVzGAkgASgEIn4KDFBhcnRpdGlvbkxhZxIRCglwYXJ0aXRpb24YASABKA0SFgoObG9nX2VuZF9vZmZzZXQYAiABKAMSGAoQY29tbWl0dGVkX29mZnNldBgDIAEoAxILCgNsYWcYBCABKAQSDQoFZ3JvdXAYBSABKAkSDQoFdG9waWMYBiABKAkyZgoRT3BlcmF0aW9uc1NlcnZpY2USUQoLR2V0T3ZlcnZpZXcSHS5oZXJhbGQudjEuR2V0T3ZlcnZpZXdSZXF1ZXN0Gh4uaGVyYWxkLnYxLkdldE92ZXJ2aWV3UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_herald_v1_notification]);
+  fileDesc("ChpoZXJhbGQvdjEvb3BlcmF0aW9ucy5wcm90bxIJaGVyYWxkLnYxIhQKEkdldE92ZXJ2aWV3UmVxdWVzdCLAAgoTR2V0T3ZlcnZpZXdSZXNwb25zZRIwCgxvYnNlcnZlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGNoYW5uZWxzGAIgAygLMhouaGVyYWxkLnYxLkNoYW5uZWxPdmVydmlldxIWCg5vdXRib3hfcGVuZGluZxgDIAEoBBI0ChFvdXRib3hfb2xkZXN0X2FnZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5kdWVfdW5yZWxlYXNlZBgFIAEoBBIxCg5kdWVfb2xkZXN0X2FnZRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFkZWFkX2xldHRlcnNfb3BlbhgHIAEoBBIVCg1sYWdfYXZhaWxhYmxlGAggASgIIs4CCg9DaGFubmVsT3ZlcnZpZXcSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEg0KBWdyb3VwGAIgASgJEisKCnBhcnRpdGlvbnMYAyADKAsyFy5oZXJhbGQudjEuUGFydGl0aW9uTGFnEgsKA2xhZxgEIAEoBBIXCg9zZW50X3Blcl9zZWNvbmQYBSABKAESGQoRZmFpbGVkX3Blcl9zZWNvbmQYBiABKAESKgoHZTJlX3A1MBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgdlMmVfcDk5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2UyZV9zYW1wbGVzGAkgASgEEiwKCGNpcmN1aXRzGAogAygLMhouaGVyYWxkLnYxLlByb3ZpZGVyQ2lyY3VpdCJ4Cg9Qcm92aWRlckNpcmN1aXQSEAoIcHJvdmlkZXIYASABKAkSJgoFc3RhdGUYAiABKA4yFy5oZXJhbGQudjEuQ2lyY3VpdFN0YXRlEisKCHJldHJ5X2luGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIn4KDFBhcnRpdGlvbkxhZxIRCglwYXJ0aXRpb24YASABKA0SFgoObG9nX2VuZF9vZmZzZXQYAiABKAMSGAoQY29tbWl0dGVkX29mZnNldBgDIAEoAxILCgNsYWcYBCABKAQSDQoFZ3JvdXAYBSABKAkSDQoFdG9waWMYBiABKAkqfAoMQ2lyY3VpdFN0YXRlEh0KGUNJUkNVSVRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRDSVJDVUlUX1NUQVRFX0NMT1NFRBABEhsKF0NJUkNVSVRfU1RBVEVfSEFMRl9PUEVOEAISFgoSQ0lSQ1VJVF9TVEFURV9PUEVOEAMyZgoRT3BlcmF0aW9uc1NlcnZpY2USUQoLR2V0T3ZlcnZpZXcSHS5oZXJhbGQudjEuR2V0T3ZlcnZpZXdSZXF1ZXN0Gh4uaGVyYWxkLnYxLkdldE92ZXJ2aWV3UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_herald_v1_notification]);
 
 /**
  * GetOverviewRequest has no parameters yet.
@@ -166,6 +166,14 @@ export type ChannelOverview = Message<"herald.v1.ChannelOverview"> & {
    * @generated from field: uint64 e2e_samples = 9;
    */
   e2eSamples: bigint;
+
+  /**
+   * The circuit breaker of each provider, in failover order, when the channel lists several
+   * (HERALD_SMS_PROVIDER=twilio,vonage); empty for a channel with one provider.
+   *
+   * @generated from field: repeated herald.v1.ProviderCircuit circuits = 10;
+   */
+  circuits: ProviderCircuit[];
 };
 
 /**
@@ -174,6 +182,39 @@ export type ChannelOverview = Message<"herald.v1.ChannelOverview"> & {
  */
 export const ChannelOverviewSchema: GenMessage<ChannelOverview> = /*@__PURE__*/
   messageDesc(file_herald_v1_operations, 2);
+
+/**
+ * ProviderCircuit is one provider's circuit breaker as the workers share it (through Redis).
+ *
+ * @generated from message herald.v1.ProviderCircuit
+ */
+export type ProviderCircuit = Message<"herald.v1.ProviderCircuit"> & {
+  /**
+   * The provider's name, as in metrics and on notifications ("twilio", "smtp-backup").
+   *
+   * @generated from field: string provider = 1;
+   */
+  provider: string;
+
+  /**
+   * @generated from field: herald.v1.CircuitState state = 2;
+   */
+  state: CircuitState;
+
+  /**
+   * While open: how long until a probe may go through. Zero in any other state.
+   *
+   * @generated from field: google.protobuf.Duration retry_in = 3;
+   */
+  retryIn?: Duration | undefined;
+};
+
+/**
+ * Describes the message herald.v1.ProviderCircuit.
+ * Use `create(ProviderCircuitSchema)` to create a new message.
+ */
+export const ProviderCircuitSchema: GenMessage<ProviderCircuit> = /*@__PURE__*/
+  messageDesc(file_herald_v1_operations, 3);
 
 /**
  * PartitionLag is one partition as `kafka-consumer-groups --describe` shows it.
@@ -226,7 +267,48 @@ export type PartitionLag = Message<"herald.v1.PartitionLag"> & {
  * Use `create(PartitionLagSchema)` to create a new message.
  */
 export const PartitionLagSchema: GenMessage<PartitionLag> = /*@__PURE__*/
-  messageDesc(file_herald_v1_operations, 3);
+  messageDesc(file_herald_v1_operations, 4);
+
+/**
+ * CircuitState is a provider's circuit breaker state.
+ *
+ * @generated from enum herald.v1.CircuitState
+ */
+export enum CircuitState {
+  /**
+   * Not known: Redis did not answer.
+   *
+   * @generated from enum value: CIRCUIT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Sends go through; transient failures are counted.
+   *
+   * @generated from enum value: CIRCUIT_STATE_CLOSED = 1;
+   */
+  CLOSED = 1,
+
+  /**
+   * One probe send is allowed; its outcome closes or reopens the breaker.
+   *
+   * @generated from enum value: CIRCUIT_STATE_HALF_OPEN = 2;
+   */
+  HALF_OPEN = 2,
+
+  /**
+   * Nothing is sent through this provider: the next in the list takes the sends.
+   *
+   * @generated from enum value: CIRCUIT_STATE_OPEN = 3;
+   */
+  OPEN = 3,
+}
+
+/**
+ * Describes the enum herald.v1.CircuitState.
+ */
+export const CircuitStateSchema: GenEnum<CircuitState> = /*@__PURE__*/
+  enumDesc(file_herald_v1_operations, 0);
 
 /**
  * OperationsService tells an operator how the pipeline is doing right now:

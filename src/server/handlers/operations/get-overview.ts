@@ -1,22 +1,31 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { DurationSchema, timestampFromMs, type Duration } from "@bufbuild/protobuf/wkt";
-import type { GetOverviewResponseSchema } from "../../../../gen/herald/v1/operations_pb.js";
+import { CircuitState, type GetOverviewResponseSchema } from "../../../../gen/herald/v1/operations_pb.js";
 import type { Clock } from "../../../clock.js";
 import type { FlowWindow } from "../../../feed/flow-window.js";
-import { CHANNELS, LANES, workerGroup } from "../../../kafka/topics.js";
+import { CHANNELS, channelName, LANES, workerGroup } from "../../../kafka/topics.js";
 import type { Backlog } from "../../../store/backlog.js";
+import type { CircuitReader, CircuitReading } from "./circuits.js";
 import type { LagReader } from "./lag.js";
 
 export interface OverviewDeps {
   /** The outbox, due rows and dead letters (src/store/backlog.ts); UnavailableError when PostgreSQL is down. */
   backlog(): Promise<Backlog>;
   lag: LagReader;
+  /** The breakers of the channels with failover. @defaultValue none */
+  circuits?: CircuitReader;
   /** This instance's view of the status feed's flow. */
   flow: Pick<FlowWindow, "channel">;
   clock: Clock;
 }
 
 type Overview = MessageInitShape<typeof GetOverviewResponseSchema>;
+
+const stateOf: Record<CircuitReading["state"], CircuitState> = {
+  closed: CircuitState.CLOSED,
+  half_open: CircuitState.HALF_OPEN,
+  open: CircuitState.OPEN,
+};
 
 /**
  * GetOverview: one snapshot of the pipeline. Deployment-wide counts, no tenant data, so any valid
@@ -26,7 +35,7 @@ type Overview = MessageInitShape<typeof GetOverviewResponseSchema>;
 export function getOverviewHandler(deps: OverviewDeps) {
   return async (): Promise<Overview> => {
     const observed = deps.clock.now();
-    const [backlog, lag] = await Promise.all([deps.backlog(), deps.lag.read()]);
+    const [backlog, lag, circuits] = await Promise.all([deps.backlog(), deps.lag.read(), deps.circuits?.read()]);
     const channels = CHANNELS.map((channel) => {
       const group = workerGroup(channel);
       // Both lanes: the high lane's group and topic are named on each of its partitions.
@@ -52,6 +61,11 @@ export function getOverviewHandler(deps: OverviewDeps) {
         e2eP50: duration(flow.e2eP50Ms / 1000),
         e2eP99: duration(flow.e2eP99Ms / 1000),
         e2eSamples: BigInt(flow.e2eSamples),
+        circuits: (circuits?.get(channelName(channel)) ?? []).map(({ provider, reading }) => ({
+          provider,
+          state: reading ? stateOf[reading.state] : CircuitState.UNSPECIFIED,
+          retryIn: duration((reading?.retryInMs ?? 0) / 1000),
+        })),
       };
     });
     return {

@@ -2,10 +2,11 @@ import type { Redis } from "ioredis";
 import { systemClock, type Clock } from "../../../clock.js";
 import type { BreakerConfig } from "../../../config-delivery.js";
 import type { Logger } from "../../../log.js";
+import { redisWithin } from "../../../redis.js";
 import { createOutageLog } from "../../../loop/outage.js";
 import { createCircuitMetrics, type CircuitMetrics } from "../../../metrics/circuit.js";
 import type { Registry } from "../../../metrics/registry.js";
-import { createSharedBreakerStore, type SharedBreakerStore } from "./shared.js";
+import { circuitKey, createSharedBreakerStore, type SharedBreakerStore } from "./shared.js";
 import { admit, circuitStateValue, closedState, record, type Admission, type BreakerState, type CircuitState } from "./state.js";
 
 // The circuit breakers of one deployment: one per channel and provider, shared by every worker
@@ -52,14 +53,6 @@ export interface CircuitBoardOptions {
   probeIntervalMs?: number;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`redis did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 export function createCircuitBoard(opts: CircuitBoardOptions): CircuitBoard {
   const { config, log, clock = systemClock, redisTimeoutMs = 500, probeIntervalMs = 1000 } = opts;
   let shared: SharedBreakerStore | undefined;
@@ -81,7 +74,7 @@ export function createCircuitBoard(opts: CircuitBoardOptions): CircuitBoard {
     if (retrying && (trying || clock.now() < nextTryAt)) return undefined;
     trying = retrying;
     try {
-      const result = await withTimeout(f(shared), redisTimeoutMs);
+      const result = await redisWithin(f(shared), redisTimeoutMs);
       outage.succeeded();
       return result;
     } catch (err) {
@@ -101,7 +94,7 @@ export function createCircuitBoard(opts: CircuitBoardOptions): CircuitBoard {
 
   return {
     breaker(channel, provider) {
-      const key = `${opts.keyPrefix}herald:cb:${channel}:${provider}`;
+      const key = circuitKey(opts.keyPrefix, channel, provider);
       const report = (state: CircuitState) => metrics?.state(channel, provider, circuitStateValue[state]);
       return {
         channel,

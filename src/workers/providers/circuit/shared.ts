@@ -52,6 +52,39 @@ save(ttl)
 return s
 `;
 
+// KEYS: breakers. Returns per key { state, ms until an open breaker's cooldown ends (else 0) }.
+const READ = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i, key in ipairs(KEYS) do
+  local h = redis.call('HMGET', key, 's', 'ou')
+  local s, ou = tonumber(h[1]) or 0, tonumber(h[2]) or 0
+  local left = 0
+  if s == 2 and ou > now then left = ou - now end
+  out[i] = {s, left}
+end
+return out
+`;
+
+/** The Redis key of one provider's breaker in one deployment (`keyPrefix`: the topic prefix). */
+export function circuitKey(keyPrefix: string, channel: string, provider: string): string {
+  return `${keyPrefix}herald:cb:${channel}:${provider}`;
+}
+
+/** A breaker as read, not moved: its state and, when open, how long until a probe may go. */
+export interface CircuitReading {
+  state: CircuitState;
+  retryInMs: number;
+}
+
+/** Reads breakers without moving them, in one round trip (an open one past its cooldown still reads open until a send probes it). */
+export async function readCircuits(redis: Redis, keys: readonly string[]): Promise<CircuitReading[]> {
+  if (keys.length === 0) return [];
+  const rows = (await redis.eval(READ, keys.length, ...keys)) as Array<[number, number]>;
+  return rows.map(([state, retryInMs]) => ({ state: STATES[state] ?? "closed", retryInMs }));
+}
+
 export interface SharedBreakerStore {
   admit(key: string): Promise<Admission>;
   record(key: string, ok: boolean, probe: boolean): Promise<CircuitState>;
