@@ -66,9 +66,12 @@ describe("Create over every listener", () => {
     expect(records).toHaveLength(4);
     for (const record of records) {
       const dispatch = fromBinary(DispatchSchema, record.value);
-      expect(ids[record.key]).toBe(dispatch.notificationId);
-      expect(record.headers).toMatchObject({ tenant: "tenant-a", "correlation-id": `req-${record.key}`, attempt: "1" });
-      expect(dispatch).toMatchObject({ tenant: "tenant-a", attempt: 1, correlationId: `req-${record.key}` });
+      // Keyed by tenant and user: <tenant>/<user_id>.
+      expect(record.key.startsWith("tenant-a/")).toBe(true);
+      const userId = record.key.slice("tenant-a/".length);
+      expect(ids[userId]).toBe(dispatch.notificationId);
+      expect(record.headers).toMatchObject({ tenant: "tenant-a", "correlation-id": `req-${userId}`, attempt: "1" });
+      expect(dispatch).toMatchObject({ tenant: "tenant-a", attempt: 1, correlationId: `req-${userId}` });
       expect(dispatch.notification?.recipient?.address).toEqual({ case: "email", value: "ada@example.com" });
     }
   });
@@ -153,8 +156,8 @@ describe("idempotency", () => {
     // The first answer is built from the row as inserted, the second from the row as stored.
     expect(second.notification).toEqual(first.notification);
     expect(await countRows("SELECT 1 FROM notifications WHERE idempotency_key = 'order-42'")).toBe(1);
-    const records = await readTopic(herald.topic("herald.email"), { until: (r) => r.some((x) => x.key === "idem-user") });
-    expect(records.filter((r) => r.key === "idem-user")).toHaveLength(1);
+    const records = await readTopic(herald.topic("herald.email"), { until: (r) => r.some((x) => x.key === "tenant-a/idem-user") });
+    expect(records.filter((r) => r.key === "tenant-a/idem-user")).toHaveLength(1);
   });
 
   it("the same key with a different request → ALREADY_EXISTS, nothing new", async () => {
@@ -234,8 +237,8 @@ describe("Get and Cancel", () => {
     expect(canceled.notification?.status).toBe(Status.CANCELED);
     const got = await client.get({ id: notification!.id });
     expect(got.history.map((e) => e.status)).toEqual([Status.SCHEDULED, Status.CANCELED]);
-    const records = await readTopic(herald.topic("herald.email"), { until: (r) => r.some((x) => x.key === "cancel-witness") });
-    expect(records.filter((r) => r.key === "cancel-user")).toHaveLength(0);
+    const records = await readTopic(herald.topic("herald.email"), { until: (r) => r.some((x) => x.key === "tenant-a/cancel-witness") });
+    expect(records.filter((r) => r.key === "tenant-a/cancel-user")).toHaveLength(0);
   });
 
   it("Cancel after it was sent → FAILED_PRECONDITION", async () => {

@@ -304,8 +304,8 @@ describe("RedriveDeadLetters", () => {
     });
     const mine = dispatches.filter((r) => fromBinary(DispatchSchema, r.value).notificationId === id);
     expect(mine.map((r) => [r.key, r.headers.attempt, fromBinary(DispatchSchema, r.value).attempt])).toEqual([
-      ["redrive-user", "1", 1],
-      ["redrive-user", "5", 5],
+      ["tenant-a/redrive-user", "1", 1],
+      ["tenant-a/redrive-user", "5", 5],
     ]);
     const statuses = await readTopic(herald.topic("herald.status"), {
       until: (r) => r.some((x) => x.key === id && fromBinary(StatusEventSchema, x.value).detail === "redriven"),

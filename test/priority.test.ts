@@ -129,7 +129,7 @@ describe("priority lanes", () => {
     const id = await create(herald, "robin", Priority.HIGH, "flaky code");
     await sentOrder(herald, [id]);
 
-    const records = await readTopic(herald.topic("herald.email.high"), { until: (rs) => rs.filter((r) => r.key === "robin").length >= 2 });
+    const records = await readTopic(herald.topic("herald.email.high"), { until: (rs) => rs.filter((r) => r.key === "tenant-a/robin").length >= 2 });
     const attempts = records
       .map((r) => fromBinary(DispatchSchema, r.value))
       .filter((d) => d.notificationId === id)
@@ -158,7 +158,7 @@ describe("priority lanes", () => {
     expect(order).toEqual([...low, high]);
     // The relay put it on herald.email: the high lane's topic got nothing.
     const records = await readTopic(herald.topic("herald.email"), { until: (rs) => rs.some((r) => fromBinary(DispatchSchema, r.value).notificationId === high) });
-    expect(records.filter((r) => r.key === "sam")).toHaveLength(BACKLOG + 1);
+    expect(records.filter((r) => r.key === "tenant-a/sam")).toHaveLength(BACKLOG + 1);
     const lag = await herald.rt.kafka.consumerLag([{ group: "herald-worker-email-high", topic: "herald.email.high" }]);
     expect(lag.reduce((sum, p) => sum + p.logEndOffset, 0)).toBe(0);
   });

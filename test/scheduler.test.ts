@@ -118,7 +118,7 @@ describe("scheduler", () => {
       expect(accepted?.topic).toBe("herald.status");
       expect(dispatch).toMatchObject({
         topic: "herald.sms",
-        key: "user-7",
+        key: `${tenant}/user-7`,
         headers: { tenant, "correlation-id": "corr-s", attempt: "1" },
       });
       expect(fromBinary(DispatchSchema, dispatch!.value)).toMatchObject({ notificationId: id, tenant, attempt: 1 });

@@ -130,7 +130,7 @@ describe("accept", () => {
     expect(dispatch).toMatchObject({
       // The input is PRIORITY_HIGH: its Dispatch goes on the channel's high lane.
       topic: "herald.email.high",
-      key: "user-1",
+      key: `${tenant}/user-1`,
       headers: { tenant, "correlation-id": "corr-42", attempt: "1" },
       published_at: null,
     });

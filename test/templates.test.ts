@@ -174,8 +174,8 @@ describe("notifications with a TemplateRef", () => {
     const row = await herald.db.pool.query<{ spec: Buffer }>("SELECT spec FROM notifications WHERE id = $1", [notification!.id]);
     expect(fromBinary(NotificationSpecSchema, row.rows[0]!.spec).body).toMatchObject({ case: "template", value: { version: 2 } });
 
-    const records = await readTopic(herald.topic("herald.email"), { until: (r) => r.some((x) => x.key === "pin-user") });
-    const dispatch = fromBinary(DispatchSchema, records.find((r) => r.key === "pin-user")!.value);
+    const records = await readTopic(herald.topic("herald.email"), { until: (r) => r.some((x) => x.key === "tenant-a/pin-user") });
+    const dispatch = fromBinary(DispatchSchema, records.find((r) => r.key === "tenant-a/pin-user")!.value);
     expect(dispatch.notificationId).toBe(notification!.id);
     expect(dispatch.notification?.body).toMatchObject({ case: "template", value: { templateId: "pinned", version: 2, variables: { name: "Ada" } } });
 
