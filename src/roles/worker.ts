@@ -15,6 +15,7 @@ import type { DeliveryCounters } from "../workers/delivery-counters.js";
 import { createCircuitBoard, createProvider, type CircuitBoard, type Provider } from "../workers/providers/index.js";
 import { createRateLimiter } from "../workers/rate-limit.js";
 import { guardSuppressions } from "../workers/providers/suppression-guard.js";
+import { createSuppressionLookups } from "../store/suppression-lookups.js";
 import { createSlots } from "../workers/slots.js";
 import { createChannelWorker, type ChannelWorker } from "../workers/worker.js";
 import { startWhenReachable } from "./dependency-wait.js";
@@ -85,6 +86,8 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   const providers = createWorkerProviders(config, opts.channels, log, opts.providers, breakers);
 
   const renderer = createRenderer({ templates: createTemplateStore({ pool }) });
+  // One batcher for every channel: a send's lookup waits for at most the one query in flight.
+  const suppressionLookups = createSuppressionLookups({ db: pool });
   const store = createDeliveryStore({ pool, leaseMs: delivery.leaseMs });
   // A third of the lease: one or two failed renewals (a database blip) still leave claims alive.
   const leases = createLeaseKeeper({ store, intervalMs: Math.max(100, Math.floor(delivery.leaseMs / 3)), log });
@@ -114,7 +117,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
     const handler = createDeliveryHandler({
       store,
       renderer,
-      provider: guardSuppressions(provider, { db: pool }),
+      provider: guardSuppressions(provider, { lookups: suppressionLookups }),
       limiter,
       sends,
       backoff: delivery.backoff,

@@ -5,7 +5,7 @@ import { writeDeadLetter } from "./dead-letter-record.js";
 import { databaseUnavailable, withStoreErrors } from "./errors.js";
 import { createGroupCommit } from "./group-commit.js";
 import type { NotificationRow } from "./rows.js";
-import { applyPendingReceipts, deliveredOnSend } from "./receipts.js";
+import { applyTakenReceipts, deliveredOnSend, takePendingReceipts, type TakenReceipt } from "./receipts.js";
 import { transitionWrites, writeTransitions } from "./transitions.js";
 
 // The workers' side of the notifications table: claiming one attempt and
@@ -211,18 +211,20 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
         const { outcome } = item;
         return [transitionWrites(row, { detail: outcome.kind === "sent" ? outcome.detail : outcome.error, provider: outcome.provider ?? "" })];
       });
-      await writeTransitions(client, writes);
       // After SENT, in the same transaction: a destination's own answer (webhook 2xx), or the
-      // receipts that arrived before SENT was stored (store/receipts.ts says why this is race-free).
+      // receipts that arrived before SENT was stored (store/receipts.ts says why this is race-free),
+      // taken in the transitions' own statement.
       const sent = items.flatMap((item) => {
         const row = byId.get(item.id.toLowerCase());
         return row && item.outcome.kind === "sent" ? [{ row, item, outcome: item.outcome }] : [];
       });
+      const relayed = sent.filter((s) => !s.outcome.deliveredBy).map((s) => s.row);
+      const taken = await writeTransitions<TakenReceipt>(client, writes, takePendingReceipts(relayed.map((r) => r.id)));
       await deliveredOnSend(
         client,
         sent.flatMap(({ row, item, outcome }) => (outcome.deliveredBy ? [{ row, provider: outcome.deliveredBy, at: item.now }] : [])),
       );
-      await applyPendingReceipts(client, sent.filter((s) => !s.outcome.deliveredBy).map((s) => s.row));
+      await applyTakenReceipts(client, relayed, taken);
       for (const item of items) {
         const row = byId.get(item.id.toLowerCase());
         if (row && (item.outcome.kind === "failed" || item.outcome.kind === "dead")) {

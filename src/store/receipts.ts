@@ -5,7 +5,7 @@ import { inTransaction } from "./db.js";
 import { withStoreErrors } from "./errors.js";
 import type { NotificationRow } from "./rows.js";
 import { addSuppression, type SuppressionReason } from "./suppressions.js";
-import { transitionWrites, writeTransitions } from "./transitions.js";
+import { transitionWrites, writeTransitions, type Alongside } from "./transitions.js";
 
 // Receipts: what a provider reports after it accepted a message (delivered, bounced, undelivered,
 // a complaint). Every receipt goes through the one transition code, so it appends a status event
@@ -119,28 +119,47 @@ async function transition(
   return moved;
 }
 
+/** A receipt kept because it arrived before its SENT, as takePendingReceipts returns it (JSON). */
+export interface TakenReceipt {
+  notification_id: string;
+  provider: string;
+  provider_message_id: string;
+  status: Status;
+  detail: string;
+  /** ISO 8601. */
+  received_at: string;
+}
+
 /**
- * In the transaction that has just stored SENT for `rows`: applies, in the order received, the
- * receipts that arrived earlier for the message ids stored, and deletes every kept receipt of
- * those notifications (one for another message id can never apply now). Returns the rows that
- * moved on, as they are now.
+ * For the transaction that is storing SENT for `ids`: deletes every kept receipt of those
+ * notifications (one for another message id can never apply now) and returns them, as the
+ * `alongside` step of the outcome's writeTransitions statement: a statement after the UPDATE
+ * that took the rows' locks, so it sees every receipt committed before (see above why none can
+ * be missed), at no round trip of its own. undefined: nothing to take.
  */
-export async function applyPendingReceipts(client: pg.ClientBase, rows: readonly NotificationRow[]): Promise<NotificationRow[]> {
-  if (rows.length === 0) return [];
-  const kept = await client.query<{ notification_id: string; provider: string; provider_message_id: string; status: Status; detail: string; received_at: Date }>(
-    `DELETE FROM receipts WHERE notification_id = ANY($1::uuid[])
-     RETURNING notification_id, provider, provider_message_id, status, detail, received_at`,
-    [rows.map((r) => r.id)],
-  );
-  if (kept.rows.length === 0) return [];
+export function takePendingReceipts(ids: readonly string[]): Alongside | undefined {
+  if (ids.length === 0) return undefined;
+  return (first) => ({
+    sql: `DELETE FROM receipts WHERE notification_id = ANY($${first}::uuid[])
+          RETURNING notification_id, provider, provider_message_id, status, detail, received_at`,
+    params: [ids],
+  });
+}
+
+/**
+ * Applies, in the order received, the receipts takePendingReceipts took for `rows` (just stored
+ * SENT) whose message id is the one stored. Returns the rows that moved on, as they are now.
+ */
+export async function applyTakenReceipts(client: pg.ClientBase, rows: readonly NotificationRow[], taken: readonly TakenReceipt[]): Promise<NotificationRow[]> {
+  if (taken.length === 0) return [];
   const byId = new Map(rows.map((r) => [r.id, r]));
   const moved: NotificationRow[] = [];
-  const ordered = [...kept.rows].sort((a, b) => a.received_at.getTime() - b.received_at.getTime());
+  const ordered = taken.map((r) => ({ ...r, at: new Date(r.received_at) })).sort((a, b) => a.at.getTime() - b.at.getTime());
   for (const r of ordered) {
     const row = byId.get(r.notification_id);
     if (!row || !sameMessage(row.provider_message_id, r.provider_message_id)) continue;
     // The first that applies wins; the guard makes any later one (DELIVERED after FAILED) a no-op.
-    const now = await transition(client, row, { status: r.status as Status.DELIVERED | Status.FAILED, detail: r.detail, provider: r.provider, at: r.received_at });
+    const now = await transition(client, row, { status: r.status as Status.DELIVERED | Status.FAILED, detail: r.detail, provider: r.provider, at: r.at });
     if (now) moved.push(now);
   }
   return moved;

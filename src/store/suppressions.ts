@@ -81,6 +81,31 @@ export async function findSuppression(db: Queryable, tenant: string, channel: Ch
   return result.rows[0] ? toSuppression(result.rows[0]) : undefined;
 }
 
+/** A lookup of findSuppressions: the address as given (matched normalized). */
+export interface SuppressionKey {
+  tenant: string;
+  channel: Channel;
+  address: string;
+}
+
+/**
+ * The suppressions of many addresses in one statement, in the order asked (undefined: not
+ * suppressed). The workers' lookups go through it in batches (suppression-lookups.ts): one round
+ * trip for every send that waited, not one per send.
+ */
+export async function findSuppressions(db: Queryable, keys: readonly SuppressionKey[]): Promise<Array<Suppression | undefined>> {
+  if (keys.length === 0) return [];
+  const result = await db.query<SuppressionRow & { ord: number }>(
+    `SELECT q.ord::int AS ord, s.tenant, s.channel, s.address, s.reason, s.detail, s.notification_id, s.created_at
+       FROM unnest($1::text[], $2::smallint[], $3::text[]) WITH ORDINALITY AS q(tenant, channel, address, ord)
+       JOIN suppressions s ON s.tenant = q.tenant AND s.channel = q.channel AND s.address = q.address`,
+    [keys.map((k) => k.tenant), keys.map((k) => k.channel), keys.map((k) => suppressionAddress(k.channel, k.address))],
+  );
+  const found: Array<Suppression | undefined> = keys.map(() => undefined);
+  for (const row of result.rows) found[row.ord - 1] = toSuppression(row);
+  return found;
+}
+
 /** Lifts a suppression; returns the entry that was lifted, undefined when there was none. */
 export async function removeSuppression(db: Queryable, tenant: string, channel: Channel, address: string): Promise<Suppression | undefined> {
   const result = await db.query<SuppressionRow>(

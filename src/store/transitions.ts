@@ -1,7 +1,8 @@
 import type pg from "pg";
 import { Status } from "../../gen/herald/v1/notification_pb.js";
 import { dispatchRecord, statusRecord, type OutboxRecord } from "../outbox/records.js";
-import { outboxInsert, writeOutbox } from "../outbox/write.js";
+import { OUTBOX_CHANNEL } from "../outbox/channel.js";
+import { outboxInsert } from "../outbox/write.js";
 import { toStatusEvent, type NotificationRow, type StatusEventRow } from "./rows.js";
 
 // What one status transition writes besides the notification row: its status_events row and
@@ -101,13 +102,28 @@ export function keptTransitions(first: number, writes: readonly TransitionWrites
   };
 }
 
+/** One more data-modifying step of writeTransitions' statement (its SQL, parameters from $first); its rows are returned. */
+export type Alongside = (first: number) => { sql: string; params: unknown[] };
+
 /**
- * Appends the events and outbox rows of many transitions in two statements,
- * in the given order, and wakes the relay (on commit).
+ * Appends the events and outbox rows of many transitions, in the given order, and wakes the
+ * relay (on commit), in ONE statement: a claim or outcome batch pays one round trip for them.
+ * `alongside`, when given, runs in the same statement (a CTE of its own) and its rows are
+ * returned, decoded from JSON (timestamps as ISO strings): a follow-up that must see what
+ * committed before the caller's UPDATE took its locks (a fresh statement, as this one is)
+ * without a round trip of its own. Nothing is written or run for no writes.
  */
-export async function writeTransitions(client: pg.ClientBase, writes: readonly TransitionWrites[]): Promise<void> {
-  if (writes.length === 0) return;
+export async function writeTransitions<R = never>(client: pg.ClientBase, writes: readonly TransitionWrites[], alongside?: Alongside): Promise<R[]> {
+  if (writes.length === 0) return [];
   const events = eventsInsert(1, writes.map((w) => w.event));
-  await client.query(events.sql, events.params);
-  await writeOutbox(client, writes.flatMap((w) => w.outbox));
+  const records = outboxInsert(1 + events.params.length, writes.flatMap((w) => w.outbox));
+  let next = 1 + events.params.length + records.params.length;
+  const extra = alongside?.(next);
+  if (extra) next += extra.params.length;
+  const result = await client.query<{ alongside: R[] | null }>(
+    `WITH events AS (${events.sql}), records AS (${records.sql})${extra ? `, alongside AS (${extra.sql})` : ""}
+     SELECT pg_notify($${next}, '') AS woke, ${extra ? "(SELECT json_agg(a) FROM alongside a)" : "NULL::json"} AS alongside`,
+    [...events.params, ...records.params, ...(extra?.params ?? []), OUTBOX_CHANNEL],
+  );
+  return result.rows[0]?.alongside ?? [];
 }

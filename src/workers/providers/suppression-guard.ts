@@ -1,7 +1,7 @@
-import type pg from "pg";
 import { PermanentError, TransientError } from "../../errors.js";
 import { isUnavailable } from "../../store/errors.js";
-import { findSuppression, type Suppression } from "../../store/suppressions.js";
+import type { SuppressionLookups } from "../../store/suppression-lookups.js";
+import type { Suppression } from "../../store/suppressions.js";
 import { attributeFailure } from "./attribution.js";
 import type { Provider, RenderedMessage } from "./provider.js";
 
@@ -12,8 +12,8 @@ import type { Provider, RenderedMessage } from "./provider.js";
 // through, so no provider needs to know about suppressions.
 
 export interface SuppressionGuardDeps {
-  /** Where suppressions live: the worker's pool. */
-  db: Pick<pg.Pool, "query">;
+  /** The worker's lookups (batched; src/store/suppression-lookups.ts). */
+  lookups: SuppressionLookups;
 }
 
 const reasonText: Record<Suppression["reason"], string> = {
@@ -44,7 +44,7 @@ export function guardSuppressions(provider: Provider, deps: SuppressionGuardDeps
       if (address !== undefined) {
         let suppression: Suppression | undefined;
         try {
-          suppression = await findSuppression(deps.db, message.tenant, message.channel, address);
+          suppression = await deps.lookups.find({ tenant: message.tenant, channel: message.channel, address });
         } catch (err) {
           // Not knowing is not a verdict: whatever kept the lookup from answering, try again later
           // rather than fail a notification to an address that may well be fine.
