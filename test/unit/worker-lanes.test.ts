@@ -16,7 +16,7 @@ async function consumerOptionsOf(lane: "main" | "high"): Promise<ConsumerOptions
     run: async () => {},
     commit: async () => {},
     close: async () => {},
-  } as unknown as KafkaConsumer;
+  };
   const worker = createChannelWorker({
     channel: Channel.SMS,
     lane,
