@@ -27,8 +27,11 @@ export interface PageTokenCodec<K extends string> {
 
 /** Bumped when the cursor's form changes, so an old token is refused instead of misread. */
 const version = 1;
-/** Far above any cursor Herald issues; bounds the work spent on junk. */
-const maxTokenChars = 400;
+/**
+ * Above any cursor Herald issues (the longest: a 4,096-character device token in a suppression's
+ * cursor, about 5,500 characters once JSON and base64url); bounds the work spent on junk.
+ */
+const maxTokenChars = 8192;
 const base64url = /^[A-Za-z0-9_-]+$/;
 
 export function pageTokenCodec<K extends string>(fields: Readonly<Record<K, FieldRule>>): PageTokenCodec<K> {

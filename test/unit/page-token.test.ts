@@ -21,6 +21,15 @@ describe("page tokens", () => {
     expect(codec.decode("")).toBeUndefined();
   });
 
+  it("carries the longest cursor Herald issues: a suppression's 4,096-character device token, a user id of 256 four-byte characters", () => {
+    const long = pageTokenCodec({ address: textField(4096) });
+    const cursor = { address: "t".repeat(4096) };
+    expect(long.decode(long.encode(cursor))).toEqual(cursor);
+    const user = pageTokenCodec({ userId: textField(512) });
+    const wide = { userId: "\u{1F600}".repeat(256) };
+    expect(user.decode(user.encode(wide))).toEqual(wide);
+  });
+
   it("is an INVALID_ARGUMENT naming page_token when refused", () => {
     const err = refused("!");
     expect(err).toBeInstanceOf(InvalidPageTokenError);
@@ -45,7 +54,7 @@ describe("page tokens", () => {
       token({ v: 1, at: "1" }),
       token({ v: 1, at: "1", id: "a", extra: "b" }),
       token({ v: 1, at: 1, id: "a" }),
-      "A".repeat(401),
+      "A".repeat(8193),
     ]) {
       expect(refused(t), t).toBeInstanceOf(InvalidPageTokenError);
     }
