@@ -103,9 +103,9 @@ describe("release", () => {
       ids.set(notification!.id, due.getTime());
     }
     const records = await readTopic(herald.topic("herald.sms"), {
-      until: (r) => r.filter((x) => x.key.startsWith("release-")).length >= 20,
+      until: (r) => r.filter((x) => x.key.startsWith("tenant-a/release-")).length >= 20,
     });
-    const mine = records.filter((r) => r.key.startsWith("release-"));
+    const mine = records.filter((r) => r.key.startsWith("tenant-a/release-"));
     expect(mine).toHaveLength(20);
     for (const r of mine) {
       const dispatch = fromBinary(DispatchSchema, r.value);

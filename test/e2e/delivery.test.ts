@@ -241,7 +241,7 @@ describe("redelivery", () => {
     const original = records.filter((r) => fromBinary(DispatchSchema, r.value).notificationId === id);
     expect(original).toHaveLength(1);
     const record = original[0]!;
-    expect(record).toMatchObject({ key: "dup-user", headers: { tenant: TENANT, attempt: "1" } });
+    expect(record).toMatchObject({ key: `${TENANT}/dup-user`, headers: { tenant: TENANT, attempt: "1" } });
 
     const producer = testKafka().producer();
     await producer.connect();
