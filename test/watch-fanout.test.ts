@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { Partitioners } from "kafkajs";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -28,6 +29,24 @@ let c: TestHerald;
 const providerA = instantProvider("a");
 const providerC = instantProvider("c");
 
+/**
+ * `count` user ids whose Dispatch keys (tenant-a/<user>) hash to every one of the topic's 3
+ * partitions, `count / 3` each, as the producer's partitioner places them: so both workers,
+ * whatever split of the partitions they got, have records to deliver (random ids all landed on one
+ * worker's partitions in about 1 run in 130).
+ */
+function spreadUsers(prefix: string, count: number): string[] {
+  const partitionOf = Partitioners.DefaultPartitioner();
+  const partitionMetadata = [0, 1, 2].map((partitionId) => ({ partitionId, partitionErrorCode: 0, leader: 0, replicas: [0], isr: [0], offlineReplicas: [] }));
+  const byPartition: string[][] = [[], [], []];
+  for (let i = 0; byPartition.some((p) => p.length < count / 3); i++) {
+    const user = `${prefix}-${i}`;
+    const p = partitionOf({ topic: "t", partitionMetadata, message: { key: `tenant-a/${user}`, value: null } });
+    if (byPartition[p]!.length < count / 3) byPartition[p]!.push(user);
+  }
+  return byPartition.flat();
+}
+
 const opened = (w: Watcher) => w.messages.some((m) => m.kind.case === "heartbeat");
 const tag = () => randomBytes(5).toString("hex");
 
@@ -47,7 +66,7 @@ afterAll(async () => {
 describe("WatchStatus fan-out", () => {
   it("two API instances, events from two workers: every subscriber gets every event of its selection", async () => {
     const run = tag();
-    const users = Array.from({ length: 12 }, (_, i) => `fan-${run}-${i}`);
+    const users = spreadUsers(`fan-${run}`, 12);
     const watchers: Array<{ on: string; w: Watcher; user?: string; onlySent?: boolean }> = [
       { on: "A tenant", w: watch(a.client(), {}) },
       { on: "B tenant", w: watch(b.client(), {}) },
