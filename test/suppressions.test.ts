@@ -1,5 +1,5 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, Status, type Notification } from "../gen/herald/v1/notification_pb.js";
@@ -11,6 +11,7 @@ import { addSuppression } from "../src/store/suppressions.js";
 import type { Provider, RenderedMessage } from "../src/workers/providers/provider.js";
 import { FAST } from "./e2e/support.js";
 import { KEY_A, KEY_B, startTestHerald, type TestHerald } from "./support/herald.js";
+import { bearer, rejection } from "./support/rpc.js";
 import { waitFor } from "./support/wait.js";
 
 // Suppressions end to end: SuppressionService on both listeners (gRPC and Connect), scoped to
@@ -42,29 +43,13 @@ beforeAll(async () => {
   herald = await startTestHerald({ roles: ["server", "relay", "scheduler", "worker"], providers: { email: provider }, env: { ...FAST } });
   grpcA = createSuppressionClient({ address: herald.grpcAddress, apiKey: KEY_A });
   grpcB = createSuppressionClient({ address: herald.grpcAddress, apiKey: KEY_B });
-  const auth: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${KEY_A}`);
-    return next(req);
-  };
-  connectA = createClient(SuppressionService, createConnectTransport({ baseUrl: herald.httpUrl, httpVersion: "1.1", interceptors: [auth] }));
+  connectA = createClient(SuppressionService, createConnectTransport({ baseUrl: herald.httpUrl, httpVersion: "1.1", interceptors: [bearer(KEY_A)] }));
 });
 afterAll(async () => {
   grpcA?.close();
   grpcB?.close();
   await herald?.stop();
 });
-
-async function rejection(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  return p.then(
-    () => {
-      throw new Error("expected the call to fail");
-    },
-    (e: unknown) => {
-      const err = ConnectError.from(e);
-      return { code: Code[err.code], message: err.rawMessage };
-    },
-  );
-}
 
 const unique = (local: string) => `${local}-${crypto.randomUUID().slice(0, 8)}@example.com`;
 

@@ -10,6 +10,7 @@ import { runClientCommand } from "./client-commands.js";
 import { UsageError } from "./usage-error.js";
 import { dlqUsage, runDlqCommand } from "./dlq-commands.js";
 import { runSuppressionsCommand, suppressionsUsage } from "./suppression-commands.js";
+import { recipientUsage, runRecipientCommand } from "./recipient-commands.js";
 import { runWatchCommand, watchUsage } from "./watch-command.js";
 import { configUsage, runConfigCommand } from "./config-command.js";
 import { runStatusCommand, statusUsage } from "./status-command.js";
@@ -34,7 +35,7 @@ ${watchUsage}
 Operator commands:
 ${statusUsage}  herald hash-key KEY            prints the sha256 form of an API key for HERALD_API_KEYS
 ${configUsage}
-${dlqUsage}${suppressionsUsage}`;
+${dlqUsage}${suppressionsUsage}${recipientUsage}`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
@@ -50,6 +51,8 @@ async function main(argv: string[]): Promise<void> {
       return runDlqCommand(args, process.env);
     case "suppressions":
       return runSuppressionsCommand(args, process.env);
+    case "recipient":
+      return runRecipientCommand(args, process.env);
     case "watch":
       process.exitCode = await runWatchCommand(args, process.env);
       return;

@@ -5,6 +5,7 @@ import { DeadLetterService } from "../../gen/herald/v1/dead_letter_pb.js";
 import { TemplateService } from "../../gen/herald/v1/template_pb.js";
 import { OperationsService } from "../../gen/herald/v1/operations_pb.js";
 import { SuppressionService } from "../../gen/herald/v1/suppression_pb.js";
+import { RecipientService } from "../../gen/herald/v1/recipient_pb.js";
 import { createGrpcTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 
 export { createGrpcTransport } from "./grpc-transport.js";
@@ -16,6 +17,7 @@ export * from "../../gen/herald/v1/dead_letter_pb.js";
 export * from "../../gen/herald/v1/template_pb.js";
 export * from "../../gen/herald/v1/operations_pb.js";
 export * from "../../gen/herald/v1/suppression_pb.js";
+export * from "../../gen/herald/v1/recipient_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 
 export interface HeraldClientOptions extends GrpcTransportOptions {
@@ -28,6 +30,7 @@ export type DeadLetterClient = Client<typeof DeadLetterService> & { close(): voi
 export type TemplateClient = Client<typeof TemplateService> & { close(): void };
 export type OperationsClient = Client<typeof OperationsService> & { close(): void };
 export type SuppressionClient = Client<typeof SuppressionService> & { close(): void };
+export type RecipientClient = Client<typeof RecipientService> & { close(): void };
 
 /** A typed client of one Herald service over grpc-js, sending the API key on every call. */
 function serviceClient<S extends DescService>(service: S, opts: HeraldClientOptions): Client<S> & { close(): void } {
@@ -90,4 +93,12 @@ export function createOperationsClient(opts: HeraldClientOptions): OperationsCli
  */
 export function createSuppressionClient(opts: HeraldClientOptions): SuppressionClient {
   return serviceClient(SuppressionService, opts);
+}
+
+/**
+ * A typed client for Herald's RecipientService (put, get, delete, list the tenant's recipient
+ * profiles), with the same options as createHeraldClient.
+ */
+export function createRecipientClient(opts: HeraldClientOptions): RecipientClient {
+  return serviceClient(RecipientService, opts);
 }

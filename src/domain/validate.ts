@@ -88,7 +88,8 @@ const mapKey = (path: string, key: string): string => `${path}[${echo(key)}]`;
 
 /** Throws ConnectError(InvalidArgument) naming the first broken rule; returns nothing on success. */
 /** Refuses every non-public webhook address: what applies when the operator allowed no range. */
-const strictEgress = createEgressPolicy();
+/** Public addresses only: Create's webhook rule when the deployment allows nothing more. */
+export const strictEgress = createEgressPolicy();
 
 export interface SpecRules {
   /** Where webhooks may go; a literal address it refuses is INVALID_ARGUMENT. @defaultValue public addresses only */
@@ -118,11 +119,7 @@ export function validateSpec(spec: NotificationSpec | undefined, path = "notific
 
 function validateRecipient(r: Recipient | undefined, channel: Channel, path: string, egress: EgressPolicy): void {
   if (!r) throw invalidArgument(path, "is required");
-  if (r.userId === "") throw invalidArgument(`${path}.user_id`, "is required");
-  if (longerThan(r.userId, limits.userIdMaxChars)) {
-    throw invalidArgument(`${path}.user_id`, `must be at most ${limits.userIdMaxChars} characters`);
-  }
-  if (controlChars.test(r.userId)) throw invalidArgument(`${path}.user_id`, "must not contain control characters");
+  validateUserId(r.userId, `${path}.user_id`);
 
   const want = addressFor[channel];
   const addr = r.address;
@@ -134,8 +131,15 @@ function validateRecipient(r: Recipient | undefined, channel: Channel, path: str
   validateAddressValue(addr.case, addr.value, `${path}.${protoName[addr.case]}`, egress);
 }
 
+/** A recipient's user id: required, at most 256 characters, no control characters (Create, recipient profiles). */
+export function validateUserId(userId: string, path: string): void {
+  if (userId === "") throw invalidArgument(path, "is required");
+  if (longerThan(userId, limits.userIdMaxChars)) throw invalidArgument(path, `must be at most ${limits.userIdMaxChars} characters`);
+  if (controlChars.test(userId)) throw invalidArgument(path, "must not contain control characters");
+}
+
 /** The address rule of each kind; `egress` undefined skips the reachability check of a webhook URL. */
-function validateAddressValue(kind: NonNullable<Recipient["address"]["case"]>, value: string, p: string, egress: EgressPolicy | undefined): void {
+export function validateAddressValue(kind: NonNullable<Recipient["address"]["case"]>, value: string, p: string, egress: EgressPolicy | undefined): void {
   if (value === "") throw invalidArgument(p, "is required");
   switch (kind) {
     case "email":
@@ -255,6 +259,11 @@ interface MapRules {
   keyPattern?: [RegExp, string];
   /** Values are limited in characters when set, otherwise to `limits.mapValueMaxBytes`. */
   valueMaxChars?: number;
+}
+
+/** A string map of caller data (content.data's rules: 64 entries, keys 1-128 characters, values 8 KiB). */
+export function validateDataMap(map: Record<string, string>, path: string): void {
+  validateStringMap(map, path, { maxEntries: limits.dataMaxEntries, keyMaxChars: limits.dataKeyMaxChars });
 }
 
 function validateStringMap(map: Record<string, string>, path: string, rules: MapRules): void {

@@ -36,6 +36,13 @@ const localDateTime = /^(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):(\d{2})(?::(\d{2
 // out bare offsets like "+02:00", which newer Intl implementations accept as zones.
 const zoneName = /^[A-Za-z][A-Za-z0-9_+\-/]*$/;
 
+/** A non-empty IANA time zone name (Schedule's local_time, a recipient's time_zone). */
+export function validateTimeZone(zone: string, path: string): void {
+  if (zone.length > limits.timeZoneMaxChars || !zoneName.test(zone) || !IANAZone.isValidZone(zone)) {
+    throw invalidArgument(path, `must be an IANA time zone name like Europe/Berlin, got ${echo(zone)}`);
+  }
+}
+
 /** Resolves ScheduleRequest.when to an instant; throws ConnectError(InvalidArgument) naming the field. */
 export function resolveDeliverAt(when: ScheduleRequest["when"], opts: WhenOptions): ResolvedWhen {
   switch (when.case) {
@@ -104,9 +111,7 @@ function resolveLocalTime(lt: LocalTime, path: string): Date {
 
   const tzPath = `${path}.time_zone`;
   if (lt.timeZone === "") throw invalidArgument(tzPath, "is required");
-  if (lt.timeZone.length > limits.timeZoneMaxChars || !zoneName.test(lt.timeZone) || !IANAZone.isValidZone(lt.timeZone)) {
-    throw invalidArgument(tzPath, `must be an IANA time zone name like Europe/Berlin, got ${echo(lt.timeZone)}`);
-  }
+  validateTimeZone(lt.timeZone, tzPath);
   const zone = IANAZone.create(lt.timeZone);
 
   // An instant t shows this wall clock when wall - t equals the zone's offset at t.

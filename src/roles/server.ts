@@ -5,6 +5,7 @@ import { file_herald_v1_template } from "../../gen/herald/v1/template_pb.js";
 import { file_herald_v1_dead_letter } from "../../gen/herald/v1/dead_letter_pb.js";
 import { file_herald_v1_operations } from "../../gen/herald/v1/operations_pb.js";
 import { file_herald_v1_suppression } from "../../gen/herald/v1/suppression_pb.js";
+import { file_herald_v1_recipient } from "../../gen/herald/v1/recipient_pb.js";
 import { Health, file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createNotificationStore } from "../store/notifications.js";
 import { loadCursorKey } from "../store/cursor-key.js";
@@ -18,6 +19,7 @@ import { createTemplateStore } from "../store/templates.js";
 import { deadLetterService } from "../server/dead-letter-service.js";
 import { createDeadLetterStore } from "../store/dead-letters.js";
 import { suppressionService } from "../server/suppression-service.js";
+import { recipientService } from "../server/recipient-service.js";
 import { operationsService } from "../server/operations-service.js";
 import { createLagReader } from "../server/handlers/operations/lag.js";
 import { createCircuitReader } from "../server/handlers/operations/circuits.js";
@@ -50,7 +52,7 @@ import { createConnectionGate } from "../server/connection-limits.js";
 import type { Runtime } from "./runtime.js";
 import { systemClock } from "../clock.js";
 
-/** The API server: NotificationService, TemplateService, DeadLetterService, OperationsService, SuppressionService, health and reflection on both listeners. */
+/** The API server: NotificationService, TemplateService, DeadLetterService, OperationsService, SuppressionService, RecipientService, health and reflection on both listeners. */
 export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
   const { config, log, pool, kafka, health } = rt;
   const metrics = createApiMetrics(rt.metrics);
@@ -77,6 +79,8 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
   feed.listen((e) => flow.observe(e.event));
 
   const compiler = createCompilePool({ timeoutMs: config.templates.compileTimeoutMs });
+  // Create's and PutRecipient's webhook URLs are held to the same policy.
+  const egress = createEgressPolicy(config.webhookAllowCidrs);
   const services = [
     notificationService({
       store,
@@ -85,7 +89,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       newId: () => uuidv7(),
       maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName],
       horizonMs: config.scheduleHorizonMs,
-      egress: createEgressPolicy(config.webhookAllowCidrs),
+      egress,
       shutdownSignal: rt.shutdownSignal,
       watch: {
         feed,
@@ -104,6 +108,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
       clock: systemClock,
     }),
     suppressionService({ pool }),
+    recipientService({ pool, egress }),
     operationsService({
       backlog: () => withStoreErrors(() => readBacklog(pool)),
       lag: createLagReader({ kafka, log: log.child({ component: "operations" }) }),
@@ -117,7 +122,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     }),
     mount(
       Health,
-      grpcHealth(health, ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService", "herald.v1.OperationsService", "herald.v1.SuppressionService"], {
+      grpcHealth(health, ["herald.v1.NotificationService", "herald.v1.TemplateService", "herald.v1.DeadLetterService", "herald.v1.OperationsService", "herald.v1.SuppressionService", "herald.v1.RecipientService"], {
         maxWatches: config.healthWatchMaxStreams,
       }),
     ),
@@ -128,6 +133,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
         file_herald_v1_dead_letter,
         file_herald_v1_operations,
         file_herald_v1_suppression,
+        file_herald_v1_recipient,
         file_herald_v1_dispatch,
         file_grpc_health_v1_health,
       ],
@@ -137,6 +143,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
         "herald.v1.DeadLetterService",
         "herald.v1.OperationsService",
         "herald.v1.SuppressionService",
+        "herald.v1.RecipientService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
