@@ -3,6 +3,7 @@ import { DateTime, IANAZone } from "luxon";
 import type { LocalTime } from "../../gen/herald/v1/notification_pb.js";
 import type { ScheduleRequest } from "../../gen/herald/v1/notification_service_pb.js";
 import { echo, invalidArgument, limits } from "./validate.js";
+import { instantsOfWallClock } from "./wall-clock.js";
 
 // Schedule's `when`, resolved once at accept time to the instant stored as
 // deliver_time. Local times keep their wall-clock form too, so reads can show
@@ -112,21 +113,12 @@ function resolveLocalTime(lt: LocalTime, path: string): Date {
   const tzPath = `${path}.time_zone`;
   if (lt.timeZone === "") throw invalidArgument(tzPath, "is required");
   validateTimeZone(lt.timeZone, tzPath);
-  const zone = IANAZone.create(lt.timeZone);
-
-  // An instant t shows this wall clock when wall - t equals the zone's offset at t.
-  // Offsets lie within ±14h, so the offsets in force a day either side cover
-  // both sides of any one transition: none fits in a gap, both fit in an overlap.
-  // luxon alone would move a gap time forward and pick the later instant of an
-  // overlap, the opposite of what the contract promises.
-  const wall = wallClock.toMillis();
-  const fits = [zone.offset(wall - day), zone.offset(wall + day)]
-    .map((offsetMin) => wall - offsetMin * minute)
-    .filter((t) => zone.offset(t) * minute === wall - t);
+  // None in a gap (refused), two in an overlap (the earlier): wall-clock.ts.
+  const fits = instantsOfWallClock(wallClock.toMillis(), lt.timeZone);
   if (fits.length === 0) {
     throw invalidArgument(dtPath, `${lt.dateTime} does not exist in ${lt.timeZone} (skipped by a daylight-saving change)`);
   }
-  return new Date(Math.min(...fits));
+  return new Date(fits[0]!);
 }
 
 /** A span for messages: "366 days", "2 hours", "30 seconds", or "1500 ms". */
