@@ -93,6 +93,21 @@ const outcomeStatus = {
   dead: Status.DEAD_LETTERED,
 } as const;
 
+/**
+ * Why a claim of `attempt` did not take the row, from the row as read after the claim's UPDATE
+ * (undefined: there is none). Still SENDING for this attempt is "leased" even when the lease ran
+ * out between the UPDATE and the read (a negative lease left): the caller claims again at once and
+ * takes it over. Calling it stale would skip the record and leave the notification to the
+ * stale-claim sweep.
+ */
+export function unclaimed(row: { status: Status; attempts: number; lease_left_ms: number | null } | undefined, attempt: number): Exclude<ClaimResult, { kind: "claimed" }> {
+  if (!row) return { kind: "stale", status: undefined, attempts: 0 };
+  if (row.status === Status.SENDING && row.attempts === attempt) {
+    return { kind: "leased", leaseLeftMs: Math.max(0, Math.ceil(row.lease_left_ms ?? 0)) };
+  }
+  return { kind: "stale", status: row.status, attempts: row.attempts };
+}
+
 // A closed store is the database going away for this process (shutdown): callers wait or give up as for an outage.
 const closedError = () => databaseUnavailable("delivery store is closed");
 
@@ -165,12 +180,7 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
         const { from_status, ...rest } = row;
         return { status: "fulfilled", value: { kind: "claimed", row: rest, reclaimed: from_status === Status.SENDING } };
       }
-      const now = current.get(item.id.toLowerCase());
-      if (!now) return { status: "fulfilled", value: { kind: "stale", status: undefined, attempts: 0 } };
-      if (now.status === Status.SENDING && now.attempts === item.attempt && (now.lease_left_ms ?? 0) >= 0) {
-        return { status: "fulfilled", value: { kind: "leased", leaseLeftMs: Math.max(0, Math.ceil(now.lease_left_ms ?? 0)) } };
-      }
-      return { status: "fulfilled", value: { kind: "stale", status: now.status, attempts: now.attempts } };
+      return { status: "fulfilled", value: unclaimed(current.get(item.id.toLowerCase()), item.attempt) };
     });
   }
 
