@@ -2,6 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Channel } from "../gen/herald/v1/notification_pb.js";
 import { RecipientService } from "../gen/herald/v1/recipient_pb.js";
 import { runRecipientCommand } from "../src/cli/recipient-commands.js";
 import { UsageError } from "../src/cli/usage-error.js";
@@ -179,5 +180,93 @@ describe("herald recipient", () => {
       code: Code.InvalidArgument,
       rawMessage: 'recipient.time_zone: must be an IANA time zone name like Europe/Berlin, got "Nowhere/Land"',
     });
+  });
+});
+
+describe("preferences and categories", () => {
+  it("sets and reads a recipient's preferences whole; empty until set; NOT_FOUND without a profile; gone with the profile", async () => {
+    await grpcA.putRecipient({ recipient: { userId: "pref-lin", email: "lin@example.com", timeZone: "Asia/Taipei" } });
+    expect((await grpcA.getPreferences({ userId: "pref-lin" })).preferences).toMatchObject({ userId: "pref-lin", optedOutChannels: [], categories: [] });
+    expect((await grpcA.getPreferences({ userId: "pref-lin" })).preferences?.quietHours).toBeUndefined();
+
+    const set = await connectA.setPreferences({
+      preferences: {
+        userId: "pref-lin",
+        optedOutChannels: [Channel.SMS],
+        categories: [
+          { category: "marketing", unsubscribed: true },
+          { category: "news", optedOutChannels: [Channel.PUSH, Channel.EMAIL] },
+        ],
+        quietHours: { start: "22:00", end: "07:00" },
+      },
+    });
+    expect(set.preferences).toMatchObject({
+      userId: "pref-lin",
+      optedOutChannels: [Channel.SMS],
+      // Channels are stored in order.
+      categories: [
+        { category: "marketing", optedOutChannels: [], unsubscribed: true },
+        { category: "news", optedOutChannels: [Channel.EMAIL, Channel.PUSH], unsubscribed: false },
+      ],
+      quietHours: { start: "22:00", end: "07:00" },
+    });
+    expect((await grpcA.getPreferences({ userId: "pref-lin" })).preferences).toEqual(set.preferences);
+    // Tenant B has no such recipient.
+    expect(await rejection(grpcB.getPreferences({ userId: "pref-lin" }))).toMatchObject({ code: "NotFound" });
+    expect(await rejection(grpcB.setPreferences({ preferences: { userId: "pref-lin" } }))).toMatchObject({ code: "NotFound" });
+
+    // Set again: replaced whole (quiet hours cleared).
+    const cleared = await grpcA.setPreferences({ preferences: { userId: "pref-lin", optedOutChannels: [Channel.WEBHOOK] } });
+    expect(cleared.preferences).toMatchObject({ optedOutChannels: [Channel.WEBHOOK], categories: [] });
+    expect(cleared.preferences?.quietHours).toBeUndefined();
+
+    await grpcA.deleteRecipient({ userId: "pref-lin" });
+    const left = await herald.db.pool.query("SELECT 1 FROM recipient_preferences WHERE user_id = 'pref-lin'");
+    expect(left.rowCount).toBe(0);
+    expect(await rejection(grpcA.getPreferences({ userId: "pref-lin" }))).toEqual({ code: "NotFound", message: 'no recipient "pref-lin": PutRecipient first' });
+  });
+
+  it("refuses bad preferences naming the field; quiet hours need the profile's time zone", async () => {
+    await grpcA.putRecipient({ recipient: { userId: "pref-bad" } });
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ optedOutChannels: [Channel.UNSPECIFIED] }, "preferences.opted_out_channels[0]: must be a deliverable channel, got 0"],
+      [{ optedOutChannels: [Channel.SMS, Channel.SMS] }, "preferences.opted_out_channels[1]: repeats an earlier channel"],
+      [{ categories: [{ category: "Marketing" }] }, "preferences.categories[0].category: must be 1 to 64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit"],
+      [{ categories: [{ category: "news" }, { category: "news" }] }, 'preferences.categories[1].category: repeats "news"'],
+      [{ quietHours: { start: "22:00", end: "25:00" } }, "preferences.quiet_hours.end: must be a wall-clock time HH:MM"],
+      [{ quietHours: { start: "22:00", end: "07:00" } }, "preferences.quiet_hours: needs the recipient's time_zone: set it with PutRecipient first"],
+    ];
+    for (const [fields, message] of cases) {
+      const refused = await rejection(grpcA.setPreferences({ preferences: { userId: "pref-bad", ...fields } }));
+      expect(refused.code, message).toBe("InvalidArgument");
+      expect(refused.message.startsWith(message), `${refused.message} should start with ${message}`).toBe(true);
+    }
+    expect(await rejection(grpcA.setPreferences({}))).toEqual({ code: "InvalidArgument", message: "preferences: is required" });
+    const stored = await herald.db.pool.query("SELECT 1 FROM recipient_preferences WHERE user_id = 'pref-bad'");
+    expect(stored.rowCount).toBe(0);
+  });
+
+  it("keeps the tenant's categories: put (created, then replaced), list by name, delete; a required one takes no default opt-outs", async () => {
+    const security = await grpcA.putCategory({ category: { category: "security", required: true, description: "Sign-ins and password resets" } });
+    expect(security).toMatchObject({ created: true, category: { category: "security", required: true, defaultOptedOutChannels: [] } });
+    await connectA.putCategory({ category: { category: "marketing", defaultOptedOutChannels: [Channel.SMS] } });
+    const replaced = await grpcA.putCategory({ category: { category: "marketing", defaultOptedOutChannels: [Channel.SMS, Channel.PUSH] } });
+    expect(replaced).toMatchObject({ created: false, category: { defaultOptedOutChannels: [Channel.SMS, Channel.PUSH] } });
+    expect((await grpcA.listCategories({})).categories.map((c) => [c.category, c.required])).toEqual([
+      ["marketing", false],
+      ["security", true],
+    ]);
+    // Tenant B's list is its own.
+    expect((await grpcB.listCategories({})).categories).toEqual([]);
+    expect(await rejection(grpcB.deleteCategory({ category: "marketing" }))).toEqual({ code: "NotFound", message: 'no category "marketing"' });
+
+    expect(await rejection(grpcA.putCategory({ category: { category: "billing", required: true, defaultOptedOutChannels: [Channel.EMAIL] } }))).toEqual({
+      code: "InvalidArgument",
+      message: "category.default_opted_out_channels: must be empty for a required category (nobody may be opted out of it)",
+    });
+    expect(await rejection(grpcA.putCategory({}))).toEqual({ code: "InvalidArgument", message: "category: is required" });
+
+    expect((await grpcA.deleteCategory({ category: "marketing" })).category?.category).toBe("marketing");
+    expect((await grpcA.listCategories({})).categories.map((c) => c.category)).toEqual(["security"]);
   });
 });

@@ -4,6 +4,8 @@ import type { RecipientHandlerDeps } from "./handlers/recipients/deps.js";
 import { getRecipientHandler } from "./handlers/recipients/get.js";
 import { listRecipientsHandler } from "./handlers/recipients/list.js";
 import { putRecipientHandler } from "./handlers/recipients/put.js";
+import { deleteCategoryHandler, listCategoriesHandler, putCategoryHandler } from "./handlers/recipients/categories.js";
+import { getPreferencesHandler, setPreferencesHandler } from "./handlers/recipients/preferences.js";
 import { mount, type MountedService } from "./services.js";
 
 /** herald.v1.RecipientService, wired from one handler per RPC; every call is scoped to the caller's tenant. */
@@ -13,5 +15,10 @@ export function recipientService(deps: RecipientHandlerDeps): MountedService {
     getRecipient: getRecipientHandler(deps),
     deleteRecipient: deleteRecipientHandler(deps),
     listRecipients: listRecipientsHandler(deps),
+    getPreferences: getPreferencesHandler(deps),
+    setPreferences: setPreferencesHandler(deps),
+    putCategory: putCategoryHandler(deps),
+    listCategories: listCategoriesHandler(deps),
+    deleteCategory: deleteCategoryHandler(deps),
   });
 }

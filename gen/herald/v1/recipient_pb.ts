@@ -6,13 +6,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Channel } from "./notification_pb.js";
+import { file_herald_v1_notification } from "./notification_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file herald/v1/recipient.proto.
  */
 export const file_herald_v1_recipient: GenFile = /*@__PURE__*/
-  fileDesc("ChloZXJhbGQvdjEvcmVjaXBpZW50LnByb3RvEgloZXJhbGQudjEi0gIKEFJlY2lwaWVudFByb2ZpbGUSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRITCgtwdXNoX3Rva2VucxgEIAMoCRITCgt3ZWJob29rX3VybBgFIAEoCRIRCgl0aW1lX3pvbmUYBiABKAkSDgoGbG9jYWxlGAcgASgJEjMKBGRhdGEYCCADKAsyJS5oZXJhbGQudjEuUmVjaXBpZW50UHJvZmlsZS5EYXRhRW50cnkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBorCglEYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJFChNQdXRSZWNpcGllbnRSZXF1ZXN0Ei4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlIlcKFFB1dFJlY2lwaWVudFJlc3BvbnNlEi4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlEg8KB2NyZWF0ZWQYAiABKAgiJgoTR2V0UmVjaXBpZW50UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkYKFEdldFJlY2lwaWVudFJlc3BvbnNlEi4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlIikKFkRlbGV0ZVJlY2lwaWVudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJJChdEZWxldGVSZWNpcGllbnRSZXNwb25zZRIuCglyZWNpcGllbnQYASABKAsyGy5oZXJhbGQudjEuUmVjaXBpZW50UHJvZmlsZSI+ChVMaXN0UmVjaXBpZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYgoWTGlzdFJlY2lwaWVudHNSZXNwb25zZRIvCgpyZWNpcGllbnRzGAEgAygLMhsuaGVyYWxkLnYxLlJlY2lwaWVudFByb2ZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMvQCChBSZWNpcGllbnRTZXJ2aWNlElQKDFB1dFJlY2lwaWVudBIeLmhlcmFsZC52MS5QdXRSZWNpcGllbnRSZXF1ZXN0Gh8uaGVyYWxkLnYxLlB1dFJlY2lwaWVudFJlc3BvbnNlIgOQAgISVAoMR2V0UmVjaXBpZW50Eh4uaGVyYWxkLnYxLkdldFJlY2lwaWVudFJlcXVlc3QaHy5oZXJhbGQudjEuR2V0UmVjaXBpZW50UmVzcG9uc2UiA5ACARJYCg9EZWxldGVSZWNpcGllbnQSIS5oZXJhbGQudjEuRGVsZXRlUmVjaXBpZW50UmVxdWVzdBoiLmhlcmFsZC52MS5EZWxldGVSZWNpcGllbnRSZXNwb25zZRJaCg5MaXN0UmVjaXBpZW50cxIgLmhlcmFsZC52MS5MaXN0UmVjaXBpZW50c1JlcXVlc3QaIS5oZXJhbGQudjEuTGlzdFJlY2lwaWVudHNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChloZXJhbGQvdjEvcmVjaXBpZW50LnByb3RvEgloZXJhbGQudjEi0gIKEFJlY2lwaWVudFByb2ZpbGUSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRITCgtwdXNoX3Rva2VucxgEIAMoCRITCgt3ZWJob29rX3VybBgFIAEoCRIRCgl0aW1lX3pvbmUYBiABKAkSDgoGbG9jYWxlGAcgASgJEjMKBGRhdGEYCCADKAsyJS5oZXJhbGQudjEuUmVjaXBpZW50UHJvZmlsZS5EYXRhRW50cnkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBorCglEYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLeAQoLUHJlZmVyZW5jZXMSDwoHdXNlcl9pZBgBIAEoCRIuChJvcHRlZF9vdXRfY2hhbm5lbHMYAiADKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIxCgpjYXRlZ29yaWVzGAMgAygLMh0uaGVyYWxkLnYxLkNhdGVnb3J5UHJlZmVyZW5jZRIqCgtxdWlldF9ob3VycxgEIAEoCzIVLmhlcmFsZC52MS5RdWlldEhvdXJzEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsChJDYXRlZ29yeVByZWZlcmVuY2USEAoIY2F0ZWdvcnkYASABKAkSLgoSb3B0ZWRfb3V0X2NoYW5uZWxzGAIgAygOMhIuaGVyYWxkLnYxLkNoYW5uZWwSFAoMdW5zdWJzY3JpYmVkGAMgASgIIigKClF1aWV0SG91cnMSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJIqwBCghDYXRlZ29yeRIQCghjYXRlZ29yeRgBIAEoCRIQCghyZXF1aXJlZBgCIAEoCBI2ChpkZWZhdWx0X29wdGVkX291dF9jaGFubmVscxgDIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoChVHZXRQcmVmZXJlbmNlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZHZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEisKC3ByZWZlcmVuY2VzGAEgASgLMhYuaGVyYWxkLnYxLlByZWZlcmVuY2VzIkQKFVNldFByZWZlcmVuY2VzUmVxdWVzdBIrCgtwcmVmZXJlbmNlcxgBIAEoCzIWLmhlcmFsZC52MS5QcmVmZXJlbmNlcyJFChZTZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEisKC3ByZWZlcmVuY2VzGAEgASgLMhYuaGVyYWxkLnYxLlByZWZlcmVuY2VzIjsKElB1dENhdGVnb3J5UmVxdWVzdBIlCghjYXRlZ29yeRgBIAEoCzITLmhlcmFsZC52MS5DYXRlZ29yeSJNChNQdXRDYXRlZ29yeVJlc3BvbnNlEiUKCGNhdGVnb3J5GAEgASgLMhMuaGVyYWxkLnYxLkNhdGVnb3J5Eg8KB2NyZWF0ZWQYAiABKAgiFwoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0IkEKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USJwoKY2F0ZWdvcmllcxgBIAMoCzITLmhlcmFsZC52MS5DYXRlZ29yeSIpChVEZWxldGVDYXRlZ29yeVJlcXVlc3QSEAoIY2F0ZWdvcnkYASABKAkiPwoWRGVsZXRlQ2F0ZWdvcnlSZXNwb25zZRIlCghjYXRlZ29yeRgBIAEoCzITLmhlcmFsZC52MS5DYXRlZ29yeSJFChNQdXRSZWNpcGllbnRSZXF1ZXN0Ei4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlIlcKFFB1dFJlY2lwaWVudFJlc3BvbnNlEi4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlEg8KB2NyZWF0ZWQYAiABKAgiJgoTR2V0UmVjaXBpZW50UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkYKFEdldFJlY2lwaWVudFJlc3BvbnNlEi4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlIikKFkRlbGV0ZVJlY2lwaWVudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJJChdEZWxldGVSZWNpcGllbnRSZXNwb25zZRIuCglyZWNpcGllbnQYASABKAsyGy5oZXJhbGQudjEuUmVjaXBpZW50UHJvZmlsZSI+ChVMaXN0UmVjaXBpZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYgoWTGlzdFJlY2lwaWVudHNSZXNwb25zZRIvCgpyZWNpcGllbnRzGAEgAygLMhsuaGVyYWxkLnYxLlJlY2lwaWVudFByb2ZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMrIGChBSZWNpcGllbnRTZXJ2aWNlElQKDFB1dFJlY2lwaWVudBIeLmhlcmFsZC52MS5QdXRSZWNpcGllbnRSZXF1ZXN0Gh8uaGVyYWxkLnYxLlB1dFJlY2lwaWVudFJlc3BvbnNlIgOQAgISVAoMR2V0UmVjaXBpZW50Eh4uaGVyYWxkLnYxLkdldFJlY2lwaWVudFJlcXVlc3QaHy5oZXJhbGQudjEuR2V0UmVjaXBpZW50UmVzcG9uc2UiA5ACARJYCg9EZWxldGVSZWNpcGllbnQSIS5oZXJhbGQudjEuRGVsZXRlUmVjaXBpZW50UmVxdWVzdBoiLmhlcmFsZC52MS5EZWxldGVSZWNpcGllbnRSZXNwb25zZRJaCg5MaXN0UmVjaXBpZW50cxIgLmhlcmFsZC52MS5MaXN0UmVjaXBpZW50c1JlcXVlc3QaIS5oZXJhbGQudjEuTGlzdFJlY2lwaWVudHNSZXNwb25zZSIDkAIBEloKDkdldFByZWZlcmVuY2VzEiAuaGVyYWxkLnYxLkdldFByZWZlcmVuY2VzUmVxdWVzdBohLmhlcmFsZC52MS5HZXRQcmVmZXJlbmNlc1Jlc3BvbnNlIgOQAgESWgoOU2V0UHJlZmVyZW5jZXMSIC5oZXJhbGQudjEuU2V0UHJlZmVyZW5jZXNSZXF1ZXN0GiEuaGVyYWxkLnYxLlNldFByZWZlcmVuY2VzUmVzcG9uc2UiA5ACAhJRCgtQdXRDYXRlZ29yeRIdLmhlcmFsZC52MS5QdXRDYXRlZ29yeVJlcXVlc3QaHi5oZXJhbGQudjEuUHV0Q2F0ZWdvcnlSZXNwb25zZSIDkAICEloKDkxpc3RDYXRlZ29yaWVzEiAuaGVyYWxkLnYxLkxpc3RDYXRlZ29yaWVzUmVxdWVzdBohLmhlcmFsZC52MS5MaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlIgOQAgESVQoORGVsZXRlQ2F0ZWdvcnkSIC5oZXJhbGQudjEuRGVsZXRlQ2F0ZWdvcnlSZXF1ZXN0GiEuaGVyYWxkLnYxLkRlbGV0ZUNhdGVnb3J5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_herald_v1_notification]);
 
 /**
  * RecipientProfile is a person of the caller's tenant as Herald keeps them: the
@@ -107,6 +109,379 @@ export const RecipientProfileSchema: GenMessage<RecipientProfile> = /*@__PURE__*
   messageDesc(file_herald_v1_recipient, 0);
 
 /**
+ * Preferences is what one recipient agreed to receive. A notification of a
+ * category goes out on a channel unless the category is required (Category),
+ * or the recipient opted out of that channel (for every category or for this
+ * one), unsubscribed from the category, or, having no choice of their own for
+ * the category, the tenant's default opts them out. Quiet hours hold back
+ * notifications that are not PRIORITY_HIGH until the window ends.
+ *
+ * @generated from message herald.v1.Preferences
+ */
+export type Preferences = Message<"herald.v1.Preferences"> & {
+  /**
+   * The recipient; set by the server on output.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Channels opted out of for every category (required ones aside).
+   *
+   * @generated from field: repeated herald.v1.Channel opted_out_channels = 2;
+   */
+  optedOutChannels: Channel[];
+
+  /**
+   * The recipient's own choices per category (each category at most once).
+   *
+   * @generated from field: repeated herald.v1.CategoryPreference categories = 3;
+   */
+  categories: CategoryPreference[];
+
+  /**
+   * A daily window in the profile's time_zone (which must then be set);
+   * unset: no quiet hours.
+   *
+   * @generated from field: herald.v1.QuietHours quiet_hours = 4;
+   */
+  quietHours?: QuietHours | undefined;
+
+  /**
+   * When they were last set. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message herald.v1.Preferences.
+ * Use `create(PreferencesSchema)` to create a new message.
+ */
+export const PreferencesSchema: GenMessage<Preferences> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 1);
+
+/**
+ * CategoryPreference is a recipient's choice for one category.
+ *
+ * @generated from message herald.v1.CategoryPreference
+ */
+export type CategoryPreference = Message<"herald.v1.CategoryPreference"> & {
+  /**
+   * The category ("marketing"): 1-64 of a-z, 0-9, '_', '-', '.'.
+   *
+   * @generated from field: string category = 1;
+   */
+  category: string;
+
+  /**
+   * Channels opted out of for this category.
+   *
+   * @generated from field: repeated herald.v1.Channel opted_out_channels = 2;
+   */
+  optedOutChannels: Channel[];
+
+  /**
+   * Every channel of this category opted out of (a global unsubscribe for it).
+   *
+   * @generated from field: bool unsubscribed = 3;
+   */
+  unsubscribed: boolean;
+};
+
+/**
+ * Describes the message herald.v1.CategoryPreference.
+ * Use `create(CategoryPreferenceSchema)` to create a new message.
+ */
+export const CategoryPreferenceSchema: GenMessage<CategoryPreference> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 2);
+
+/**
+ * QuietHours is a daily window of wall-clock time: from start (included) to
+ * end (excluded), spanning midnight when end is earlier than start.
+ *
+ * @generated from message herald.v1.QuietHours
+ */
+export type QuietHours = Message<"herald.v1.QuietHours"> & {
+  /**
+   * "HH:MM", 00:00 to 23:59.
+   *
+   * @generated from field: string start = 1;
+   */
+  start: string;
+
+  /**
+   * "HH:MM", not equal to start.
+   *
+   * @generated from field: string end = 2;
+   */
+  end: string;
+};
+
+/**
+ * Describes the message herald.v1.QuietHours.
+ * Use `create(QuietHoursSchema)` to create a new message.
+ */
+export const QuietHoursSchema: GenMessage<QuietHours> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 3);
+
+/**
+ * Category is a tenant's setting for one category of notifications.
+ *
+ * @generated from message herald.v1.Category
+ */
+export type Category = Message<"herald.v1.Category"> & {
+  /**
+   * The category's name: 1-64 of a-z, 0-9, '_', '-', '.'.
+   *
+   * @generated from field: string category = 1;
+   */
+  category: string;
+
+  /**
+   * Recipients cannot opt out of it ("security", "billing"): their opt-outs
+   * and unsubscribes do not apply to it.
+   *
+   * @generated from field: bool required = 2;
+   */
+  required: boolean;
+
+  /**
+   * Channels a recipient is opted out of for this category until they choose
+   * otherwise (any CategoryPreference of theirs for it replaces this).
+   *
+   * @generated from field: repeated herald.v1.Channel default_opted_out_channels = 3;
+   */
+  defaultOptedOutChannels: Channel[];
+
+  /**
+   * For people: what the category is about (at most 256 characters).
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+
+  /**
+   * When it was last set. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message herald.v1.Category.
+ * Use `create(CategorySchema)` to create a new message.
+ */
+export const CategorySchema: GenMessage<Category> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 4);
+
+/**
+ * GetPreferencesRequest names the recipient.
+ *
+ * @generated from message herald.v1.GetPreferencesRequest
+ */
+export type GetPreferencesRequest = Message<"herald.v1.GetPreferencesRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message herald.v1.GetPreferencesRequest.
+ * Use `create(GetPreferencesRequestSchema)` to create a new message.
+ */
+export const GetPreferencesRequestSchema: GenMessage<GetPreferencesRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 5);
+
+/**
+ * GetPreferencesResponse is the recipient's preferences.
+ *
+ * @generated from message herald.v1.GetPreferencesResponse
+ */
+export type GetPreferencesResponse = Message<"herald.v1.GetPreferencesResponse"> & {
+  /**
+   * @generated from field: herald.v1.Preferences preferences = 1;
+   */
+  preferences?: Preferences | undefined;
+};
+
+/**
+ * Describes the message herald.v1.GetPreferencesResponse.
+ * Use `create(GetPreferencesResponseSchema)` to create a new message.
+ */
+export const GetPreferencesResponseSchema: GenMessage<GetPreferencesResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 6);
+
+/**
+ * SetPreferencesRequest carries the whole preferences.
+ *
+ * @generated from message herald.v1.SetPreferencesRequest
+ */
+export type SetPreferencesRequest = Message<"herald.v1.SetPreferencesRequest"> & {
+  /**
+   * Required, with user_id set; update_time is ignored.
+   *
+   * @generated from field: herald.v1.Preferences preferences = 1;
+   */
+  preferences?: Preferences | undefined;
+};
+
+/**
+ * Describes the message herald.v1.SetPreferencesRequest.
+ * Use `create(SetPreferencesRequestSchema)` to create a new message.
+ */
+export const SetPreferencesRequestSchema: GenMessage<SetPreferencesRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 7);
+
+/**
+ * SetPreferencesResponse is the preferences as stored.
+ *
+ * @generated from message herald.v1.SetPreferencesResponse
+ */
+export type SetPreferencesResponse = Message<"herald.v1.SetPreferencesResponse"> & {
+  /**
+   * @generated from field: herald.v1.Preferences preferences = 1;
+   */
+  preferences?: Preferences | undefined;
+};
+
+/**
+ * Describes the message herald.v1.SetPreferencesResponse.
+ * Use `create(SetPreferencesResponseSchema)` to create a new message.
+ */
+export const SetPreferencesResponseSchema: GenMessage<SetPreferencesResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 8);
+
+/**
+ * PutCategoryRequest carries the whole setting.
+ *
+ * @generated from message herald.v1.PutCategoryRequest
+ */
+export type PutCategoryRequest = Message<"herald.v1.PutCategoryRequest"> & {
+  /**
+   * Required; update_time is ignored.
+   *
+   * @generated from field: herald.v1.Category category = 1;
+   */
+  category?: Category | undefined;
+};
+
+/**
+ * Describes the message herald.v1.PutCategoryRequest.
+ * Use `create(PutCategoryRequestSchema)` to create a new message.
+ */
+export const PutCategoryRequestSchema: GenMessage<PutCategoryRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 9);
+
+/**
+ * PutCategoryResponse is the setting as stored.
+ *
+ * @generated from message herald.v1.PutCategoryResponse
+ */
+export type PutCategoryResponse = Message<"herald.v1.PutCategoryResponse"> & {
+  /**
+   * @generated from field: herald.v1.Category category = 1;
+   */
+  category?: Category | undefined;
+
+  /**
+   * True when the tenant had no setting for the category before.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message herald.v1.PutCategoryResponse.
+ * Use `create(PutCategoryResponseSchema)` to create a new message.
+ */
+export const PutCategoryResponseSchema: GenMessage<PutCategoryResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 10);
+
+/**
+ * ListCategoriesRequest has no parameters: a tenant has few categories.
+ *
+ * @generated from message herald.v1.ListCategoriesRequest
+ */
+export type ListCategoriesRequest = Message<"herald.v1.ListCategoriesRequest"> & {
+};
+
+/**
+ * Describes the message herald.v1.ListCategoriesRequest.
+ * Use `create(ListCategoriesRequestSchema)` to create a new message.
+ */
+export const ListCategoriesRequestSchema: GenMessage<ListCategoriesRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 11);
+
+/**
+ * ListCategoriesResponse is every category the tenant set.
+ *
+ * @generated from message herald.v1.ListCategoriesResponse
+ */
+export type ListCategoriesResponse = Message<"herald.v1.ListCategoriesResponse"> & {
+  /**
+   * By name.
+   *
+   * @generated from field: repeated herald.v1.Category categories = 1;
+   */
+  categories: Category[];
+};
+
+/**
+ * Describes the message herald.v1.ListCategoriesResponse.
+ * Use `create(ListCategoriesResponseSchema)` to create a new message.
+ */
+export const ListCategoriesResponseSchema: GenMessage<ListCategoriesResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 12);
+
+/**
+ * DeleteCategoryRequest names the category.
+ *
+ * @generated from message herald.v1.DeleteCategoryRequest
+ */
+export type DeleteCategoryRequest = Message<"herald.v1.DeleteCategoryRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string category = 1;
+   */
+  category: string;
+};
+
+/**
+ * Describes the message herald.v1.DeleteCategoryRequest.
+ * Use `create(DeleteCategoryRequestSchema)` to create a new message.
+ */
+export const DeleteCategoryRequestSchema: GenMessage<DeleteCategoryRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 13);
+
+/**
+ * DeleteCategoryResponse is the setting as it was.
+ *
+ * @generated from message herald.v1.DeleteCategoryResponse
+ */
+export type DeleteCategoryResponse = Message<"herald.v1.DeleteCategoryResponse"> & {
+  /**
+   * @generated from field: herald.v1.Category category = 1;
+   */
+  category?: Category | undefined;
+};
+
+/**
+ * Describes the message herald.v1.DeleteCategoryResponse.
+ * Use `create(DeleteCategoryResponseSchema)` to create a new message.
+ */
+export const DeleteCategoryResponseSchema: GenMessage<DeleteCategoryResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 14);
+
+/**
  * PutRecipientRequest carries the whole profile.
  *
  * @generated from message herald.v1.PutRecipientRequest
@@ -125,7 +500,7 @@ export type PutRecipientRequest = Message<"herald.v1.PutRecipientRequest"> & {
  * Use `create(PutRecipientRequestSchema)` to create a new message.
  */
 export const PutRecipientRequestSchema: GenMessage<PutRecipientRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 1);
+  messageDesc(file_herald_v1_recipient, 15);
 
 /**
  * PutRecipientResponse is the profile as stored.
@@ -151,7 +526,7 @@ export type PutRecipientResponse = Message<"herald.v1.PutRecipientResponse"> & {
  * Use `create(PutRecipientResponseSchema)` to create a new message.
  */
 export const PutRecipientResponseSchema: GenMessage<PutRecipientResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 2);
+  messageDesc(file_herald_v1_recipient, 16);
 
 /**
  * GetRecipientRequest names the profile.
@@ -172,7 +547,7 @@ export type GetRecipientRequest = Message<"herald.v1.GetRecipientRequest"> & {
  * Use `create(GetRecipientRequestSchema)` to create a new message.
  */
 export const GetRecipientRequestSchema: GenMessage<GetRecipientRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 3);
+  messageDesc(file_herald_v1_recipient, 17);
 
 /**
  * GetRecipientResponse is the profile.
@@ -191,7 +566,7 @@ export type GetRecipientResponse = Message<"herald.v1.GetRecipientResponse"> & {
  * Use `create(GetRecipientResponseSchema)` to create a new message.
  */
 export const GetRecipientResponseSchema: GenMessage<GetRecipientResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 4);
+  messageDesc(file_herald_v1_recipient, 18);
 
 /**
  * DeleteRecipientRequest names the profile.
@@ -212,7 +587,7 @@ export type DeleteRecipientRequest = Message<"herald.v1.DeleteRecipientRequest">
  * Use `create(DeleteRecipientRequestSchema)` to create a new message.
  */
 export const DeleteRecipientRequestSchema: GenMessage<DeleteRecipientRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 5);
+  messageDesc(file_herald_v1_recipient, 19);
 
 /**
  * DeleteRecipientResponse is the profile as it was.
@@ -231,7 +606,7 @@ export type DeleteRecipientResponse = Message<"herald.v1.DeleteRecipientResponse
  * Use `create(DeleteRecipientResponseSchema)` to create a new message.
  */
 export const DeleteRecipientResponseSchema: GenMessage<DeleteRecipientResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 6);
+  messageDesc(file_herald_v1_recipient, 20);
 
 /**
  * ListRecipientsRequest selects a page of profiles.
@@ -259,7 +634,7 @@ export type ListRecipientsRequest = Message<"herald.v1.ListRecipientsRequest"> &
  * Use `create(ListRecipientsRequestSchema)` to create a new message.
  */
 export const ListRecipientsRequestSchema: GenMessage<ListRecipientsRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 7);
+  messageDesc(file_herald_v1_recipient, 21);
 
 /**
  * ListRecipientsResponse is one page of profiles.
@@ -287,7 +662,7 @@ export type ListRecipientsResponse = Message<"herald.v1.ListRecipientsResponse">
  * Use `create(ListRecipientsResponseSchema)` to create a new message.
  */
 export const ListRecipientsResponseSchema: GenMessage<ListRecipientsResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 8);
+  messageDesc(file_herald_v1_recipient, 22);
 
 /**
  * RecipientService keeps the tenant's recipient profiles. Every call is scoped
@@ -338,6 +713,59 @@ export const RecipientService: GenService<{
     methodKind: "unary";
     input: typeof ListRecipientsRequestSchema;
     output: typeof ListRecipientsResponseSchema;
+  },
+  /**
+   * GetPreferences returns what the recipient agreed to receive (empty
+   * preferences when none were set); NOT_FOUND when there is no profile.
+   *
+   * @generated from rpc herald.v1.RecipientService.GetPreferences
+   */
+  getPreferences: {
+    methodKind: "unary";
+    input: typeof GetPreferencesRequestSchema;
+    output: typeof GetPreferencesResponseSchema;
+  },
+  /**
+   * SetPreferences replaces the recipient's preferences whole; NOT_FOUND when
+   * there is no profile. Deleting the profile deletes them.
+   *
+   * @generated from rpc herald.v1.RecipientService.SetPreferences
+   */
+  setPreferences: {
+    methodKind: "unary";
+    input: typeof SetPreferencesRequestSchema;
+    output: typeof SetPreferencesResponseSchema;
+  },
+  /**
+   * PutCategory creates or replaces the tenant's setting for one category.
+   *
+   * @generated from rpc herald.v1.RecipientService.PutCategory
+   */
+  putCategory: {
+    methodKind: "unary";
+    input: typeof PutCategoryRequestSchema;
+    output: typeof PutCategoryResponseSchema;
+  },
+  /**
+   * ListCategories returns every category the tenant set, by name.
+   *
+   * @generated from rpc herald.v1.RecipientService.ListCategories
+   */
+  listCategories: {
+    methodKind: "unary";
+    input: typeof ListCategoriesRequestSchema;
+    output: typeof ListCategoriesResponseSchema;
+  },
+  /**
+   * DeleteCategory removes a category's setting (its defaults no longer
+   * apply; recipients' own choices for it stay); NOT_FOUND when there is none.
+   *
+   * @generated from rpc herald.v1.RecipientService.DeleteCategory
+   */
+  deleteCategory: {
+    methodKind: "unary";
+    input: typeof DeleteCategoryRequestSchema;
+    output: typeof DeleteCategoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_herald_v1_recipient, 0);

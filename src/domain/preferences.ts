@@ -1,0 +1,108 @@
+import { Channel } from "../../gen/herald/v1/notification_pb.js";
+import type { Category, Preferences } from "../../gen/herald/v1/recipient_pb.js";
+import { checkQuietHours, type QuietHours } from "./quiet-hours.js";
+import { controlChars, invalidArgument, longerThan } from "./validate.js";
+
+// What a recipient agreed to receive, and the one rule that reads it. Checked as strictly as
+// the rest of the contract (INVALID_ARGUMENT naming the field), stored as checked, and applied by
+// channelVerdict wherever Herald decides whether a notification of a category may go out on a
+// channel.
+
+/** A category's name: lower-case so "Marketing" and "marketing" cannot be two categories. */
+const categoryName = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+const maxCategories = 64;
+const descriptionMaxChars = 256;
+
+export interface CategoryChoice {
+  category: string;
+  optedOutChannels: Channel[];
+  unsubscribed: boolean;
+}
+
+/** Preferences as stored (store/preferences.ts) and read by channelVerdict. */
+export interface StoredPreferences {
+  optedOutChannels: Channel[];
+  categories: CategoryChoice[];
+  quietHours?: QuietHours;
+}
+
+/** A tenant's category setting as stored. */
+export interface CategorySetting {
+  category: string;
+  required: boolean;
+  defaultOptedOutChannels: Channel[];
+  description: string;
+}
+
+export function checkCategoryName(name: string, path: string): void {
+  if (!categoryName.test(name)) throw invalidArgument(path, `must be 1 to 64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit, got ${JSON.stringify(name.slice(0, 40))}`);
+}
+
+function checkChannels(channels: readonly Channel[], path: string): Channel[] {
+  const seen = new Set<Channel>();
+  channels.forEach((c, i) => {
+    if (c === Channel.UNSPECIFIED || !(c in Channel)) throw invalidArgument(`${path}[${i}]`, `must be a deliverable channel, got ${c}`);
+    if (seen.has(c)) throw invalidArgument(`${path}[${i}]`, "repeats an earlier channel");
+    seen.add(c);
+  });
+  return [...seen].sort((a, b) => a - b);
+}
+
+/** Throws INVALID_ARGUMENT naming the field; returns the preferences as they are to be stored (channels sorted). */
+export function checkPreferences(p: Preferences, path: string, profileTimeZone: string): StoredPreferences {
+  const optedOutChannels = checkChannels(p.optedOutChannels, `${path}.opted_out_channels`);
+  if (p.categories.length > maxCategories) throw invalidArgument(`${path}.categories`, `must have at most ${maxCategories} entries`);
+  const seen = new Set<string>();
+  const categories = p.categories.map((c, i): CategoryChoice => {
+    const at = `${path}.categories[${i}]`;
+    checkCategoryName(c.category, `${at}.category`);
+    if (seen.has(c.category)) throw invalidArgument(`${at}.category`, `repeats ${JSON.stringify(c.category)}`);
+    seen.add(c.category);
+    return { category: c.category, optedOutChannels: checkChannels(c.optedOutChannels, `${at}.opted_out_channels`), unsubscribed: c.unsubscribed };
+  });
+  let quietHours: QuietHours | undefined;
+  if (p.quietHours) {
+    checkQuietHours(p.quietHours, `${path}.quiet_hours`);
+    // Read in the recipient's zone: without one there is no "22:00" to hold a notification to.
+    if (profileTimeZone === "") throw invalidArgument(`${path}.quiet_hours`, "needs the recipient's time_zone: set it with PutRecipient first");
+    quietHours = { start: p.quietHours.start, end: p.quietHours.end };
+  }
+  return { optedOutChannels, categories, ...(quietHours ? { quietHours } : {}) };
+}
+
+/** Throws INVALID_ARGUMENT naming the field; returns the setting as it is to be stored. */
+export function checkCategory(c: Category | undefined, path: string): CategorySetting {
+  if (!c) throw invalidArgument(path, "is required");
+  checkCategoryName(c.category, `${path}.category`);
+  if (longerThan(c.description, descriptionMaxChars)) throw invalidArgument(`${path}.description`, `must be at most ${descriptionMaxChars} characters`);
+  if (controlChars.test(c.description)) throw invalidArgument(`${path}.description`, "must not contain control characters");
+  const defaults = checkChannels(c.defaultOptedOutChannels, `${path}.default_opted_out_channels`);
+  if (c.required && defaults.length > 0) {
+    throw invalidArgument(`${path}.default_opted_out_channels`, "must be empty for a required category (nobody may be opted out of it)");
+  }
+  return { category: c.category, required: c.required, defaultOptedOutChannels: defaults, description: c.description };
+}
+
+export type ChannelVerdict =
+  | { allowed: true }
+  | { allowed: false; reason: "opted_out" | "unsubscribed" | "opted_out_by_default"; detail: string };
+
+/**
+ * Whether a notification of `category` ("" for none) may go to the recipient on `channel`:
+ * a required category always may; otherwise an unsubscribe from the category, an opt-out of the
+ * channel for it or for every category, or (with no choice of the recipient's own for the
+ * category) the tenant's default keeps it from going.
+ */
+export function channelVerdict(prefs: StoredPreferences | undefined, category: string, channel: Channel, setting?: CategorySetting): ChannelVerdict {
+  const name = `CHANNEL_${Channel[channel]}`;
+  const of = category === "" ? "" : ` of category ${category}`;
+  if (setting?.required) return { allowed: true };
+  const own = category === "" ? undefined : prefs?.categories.find((c) => c.category === category);
+  if (own?.unsubscribed) return { allowed: false, reason: "unsubscribed", detail: `the recipient unsubscribed from ${category}` };
+  if (own?.optedOutChannels.includes(channel)) return { allowed: false, reason: "opted_out", detail: `the recipient opted out of ${name} for ${category}` };
+  if (prefs?.optedOutChannels.includes(channel)) return { allowed: false, reason: "opted_out", detail: `the recipient opted out of ${name}${of ? " for every category" : ""}` };
+  if (!own && setting?.defaultOptedOutChannels.includes(channel)) {
+    return { allowed: false, reason: "opted_out_by_default", detail: `${category} is off on ${name} unless the recipient opts in` };
+  }
+  return { allowed: true };
+}

@@ -1,0 +1,88 @@
+import type pg from "pg";
+import type { Channel } from "../../gen/herald/v1/notification_pb.js";
+import type { CategoryChoice, CategorySetting, StoredPreferences } from "../domain/preferences.js";
+
+// Recipient preferences and tenant categories (migration 011), stored as domain/preferences.ts
+// checked them. Every function takes the tenant.
+
+type Queryable = Pick<pg.ClientBase, "query">;
+
+interface PreferencesRow {
+  opted_out_channels: Channel[];
+  categories: Array<{ category: string; opted_out_channels: Channel[]; unsubscribed: boolean }>;
+  quiet_start: string;
+  quiet_end: string;
+  updated_at: Date;
+}
+
+function toPreferences(r: PreferencesRow): StoredPreferences & { updatedAt: Date } {
+  return {
+    optedOutChannels: r.opted_out_channels,
+    categories: r.categories.map((c): CategoryChoice => ({ category: c.category, optedOutChannels: c.opted_out_channels, unsubscribed: c.unsubscribed })),
+    ...(r.quiet_start !== "" ? { quietHours: { start: r.quiet_start, end: r.quiet_end } } : {}),
+    updatedAt: r.updated_at,
+  };
+}
+
+const PREFERENCE_COLUMNS = "opted_out_channels, categories, quiet_start, quiet_end, updated_at";
+
+/** The recipient's preferences; undefined when none were set. */
+export async function getPreferences(db: Queryable, tenant: string, userId: string): Promise<(StoredPreferences & { updatedAt: Date }) | undefined> {
+  const r = await db.query<PreferencesRow>(`SELECT ${PREFERENCE_COLUMNS} FROM recipient_preferences WHERE tenant = $1 AND user_id = $2`, [tenant, userId]);
+  return r.rows[0] ? toPreferences(r.rows[0]) : undefined;
+}
+
+/** Replaces the recipient's preferences; undefined when the recipient has no profile (none is created). */
+export async function setPreferences(db: Queryable, tenant: string, userId: string, p: StoredPreferences): Promise<(StoredPreferences & { updatedAt: Date }) | undefined> {
+  const categories = p.categories.map((c) => ({ category: c.category, opted_out_channels: c.optedOutChannels, unsubscribed: c.unsubscribed }));
+  const r = await db.query<PreferencesRow>(
+    `INSERT INTO recipient_preferences (tenant, user_id, opted_out_channels, categories, quiet_start, quiet_end)
+     SELECT tenant, user_id, $3::smallint[], $4::jsonb, $5, $6 FROM recipients WHERE tenant = $1 AND user_id = $2
+     ON CONFLICT (tenant, user_id) DO UPDATE
+       SET opted_out_channels = EXCLUDED.opted_out_channels, categories = EXCLUDED.categories,
+           quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, updated_at = now()
+     RETURNING ${PREFERENCE_COLUMNS}`,
+    [tenant, userId, p.optedOutChannels, JSON.stringify(categories), p.quietHours?.start ?? "", p.quietHours?.end ?? ""],
+  );
+  return r.rows[0] ? toPreferences(r.rows[0]) : undefined;
+}
+
+interface CategoryRow {
+  category: string;
+  required: boolean;
+  default_opted_out_channels: Channel[];
+  description: string;
+  updated_at: Date;
+}
+
+const CATEGORY_COLUMNS = "category, required, default_opted_out_channels, description, updated_at";
+
+function toCategory(r: CategoryRow): CategorySetting & { updatedAt: Date } {
+  return { category: r.category, required: r.required, defaultOptedOutChannels: r.default_opted_out_channels, description: r.description, updatedAt: r.updated_at };
+}
+
+/** Creates or replaces the tenant's setting for a category; `created` when none existed. */
+export async function putCategory(db: Queryable, tenant: string, c: CategorySetting): Promise<{ category: CategorySetting & { updatedAt: Date }; created: boolean }> {
+  const r = await db.query<CategoryRow & { created: boolean }>(
+    `INSERT INTO notification_categories (tenant, category, required, default_opted_out_channels, description)
+     VALUES ($1, $2, $3, $4::smallint[], $5)
+     ON CONFLICT (tenant, category) DO UPDATE
+       SET required = EXCLUDED.required, default_opted_out_channels = EXCLUDED.default_opted_out_channels,
+           description = EXCLUDED.description, updated_at = now()
+     RETURNING ${CATEGORY_COLUMNS}, (xmax = 0) AS created`,
+    [tenant, c.category, c.required, c.defaultOptedOutChannels, c.description],
+  );
+  return { category: toCategory(r.rows[0]!), created: r.rows[0]!.created };
+}
+
+/** Every category the tenant set, by name. */
+export async function listCategories(db: Queryable, tenant: string): Promise<Array<CategorySetting & { updatedAt: Date }>> {
+  const r = await db.query<CategoryRow>(`SELECT ${CATEGORY_COLUMNS} FROM notification_categories WHERE tenant = $1 ORDER BY category`, [tenant]);
+  return r.rows.map(toCategory);
+}
+
+/** Removes a category's setting; returns it as it was, undefined when there was none. */
+export async function deleteCategory(db: Queryable, tenant: string, category: string): Promise<(CategorySetting & { updatedAt: Date }) | undefined> {
+  const r = await db.query<CategoryRow>(`DELETE FROM notification_categories WHERE tenant = $1 AND category = $2 RETURNING ${CATEGORY_COLUMNS}`, [tenant, category]);
+  return r.rows[0] ? toCategory(r.rows[0]) : undefined;
+}
