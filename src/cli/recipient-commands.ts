@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { RecipientProfileSchema, type RecipientProfile } from "../../gen/herald/v1/recipient_pb.js";
+import { CategorySchema, PreferencesSchema, RecipientProfileSchema, type RecipientProfile } from "../../gen/herald/v1/recipient_pb.js";
 import { createRecipientClient } from "../client/index.js";
 import { DEV_API_KEY } from "../domain/api-keys.js";
 import { UsageError } from "./usage-error.js";
@@ -15,7 +15,10 @@ export const recipientUsage = `  herald recipient put --user ada [--email ada@ex
                        [--locale de-CH] [--data key=value]...
   herald recipient get --user ada | delete --user ada
   herald recipient list [--limit N]
-                                 recipient profiles (put replaces the whole profile)
+  herald recipient preferences --user ada
+  herald recipient categories
+                                 recipient profiles (put replaces the whole profile), a
+                                 recipient's preferences, the tenant's categories
 `;
 
 /** Where the commands print; process.stdout/stderr unless a caller (a test) passes its own. */
@@ -38,6 +41,7 @@ const options = {
   limit: { type: "string" },
 } as const;
 
+const subcommands = new Set(["put", "get", "delete", "list", "preferences", "categories"]);
 const profileFlags = ["email", "phone", "push-token", "webhook-url", "time-zone", "locale", "data"] as const;
 const listDefaultLimit = 100;
 const maxPageSize = 500;
@@ -81,12 +85,13 @@ export async function runRecipientCommand(
   io: RecipientIo = { out: process.stdout, err: process.stderr },
 ): Promise<void> {
   const [sub, ...rest] = args;
-  if (sub !== "put" && sub !== "get" && sub !== "delete" && sub !== "list") throw new UsageError(`usage:\n${recipientUsage}`);
+  if (!subcommands.has(sub ?? "")) throw new UsageError(`usage:\n${recipientUsage}`);
   const { values, positionals } = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}\n${recipientUsage}`);
   // Checked before connecting, so a typo says what is wrong rather than what the server refused.
-  if (sub !== "list" && values.user === undefined) throw new UsageError("--user is required");
-  if (sub === "list" && values.user !== undefined) throw new UsageError("list takes --limit only");
+  const needsUser = sub !== "list" && sub !== "categories";
+  if (needsUser && values.user === undefined) throw new UsageError("--user is required");
+  if (!needsUser && values.user !== undefined) throw new UsageError(`${sub} takes no --user`);
   if (sub !== "put") {
     const stray = profileFlags.find((f) => values[f] !== undefined);
     if (stray) throw new UsageError(`--${stray} goes with put`);
@@ -120,7 +125,18 @@ export async function runRecipientCommand(
       }
       return;
     }
+    if (sub === "categories") {
+      const { categories } = await client.listCategories({}, call);
+      if (categories.length === 0) io.err.write("no categories\n");
+      else io.out.write(categories.map((c) => `${toJsonString(CategorySchema, c)}\n`).join(""));
+      return;
+    }
     const userId = values.user!;
+    if (sub === "preferences") {
+      const { preferences } = await client.getPreferences({ userId }, call);
+      io.out.write(`${toJsonString(PreferencesSchema, preferences!, { prettySpaces: 2 })}\n`);
+      return;
+    }
     if (sub === "put") {
       const res = await client.putRecipient(
         {
