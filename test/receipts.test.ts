@@ -9,7 +9,7 @@ import { createSendgridEventPoster, sendgridEventFor, type SendgridEventPoster }
 import { startSmtpStandIn, type ReceivedEmail, type SmtpStandIn } from "./support/stand-ins/smtp.js";
 import { startTwilioStandIn, type TwilioMessage, type TwilioStandIn } from "./support/stand-ins/twilio.js";
 import { startWebhookReceiver, type WebhookReceiver } from "./support/stand-ins/webhook-receiver.js";
-import { HELD_COMMIT_TIMEOUTS } from "./support/table-lock.js";
+import { HELD_COMMIT_TIMEOUTS, lockNotifications } from "./support/table-lock.js";
 import { waitFor } from "./support/wait.js";
 import { watch } from "./support/watch.js";
 
@@ -123,6 +123,32 @@ async function sentEmail(to: string): Promise<{ id: string; mail: ReceivedEmail 
 
 const sendgridUrl = () => `${publicUrl}/receipts/sendgrid`;
 
+/**
+ * Runs `post` (a callback with retries) while Herald's database cannot take the first attempt:
+ * holds the notifications table, waits until the receipt's transaction waits on it, cancels that
+ * statement (Herald answers 503), and lets the table go. Returns what `post` resolves to.
+ */
+async function withFirstReceiptFailing(post: () => Promise<number>): Promise<number> {
+  const lock = await lockNotifications(pool());
+  try {
+    const posting = post();
+    const pid = await waitFor("the receipt waiting on the table", async () => {
+      // The receipt's own statement (store/receipts.ts locks its row), not a sweep or renewal that may queue too.
+      const r = await pool().query<{ pid: number }>(
+        `SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.relation = 'notifications'::regclass AND NOT l.granted
+           AND a.query LIKE 'SELECT * FROM notifications WHERE id = $1 FOR UPDATE%' LIMIT 1`,
+      );
+      return r.rows[0]?.pid;
+    });
+    await pool().query("SELECT pg_cancel_backend($1)", [pid]);
+    await lock.release();
+    return await posting;
+  } finally {
+    await lock.release();
+  }
+}
+
 describe("SMS: Twilio status callbacks", () => {
   it("asks for callbacks at the public URL bound to the notification; delivered → DELIVERED, once, and WatchStatus sees it", async () => {
     const userId = `watch-${randomBytes(4).toString("hex")}`;
@@ -197,6 +223,18 @@ describe("SMS: Twilio status callbacks", () => {
     expect((await statusOf(b.id)).status).toBe(Status.SENT);
   });
 
+  it("a callback Herald could not store (503) is posted again by the provider and applied, once", async () => {
+    const { id, message } = await sentSms();
+    const statuses: number[] = [];
+    const answer = await withFirstReceiptFailing(() =>
+      twilio.postStatus(message, "delivered", { retries: { attempts: 6, delayMs: 200, onAttempt: (s) => statuses.push(s) } }),
+    );
+    expect(answer).toBe(200);
+    expect(statuses).toEqual([503, 200]);
+    expect((await statusOf(id)).status).toBe(Status.DELIVERED);
+    expect((await events(id)).filter(([s]) => s === Status.DELIVERED)).toHaveLength(1);
+  });
+
   it("a callback that arrives before SENT is stored is kept and applied with the SENT, once", async () => {
     const pending = await receipts("twilio", "pending");
     const answers: number[] = [];
@@ -263,6 +301,22 @@ describe("SMS: Twilio status callbacks", () => {
 });
 
 describe("email: SendGrid's signed event webhook", () => {
+  it("a batch Herald could not store (503) is posted again whole, and each event applied once", async () => {
+    const a = await sentEmail("retry-a@example.test");
+    const b = await sentEmail("retry-b@example.test");
+    const statuses: number[] = [];
+    const batch = [sendgridEventFor(a.mail, "delivered"), sendgridEventFor(b.mail, "delivered")];
+    const answer = await withFirstReceiptFailing(() =>
+      sendgrid.post(sendgridUrl(), batch, { retries: { attempts: 6, delayMs: 200, onAttempt: (s) => statuses.push(s) } }),
+    );
+    expect(answer).toBe(200);
+    expect(statuses).toEqual([503, 200]);
+    for (const { id } of [a, b]) {
+      expect((await statusOf(id)).status).toBe(Status.DELIVERED);
+      expect((await events(id)).filter(([s]) => s === Status.DELIVERED)).toHaveLength(1);
+    }
+  });
+
   it("names the notification in X-SMTPAPI; delivered → DELIVERED with the provider sendgrid", async () => {
     const { id, mail } = await sentEmail("ada@example.test");
     expect(JSON.parse(mail.headers["x-smtpapi"] ?? "{}")).toEqual({ unique_args: { herald_notification_id: id, herald_tenant: TENANT } });

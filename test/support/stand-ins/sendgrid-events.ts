@@ -1,4 +1,5 @@
 import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { postWithRetries, type CallbackRetries } from "./callback-retry.js";
 
 // SendGrid's Signed Event Webhook as a poster: an ECDSA P-256 key pair made here (SendGrid makes
 // its own and shows the public half, base64 DER), and POSTs of event batches (a JSON array) signed
@@ -12,7 +13,7 @@ export interface SendgridEventPoster {
    * POSTs `events` to `url`; resolves with the HTTP status. `signature`: "wrong" signs with
    * another key, "unsigned" sends no signature headers. `timestamp` in seconds, default now.
    */
-  post(url: string, events: unknown[], opts?: { signature?: "wrong" | "unsigned"; timestamp?: number; body?: string }): Promise<number>;
+  post(url: string, events: unknown[], opts?: { signature?: "wrong" | "unsigned"; timestamp?: number; body?: string; retries?: CallbackRetries }): Promise<number>;
 }
 
 /** One SendGrid event for a message Herald sent, with the unique_args its X-SMTPAPI header carried. */
@@ -50,9 +51,12 @@ export function createSendgridEventPoster(): SendgridEventPoster {
         headers["x-twilio-email-event-webhook-signature"] = sign("sha256", Buffer.from(timestamp + body), key).toString("base64");
         headers["x-twilio-email-event-webhook-timestamp"] = timestamp;
       }
-      const res = await fetch(url, { method: "POST", headers, body });
-      await res.arrayBuffer();
-      return res.status;
+      // SendGrid posts a batch again while the answer is not 2xx (for up to a day).
+      return postWithRetries(async () => {
+        const res = await fetch(url, { method: "POST", headers, body });
+        await res.arrayBuffer();
+        return res.status;
+      }, opts.retries);
     },
   };
 }

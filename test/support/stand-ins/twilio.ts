@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
+import { postWithRetries, type CallbackRetries } from "./callback-retry.js";
 import { fail, startHttpStandIn, type FailBehaviour, type HttpAnswer, type HttpStandIn, type RecordedRequest } from "./behaviour.js";
 
 // A local stand-in for Twilio's Messages API: POST /2010-04-01/Accounts/{sid}/Messages.json,
@@ -35,6 +36,8 @@ export interface StatusCallbackOptions {
   override?: Record<string, string>;
   /** POST to this URL instead of the message's StatusCallback (it is signed over this one). */
   url?: string;
+  /** Post again while Herald answers 5xx or nothing (Twilio with a #rc retry override). @defaultValue once */
+  retries?: CallbackRetries;
 }
 
 /** Twilio's X-Twilio-Signature for a POST of `params` to `url`. */
@@ -123,9 +126,11 @@ export async function startTwilioStandIn(opts: TwilioStandInOptions): Promise<Tw
     };
     const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", "user-agent": "TwilioProxy/1.1" };
     if (o.signature !== "unsigned") headers["x-twilio-signature"] = twilioSignatureFor(o.signature === "wrong" ? `${opts.authToken}x` : opts.authToken, url, params);
-    const res = await fetch(url, { method: "POST", headers, body: new URLSearchParams(params).toString() });
-    await res.arrayBuffer();
-    return res.status;
+    return postWithRetries(async () => {
+      const res = await fetch(url, { method: "POST", headers, body: new URLSearchParams(params).toString() });
+      await res.arrayBuffer();
+      return res.status;
+    }, o.retries);
   }
 
   const server = await startHttpStandIn(handle);
