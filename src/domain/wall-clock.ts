@@ -14,8 +14,12 @@ const day = 86_400_000;
  */
 export function instantsOfWallClock(wall: number, zone: string): number[] {
   const tz = IANAZone.create(zone);
-  const candidates = [tz.offset(wall - day), tz.offset(wall + day)].map((offsetMin) => wall - offsetMin * minute);
-  return [...new Set(candidates.filter((t) => tz.offset(t) * minute === wall - t))].sort((a, b) => a - b);
+  return [...new Set(candidates(wall, tz).filter((t) => tz.offset(t) * minute === wall - t))].sort((a, b) => a - b);
+}
+
+/** The instants `wall` would be under the offsets in force a day before and a day after it. */
+function candidates(wall: number, tz: IANAZone): number[] {
+  return [tz.offset(wall - day), tz.offset(wall + day)].map((offsetMin) => wall - offsetMin * minute);
 }
 
 /**
@@ -28,9 +32,9 @@ export function firstInstantAtOrAfter(wall: number, zone: string): number {
   if (fits.length > 0) return fits[0]!;
   // Skipped: the change lies between the candidates the offsets either side give; find its minute.
   const tz = IANAZone.create(zone);
-  const candidates = [tz.offset(wall - day), tz.offset(wall + day)].map((offsetMin) => wall - offsetMin * minute);
-  let lo = Math.min(...candidates);
-  let hi = Math.max(...candidates);
+  const around = candidates(wall, tz);
+  let lo = Math.min(...around);
+  let hi = Math.max(...around);
   const before = tz.offset(lo);
   while (hi - lo > minute) {
     const mid = lo + Math.floor((hi - lo) / 2 / minute) * minute;

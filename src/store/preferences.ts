@@ -26,10 +26,24 @@ function toPreferences(r: PreferencesRow): StoredPreferences & { updatedAt: Date
 
 const PREFERENCE_COLUMNS = "opted_out_channels, categories, quiet_start, quiet_end, updated_at";
 
-/** The recipient's preferences; undefined when none were set. */
-export async function getPreferences(db: Queryable, tenant: string, userId: string): Promise<(StoredPreferences & { updatedAt: Date }) | undefined> {
-  const r = await db.query<PreferencesRow>(`SELECT ${PREFERENCE_COLUMNS} FROM recipient_preferences WHERE tenant = $1 AND user_id = $2`, [tenant, userId]);
-  return r.rows[0] ? toPreferences(r.rows[0]) : undefined;
+/**
+ * The recipient's preferences, read with their profile in one statement: undefined when the
+ * tenant has no such recipient; `preferences` undefined when none were set.
+ */
+export async function getPreferences(
+  db: Queryable,
+  tenant: string,
+  userId: string,
+): Promise<{ preferences?: StoredPreferences & { updatedAt: Date } } | undefined> {
+  const r = await db.query<PreferencesRow | Record<keyof PreferencesRow, null>>(
+    `SELECT p.opted_out_channels, p.categories, p.quiet_start, p.quiet_end, p.updated_at
+       FROM recipients r LEFT JOIN recipient_preferences p ON p.tenant = r.tenant AND p.user_id = r.user_id
+      WHERE r.tenant = $1 AND r.user_id = $2`,
+    [tenant, userId],
+  );
+  const row = r.rows[0];
+  if (!row) return undefined;
+  return row.updated_at === null ? {} : { preferences: toPreferences(row) };
 }
 
 /** Replaces the recipient's preferences; undefined when the recipient has no profile (none is created). */

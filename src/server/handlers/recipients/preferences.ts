@@ -21,11 +21,9 @@ export function getPreferencesHandler(deps: RecipientHandlerDeps) {
   return async (req: GetPreferencesRequest, ctx: HandlerContext): Promise<Pick<GetPreferencesResponse, "preferences">> => {
     const call = callInfo(ctx);
     validateUserId(req.userId, "user_id");
-    const [profile, prefs] = await withStoreErrors(() =>
-      Promise.all([getRecipient(deps.pool, call.tenant, req.userId), getPreferences(deps.pool, call.tenant, req.userId)]),
-    );
-    if (!profile) throw noProfile(req.userId);
-    return { preferences: toPreferencesMessage(req.userId, prefs) };
+    const found = await withStoreErrors(() => getPreferences(deps.pool, call.tenant, req.userId));
+    if (!found) throw noProfile(req.userId);
+    return { preferences: toPreferencesMessage(req.userId, found.preferences) };
   };
 }
 
