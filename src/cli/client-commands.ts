@@ -30,10 +30,11 @@ const specOptions = {
   var: { type: "string", multiple: true },
   label: { type: "string", multiple: true },
   priority: { type: "string" },
+  category: { type: "string" },
   "idempotency-key": { type: "string" },
 } as const;
 
-function pairs(list: string[] | undefined, flag: string): Record<string, string> {
+export function pairs(list: string[] | undefined, flag: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of list ?? []) {
     const i = item.indexOf("=");
@@ -65,6 +66,7 @@ function specFrom(v: SpecValues): NotificationSpec {
       : { case: "content", value: { subject: (v.subject as string) ?? "", text: (v.text as string) ?? "", html: (v.html as string) ?? "" } },
     priority,
     labels: pairs(v.label as string[], "label"),
+    category: (v.category as string) ?? "",
   });
 }
 

@@ -11,6 +11,7 @@ import { UsageError } from "./usage-error.js";
 import { dlqUsage, runDlqCommand } from "./dlq-commands.js";
 import { runSuppressionsCommand, suppressionsUsage } from "./suppression-commands.js";
 import { recipientUsage, runRecipientCommand } from "./recipient-commands.js";
+import { notifyUsage, runNotifyCommand } from "./notify-command.js";
 import { runWatchCommand, watchUsage } from "./watch-command.js";
 import { configUsage, runConfigCommand } from "./config-command.js";
 import { runStatusCommand, statusUsage } from "./status-command.js";
@@ -26,8 +27,9 @@ Roles (long-running processes; configuration from the environment, see README):
 
 Client commands (over gRPC; --addr, --api-key or HERALD_GRPC_ADDR, HERALD_API_KEY):
   herald send --channel email --to ada@example.com [--user ID] [--subject S] [--text T] [--html H]
-              [--template ID --var k=v ...] [--label k=v ...] [--priority high] [--idempotency-key K]
-  herald schedule (same as send) --in 10m | --at +1h | --at 2030-01-01T09:00:00Z
+              [--template ID --var k=v ...] [--label k=v ...] [--priority high] [--category C]
+              [--idempotency-key K]
+${notifyUsage}  herald schedule (same as send) --in 10m | --at +1h | --at 2030-01-01T09:00:00Z
               | --local 2030-01-01T09:00:00 --tz Europe/Berlin      (durations: s, m, h, d; 1h30m)
   herald get ID
   herald cancel ID
@@ -53,6 +55,8 @@ async function main(argv: string[]): Promise<void> {
       return runSuppressionsCommand(args, process.env);
     case "recipient":
       return runRecipientCommand(args, process.env);
+    case "notify":
+      return runNotifyCommand(args, process.env);
     case "watch":
       process.exitCode = await runWatchCommand(args, process.env);
       return;

@@ -1,15 +1,13 @@
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
 import type { Category, Preferences } from "../../gen/herald/v1/recipient_pb.js";
 import { checkQuietHours, type QuietHours } from "./quiet-hours.js";
-import { controlChars, invalidArgument, longerThan } from "./validate.js";
+import { controlChars, invalidArgument, longerThan, validateCategoryName } from "./validate.js";
 
 // What a recipient agreed to receive, and the one rule that reads it. Checked as strictly as
 // the rest of the contract (INVALID_ARGUMENT naming the field), stored as checked, and applied by
 // channelVerdict wherever Herald decides whether a notification of a category may go out on a
 // channel.
 
-/** A category's name: lower-case so "Marketing" and "marketing" cannot be two categories. */
-const categoryName = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const maxCategories = 64;
 const descriptionMaxChars = 256;
 
@@ -34,10 +32,6 @@ export interface CategorySetting {
   description: string;
 }
 
-export function checkCategoryName(name: string, path: string): void {
-  if (!categoryName.test(name)) throw invalidArgument(path, `must be 1 to 64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit, got ${JSON.stringify(name.slice(0, 40))}`);
-}
-
 function checkChannels(channels: readonly Channel[], path: string): Channel[] {
   const seen = new Set<Channel>();
   channels.forEach((c, i) => {
@@ -55,7 +49,7 @@ export function checkPreferences(p: Preferences, path: string, profileTimeZone: 
   const seen = new Set<string>();
   const categories = p.categories.map((c, i): CategoryChoice => {
     const at = `${path}.categories[${i}]`;
-    checkCategoryName(c.category, `${at}.category`);
+    validateCategoryName(c.category, `${at}.category`);
     if (seen.has(c.category)) throw invalidArgument(`${at}.category`, `repeats ${JSON.stringify(c.category)}`);
     seen.add(c.category);
     return { category: c.category, optedOutChannels: checkChannels(c.optedOutChannels, `${at}.opted_out_channels`), unsubscribed: c.unsubscribed };
@@ -73,7 +67,7 @@ export function checkPreferences(p: Preferences, path: string, profileTimeZone: 
 /** Throws INVALID_ARGUMENT naming the field; returns the setting as it is to be stored. */
 export function checkCategory(c: Category | undefined, path: string): CategorySetting {
   if (!c) throw invalidArgument(path, "is required");
-  checkCategoryName(c.category, `${path}.category`);
+  validateCategoryName(c.category, `${path}.category`);
   if (longerThan(c.description, descriptionMaxChars)) throw invalidArgument(`${path}.description`, `must be at most ${descriptionMaxChars} characters`);
   if (controlChars.test(c.description)) throw invalidArgument(`${path}.description`, "must not contain control characters");
   const defaults = checkChannels(c.defaultOptedOutChannels, `${path}.default_opted_out_channels`);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { toJson, type JsonValue } from "@bufbuild/protobuf";
 import { NotificationSpecSchema, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
-import type { ScheduleRequest } from "../../gen/herald/v1/notification_service_pb.js";
+import { NotifyRequestSchema, type NotifyRequest, type ScheduleRequest } from "../../gen/herald/v1/notification_service_pb.js";
 
 // An idempotency key reused with a different request must fail, so the stored
 // hash has to be equal exactly when the requests are equal field for field. Protobuf
@@ -19,6 +19,15 @@ export function requestHash(parts: { method: "create" | "schedule"; spec: Notifi
     method: parts.method,
     notification: toJson(NotificationSpecSchema, parts.spec, { enumAsInteger: true }),
     when: whenJson(parts.when),
+  };
+  return createHash("sha256").update(domain).update(stableStringify(canonical)).digest();
+}
+
+/** The same for Notify: the whole request but its key. Notify's keys are its own, so its hash never meets Create's. */
+export function notifyRequestHash(req: NotifyRequest): Buffer {
+  const canonical: JsonValue = {
+    method: "notify",
+    request: toJson(NotifyRequestSchema, { ...req, idempotencyKey: "" }, { enumAsInteger: true }),
   };
   return createHash("sha256").update(domain).update(stableStringify(canonical)).digest();
 }

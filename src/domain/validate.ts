@@ -103,18 +103,35 @@ export function validateSpec(spec: NotificationSpec | undefined, path = "notific
   }
   if (!(spec.channel in Channel)) throw invalidArgument(`${path}.channel`, `must be a known channel, got ${spec.channel}`);
   validateRecipient(spec.recipient, spec.channel, `${path}.recipient`, rules.egress ?? strictEgress);
-  switch (spec.body.case) {
-    case "content":
-      validateContent(spec.body.value, spec.channel, `${path}.content`);
-      break;
-    case "template":
-      validateTemplate(spec.body.value, `${path}.template`);
-      break;
-    default:
-      throw invalidArgument(path, "body is required: set content or template");
-  }
-  if (!(spec.priority in Priority)) throw invalidArgument(`${path}.priority`, `must be a known priority, got ${spec.priority}`);
+  validateBody(spec.body, spec.channel, path);
+  validatePriority(spec.priority, `${path}.priority`);
   validateLabels(spec.labels, `${path}.labels`);
+  if (spec.category !== "") validateCategoryName(spec.category, `${path}.category`);
+}
+
+/** A body for `channel`: the fields are named under `path` (`${path}.content.text`); `path` "" names them from the root. */
+export function validateBody(body: NotificationSpec["body"], channel: Channel, path: string): void {
+  const under = (field: string): string => (path === "" ? field : `${path}.${field}`);
+  switch (body.case) {
+    case "content":
+      return validateContent(body.value, channel, under("content"));
+    case "template":
+      return validateTemplate(body.value, under("template"));
+    default:
+      throw invalidArgument(path === "" ? "body" : path, "body is required: set content or template");
+  }
+}
+
+export function validatePriority(priority: Priority, path: string): void {
+  if (!(priority in Priority)) throw invalidArgument(path, `must be a known priority, got ${priority}`);
+}
+
+/** A category's name: lower-case so "Marketing" and "marketing" cannot be two categories. */
+const categoryName = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+
+/** The one rule for a category name, wherever one is given (a notification, preferences, a tenant's setting). */
+export function validateCategoryName(name: string, path: string): void {
+  if (!categoryName.test(name)) throw invalidArgument(path, `must be 1 to 64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit, got ${echo(name)}`);
 }
 
 function validateRecipient(r: Recipient | undefined, channel: Channel, path: string, egress: EgressPolicy): void {
@@ -243,7 +260,7 @@ function validateTemplate(t: TemplateRef, path: string): void {
   });
 }
 
-function validateLabels(labels: Record<string, string>, path: string): void {
+export function validateLabels(labels: Record<string, string>, path: string): void {
   validateStringMap(labels, path, {
     maxEntries: limits.labelsMaxEntries,
     keyMaxChars: limits.labelKeyMaxChars,

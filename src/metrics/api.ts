@@ -18,7 +18,7 @@ export interface UpDown {
 }
 
 export type Listener = "grpc" | "http";
-export type AcceptMethod = "create" | "schedule";
+export type AcceptMethod = "create" | "schedule" | "notify";
 
 /** What the accept path (the store's group commit) records. */
 export interface AcceptMetrics {

@@ -50,10 +50,10 @@ import { createKafkaMetrics } from "../metrics/kafka.js";
 import { createStreamLimiter } from "../server/stream-limiter.js";
 import { createConnectionGate } from "../server/connection-limits.js";
 import type { Runtime } from "./runtime.js";
-import { systemClock } from "../clock.js";
+import { systemClock, type Clock } from "../clock.js";
 
 /** The API server: NotificationService, TemplateService, DeadLetterService, OperationsService, SuppressionService, RecipientService, health and reflection on both listeners. */
-export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
+export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {}): Promise<{ grpcPort: number; httpPort: number; feed: StatusFeed }> {
   const { config, log, pool, kafka, health } = rt;
   const metrics = createApiMetrics(rt.metrics);
   const store = createNotificationStore({ pool, commit: config.commit, idempotencyTtlMs: config.idempotencyTtlMs, log, metrics: metrics.accept });
@@ -85,12 +85,14 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     notificationService({
       store,
       templates,
-      clock: systemClock,
+      // A test's own clock reaches the accept path (the time a Notify is read against quiet hours).
+      clock: opts.clock ?? systemClock,
       newId: () => uuidv7(),
       maxAttempts: (channel) => config.delivery.maxAttempts[channelName(channel) as ChannelName],
       horizonMs: config.scheduleHorizonMs,
       egress,
       shutdownSignal: rt.shutdownSignal,
+      notify: { pool, idempotencyTtlMs: config.idempotencyTtlMs, metrics: metrics.accept },
       watch: {
         feed,
         feedStore,
@@ -166,7 +168,7 @@ export async function startServerRole(rt: Runtime): Promise<{ grpcPort: number; 
     maxMessageBytes: config.maxMessageBytes,
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     shutdownSignal: rt.shutdownSignal,
-    admission: { gate: admission, methods: new Set(["herald.v1.NotificationService/Create", "herald.v1.NotificationService/Schedule"]) },
+    admission: { gate: admission, methods: new Set(["herald.v1.NotificationService/Create", "herald.v1.NotificationService/Schedule", "herald.v1.NotificationService/Notify"]) },
     observe: { metrics, accessLog: config.accessLog ? log : undefined },
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });

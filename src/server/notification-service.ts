@@ -9,12 +9,15 @@ import { mount, type MountedService } from "./services.js";
 import type { AcceptDeps } from "./handlers/accept.js";
 import { createTemplatePin } from "./handlers/template-ref.js";
 import { watchStatusHandler, type WatchStatusDeps } from "./handlers/watch-status.js";
+import { notifyHandler, type NotifyDeps } from "./handlers/notify.js";
 
 export interface NotificationServiceDeps extends Omit<AcceptDeps, "store"> {
   store: NotificationStore;
   /** Where a TemplateRef is checked and its version pinned at accept time. */
   templates: Pick<TemplateStore, "get">;
   watch: Omit<WatchStatusDeps, "clock">;
+  /** Notify's own: the database it reads recipients from and stores fan-outs in, its key window and metrics. */
+  notify: Pick<NotifyDeps, "pool" | "idempotencyTtlMs" | "metrics">;
 }
 
 /** herald.v1.NotificationService, wired from one handler per RPC. */
@@ -26,5 +29,6 @@ export function notificationService(deps: NotificationServiceDeps): MountedServi
     get: getHandler(deps),
     cancel: cancelHandler(deps),
     watchStatus: watchStatusHandler({ ...deps.watch, clock: deps.clock }),
+    notify: notifyHandler({ ...deps.notify, clock: deps.clock, newId: deps.newId, maxAttempts: deps.maxAttempts, pinTemplate: accepting.pinTemplate }),
   });
 }

@@ -25,6 +25,10 @@ export interface AcceptInput {
   localTime?: { dateTime: string; timeZone: string };
   maxAttempts: number;
   now: Date;
+  /** The Notify request it is fanned out from (store/notify.ts); undefined for Create and Schedule. */
+  notifyId?: string;
+  /** Its first status event's detail. @defaultValue "accepted" */
+  detail?: string;
 }
 
 /** The row an input becomes if it is inserted: its first event and outbox records are built from it. */
@@ -52,6 +56,7 @@ function rowOf(input: AcceptInput, spec: Buffer): NotificationRow {
     last_sequence: 1,
     created_at: input.now,
     updated_at: input.now,
+    notify_id: input.notifyId ?? null,
   };
 }
 
@@ -65,28 +70,29 @@ function rowOf(input: AcceptInput, spec: Buffer): NotificationRow {
 export async function insertNotifications(client: pg.Pool | pg.ClientBase, inputs: readonly AcceptInput[]): Promise<Map<string, NotificationRow>> {
   const specs = inputs.map((i) => Buffer.from(toBinary(NotificationSpecSchema, i.spec)));
   const rows = inputs.map((input, n) => rowOf(input, specs[n]!));
-  const writes = rows.map((row) => transitionWrites(row, { detail: "accepted" }));
+  const writes = rows.map((row, n) => transitionWrites(row, { detail: inputs[n]!.detail ?? "accepted" }));
   // Every record is whole (the spec is at hand), so `inserted` needs no spec column.
-  const appended = keptTransitions(17, writes, "inserted");
+  const appended = keptTransitions(18, writes, "inserted");
   // Named, so each connection parses and plans this statement once, not on every flush.
   const result = await client.query<{ id: string }>({
     name: "herald-accept",
     text: `WITH inserted AS (
        INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
          request_hash, correlation_id, local_time, deliver_at, max_attempts, last_sequence, created_at, updated_at,
-         traceparent)
+         traceparent, notify_id)
        SELECT id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
-         request_hash, correlation_id, local_time, deliver_at, max_attempts, 1, created_at, created_at, traceparent
+         request_hash, correlation_id, local_time, deliver_at, max_attempts, 1, created_at, created_at, traceparent,
+         notify_id
        FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::smallint[], $6::bytea[], $7::smallint[],
                    $8::jsonb[], $9::text[], $10::bytea[], $11::text[], $12::jsonb[], $13::timestamptz[], $14::int[],
-                   $15::timestamptz[], $16::text[])
+                   $15::timestamptz[], $16::text[], $17::uuid[])
             WITH ORDINALITY AS n(id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key,
-              request_hash, correlation_id, local_time, deliver_at, max_attempts, created_at, traceparent, ord)
+              request_hash, correlation_id, local_time, deliver_at, max_attempts, created_at, traceparent, notify_id, ord)
        ORDER BY ord
        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING id),
      ${appended.sql}
-     SELECT inserted.id, (SELECT pg_notify($${17 + appended.params.length}, '')) AS woke FROM inserted`,
+     SELECT inserted.id, (SELECT pg_notify($${18 + appended.params.length}, '')) AS woke FROM inserted`,
     values: [
       inputs.map((i) => i.id),
       inputs.map((i) => i.tenant),
@@ -105,6 +111,7 @@ export async function insertNotifications(client: pg.Pool | pg.ClientBase, input
       inputs.map((i) => i.now),
       // Per request, though the batch shares one transaction: each notification keeps its caller's trace.
       inputs.map((i) => i.traceparent ?? null),
+      inputs.map((i) => i.notifyId ?? null),
       ...appended.params,
       OUTBOX_CHANNEL,
     ],

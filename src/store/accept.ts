@@ -27,21 +27,7 @@ export async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: reado
   // The first input of each (tenant, key) leads and is inserted; later ones
   // in the batch are settled against the leader's result, as if they had
   // arrived after it.
-  const leaderOf = new Map<string, AcceptInput>();
-  const leaders: AcceptInput[] = [];
-  for (const input of inputs) {
-    const key = keyOf(input);
-    if (key !== undefined) {
-      if (leaderOf.has(key)) continue;
-      leaderOf.set(key, input);
-    }
-    leaders.push(input);
-  }
-  // Every batch takes unique-index locks in the same order, so two concurrent
-  // batches sharing keys wait for each other instead of deadlocking.
-  leaders.sort(
-    (a, b) => compare(a.tenant, b.tenant) || compare(a.idempotencyKey, b.idempotencyKey),
-  );
+  const { leaderOf, leaders } = keyLeaders(inputs, keyOf);
 
   const rows = await insertNotifications(client, leaders);
   const conflicted = leaders.filter((l) => !rows.has(l.id.toLowerCase()));
@@ -64,6 +50,29 @@ export async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: reado
 }
 
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The first input of each idempotency key (inputs without one all lead), sorted by (tenant, key):
+ * every batch takes unique-index locks in the same order, so two concurrent batches sharing keys
+ * wait for each other instead of deadlocking. Shared with Notify's request rows (notify.ts).
+ */
+export function keyLeaders<T extends { tenant: string; idempotencyKey: string }>(
+  inputs: readonly T[],
+  keyOf: (input: T) => string | undefined,
+): { leaderOf: Map<string, T>; leaders: T[] } {
+  const leaderOf = new Map<string, T>();
+  const leaders: T[] = [];
+  for (const input of inputs) {
+    const key = keyOf(input);
+    if (key !== undefined) {
+      if (leaderOf.has(key)) continue;
+      leaderOf.set(key, input);
+    }
+    leaders.push(input);
+  }
+  leaders.sort((a, b) => compare(a.tenant, b.tenant) || compare(a.idempotencyKey, b.idempotencyKey));
+  return { leaderOf, leaders };
+}
 
 // Expiry is settled here, when a key conflicts, rather than by a loop that clears old keys: it
 // is exact at the window's edge (a loop would leave a key live until its next round), costs the

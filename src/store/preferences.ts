@@ -7,7 +7,7 @@ import type { CategoryChoice, CategorySetting, StoredPreferences } from "../doma
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
-interface PreferencesRow {
+export interface PreferencesRow {
   opted_out_channels: Channel[];
   categories: Array<{ category: string; opted_out_channels: Channel[]; unsubscribed: boolean }>;
   quiet_start: string;
@@ -15,7 +15,7 @@ interface PreferencesRow {
   updated_at: Date;
 }
 
-function toPreferences(r: PreferencesRow): StoredPreferences & { updatedAt: Date } {
+export function toPreferences(r: PreferencesRow): StoredPreferences & { updatedAt: Date } {
   return {
     optedOutChannels: r.opted_out_channels,
     categories: r.categories.map((c): CategoryChoice => ({ category: c.category, optedOutChannels: c.opted_out_channels, unsubscribed: c.unsubscribed })),
@@ -61,7 +61,7 @@ export async function setPreferences(db: Queryable, tenant: string, userId: stri
   return r.rows[0] ? toPreferences(r.rows[0]) : undefined;
 }
 
-interface CategoryRow {
+export interface CategoryRow {
   category: string;
   required: boolean;
   default_opted_out_channels: Channel[];
@@ -71,7 +71,7 @@ interface CategoryRow {
 
 const CATEGORY_COLUMNS = "category, required, default_opted_out_channels, description, updated_at";
 
-function toCategory(r: CategoryRow): CategorySetting & { updatedAt: Date } {
+export function toCategory(r: CategoryRow): CategorySetting & { updatedAt: Date } {
   return { category: r.category, required: r.required, defaultOptedOutChannels: r.default_opted_out_channels, description: r.description, updatedAt: r.updated_at };
 }
 

@@ -13,7 +13,7 @@ export interface RecipientProfileRow extends ValidProfile {
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
-interface Row {
+export interface ProfileRow {
   user_id: string;
   email: string;
   phone: string;
@@ -28,7 +28,7 @@ interface Row {
 
 const COLUMNS = "user_id, email, phone, push_tokens, webhook_url, time_zone, locale, data, created_at, updated_at";
 
-function toProfile(r: Row): RecipientProfileRow {
+export function toProfile(r: ProfileRow): RecipientProfileRow {
   return {
     userId: r.user_id,
     email: r.email,
@@ -46,7 +46,7 @@ function toProfile(r: Row): RecipientProfileRow {
 /** Creates or replaces the profile; `created` when none existed. */
 export async function putRecipient(db: Queryable, tenant: string, p: ValidProfile): Promise<{ profile: RecipientProfileRow; created: boolean }> {
   // xmax = 0 only on a row this statement inserted (an update leaves the old version's xid there).
-  const result = await db.query<Row & { created: boolean }>(
+  const result = await db.query<ProfileRow & { created: boolean }>(
     `INSERT INTO recipients (tenant, user_id, email, phone, push_tokens, webhook_url, time_zone, locale, data)
      VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8, $9::jsonb)
      ON CONFLICT (tenant, user_id) DO UPDATE
@@ -61,13 +61,13 @@ export async function putRecipient(db: Queryable, tenant: string, p: ValidProfil
 }
 
 export async function getRecipient(db: Queryable, tenant: string, userId: string): Promise<RecipientProfileRow | undefined> {
-  const result = await db.query<Row>(`SELECT ${COLUMNS} FROM recipients WHERE tenant = $1 AND user_id = $2`, [tenant, userId]);
+  const result = await db.query<ProfileRow>(`SELECT ${COLUMNS} FROM recipients WHERE tenant = $1 AND user_id = $2`, [tenant, userId]);
   return result.rows[0] ? toProfile(result.rows[0]) : undefined;
 }
 
 /** Removes the profile; returns it as it was, undefined when there was none. */
 export async function deleteRecipient(db: Queryable, tenant: string, userId: string): Promise<RecipientProfileRow | undefined> {
-  const result = await db.query<Row>(`DELETE FROM recipients WHERE tenant = $1 AND user_id = $2 RETURNING ${COLUMNS}`, [tenant, userId]);
+  const result = await db.query<ProfileRow>(`DELETE FROM recipients WHERE tenant = $1 AND user_id = $2 RETURNING ${COLUMNS}`, [tenant, userId]);
   return result.rows[0] ? toProfile(result.rows[0]) : undefined;
 }
 
@@ -87,7 +87,7 @@ const pageTokens = pageTokenCodec({ after: textField(512) });
  */
 export async function listRecipients(db: Queryable, tenant: string, page: { pageSize: number; pageToken: string }): Promise<RecipientPage> {
   const after = pageTokens.decode(page.pageToken)?.after;
-  const result = await db.query<Row>(
+  const result = await db.query<ProfileRow>(
     `SELECT ${COLUMNS} FROM recipients
      WHERE tenant = $1 AND ($2::text IS NULL OR user_id > $2::text)
      ORDER BY user_id LIMIT $3`,

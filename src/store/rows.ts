@@ -42,6 +42,8 @@ export interface NotificationRow {
   provider_message_id: string;
   /** The configured provider that accepted it ('' before SENT; absent from narrower SELECTs). */
   provider?: string;
+  /** The Notify request it was fanned out from (migration 012); null for Create and Schedule, absent from narrower SELECTs. */
+  notify_id?: string | null;
   last_sequence: number;
   created_at: Date;
   updated_at: Date;
@@ -82,6 +84,8 @@ export function toNotification(row: NotificationRow, spec: NotificationSpec = fr
     providerMessageId: row.provider_message_id,
     provider: row.provider ?? "",
     localTime: row.local_time ? create(LocalTimeSchema, row.local_time) : undefined,
+    category: spec.category,
+    notifyId: row.notify_id ?? "",
   });
 }
 

@@ -11,6 +11,7 @@ import type { Provider } from "../../src/workers/providers/provider.js";
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";
 import type { StatusFeed } from "../../src/feed/feed.js";
+import type { Clock } from "../../src/clock.js";
 
 export const KEY_A = "key-tenant-a-" + randomBytes(8).toString("hex");
 export const KEY_B = "key-tenant-b-" + randomBytes(8).toString("hex");
@@ -46,6 +47,8 @@ export async function startTestHerald(opts: {
   databaseUrl?: string;
   /** Share another Herald's topics (a second instance of the same deployment). */
   topicPrefix?: string;
+  /** The API's clock (accept times, quiet hours), for a test that needs a given date. @defaultValue the system's */
+  clock?: Clock;
   /** The root logger, for a test that reads what Herald logs. @defaultValue one at TEST_LOG_LEVEL (silent) */
   log?: Logger;
 } = {}): Promise<TestHerald> {
@@ -77,7 +80,7 @@ export async function startTestHerald(opts: {
   let httpUrl = "";
   let feed: StatusFeed | undefined;
   if (roles.includes("server")) {
-    const ports = await startServerRole(rt);
+    const ports = await startServerRole(rt, { clock: opts.clock });
     feed = ports.feed;
     grpcAddress = `127.0.0.1:${ports.grpcPort}`;
     httpUrl = `http://127.0.0.1:${ports.httpPort}`;

@@ -1,3 +1,4 @@
+import type pg from "pg";
 import { Writable } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport, type Client, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
@@ -101,6 +102,8 @@ export function startRouterHerald(fakes: RouterFakes = {}): RouterHerald {
       newId,
       maxAttempts: fakes.maxAttempts ?? (() => 3),
       horizonMs: fakes.horizonMs ?? 30 * 24 * 3_600_000,
+      // Notify reads recipients from PostgreSQL: its tests run against a real database (test/notify.test.ts).
+      notify: { pool: fake<pg.Pool>("Pool") },
       watch: {
         feed: fake<WatchStatusDeps["feed"]>("StatusFeed", watch.feed),
         feedStore: fake<WatchStatusDeps["feedStore"]>("StatusFeedStore", watch.feedStore),

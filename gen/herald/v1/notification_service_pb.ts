@@ -2,11 +2,11 @@
 // @generated from file herald/v1/notification_service.proto (package herald.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Channel, LocalTime, Notification, NotificationSpec, Status, StatusEvent } from "./notification_pb.js";
+import type { Channel, Content, LocalTime, Notification, NotificationSpec, Priority, Status, StatusEvent, TemplateRef } from "./notification_pb.js";
 import { file_herald_v1_notification } from "./notification_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,213 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/notification_service.proto.
  */
 export const file_herald_v1_notification_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRoZXJhbGQvdjEvbm90aWZpY2F0aW9uX3NlcnZpY2UucHJvdG8SCWhlcmFsZC52MSJbCg1DcmVhdGVSZXF1ZXN0EjEKDG5vdGlmaWNhdGlvbhgBIAEoCzIbLmhlcmFsZC52MS5Ob3RpZmljYXRpb25TcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCSI/Cg5DcmVhdGVSZXNwb25zZRItCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uIsMBCg9TY2hlZHVsZVJlcXVlc3QSMQoMbm90aWZpY2F0aW9uGAEgASgLMhsuaGVyYWxkLnYxLk5vdGlmaWNhdGlvblNwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJEjAKCmRlbGl2ZXJfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASKgoKbG9jYWxfdGltZRgEIAEoCzIULmhlcmFsZC52MS5Mb2NhbFRpbWVIAEIGCgR3aGVuIkEKEFNjaGVkdWxlUmVzcG9uc2USLQoMbm90aWZpY2F0aW9uGAEgASgLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbiIYCgpHZXRSZXF1ZXN0EgoKAmlkGAEgASgJImUKC0dldFJlc3BvbnNlEi0KDG5vdGlmaWNhdGlvbhgBIAEoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24SJwoHaGlzdG9yeRgCIAMoCzIWLmhlcmFsZC52MS5TdGF0dXNFdmVudCIbCg1DYW5jZWxSZXF1ZXN0EgoKAmlkGAEgASgJIj8KDkNhbmNlbFJlc3BvbnNlEi0KDG5vdGlmaWNhdGlvbhgBIAEoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24i7gEKEldhdGNoU3RhdHVzUmVxdWVzdBIZCg9ub3RpZmljYXRpb25faWQYASABKAlIABIRCgd1c2VyX2lkGAIgASgJSAASIwoIc3RhdHVzZXMYAyADKA4yES5oZXJhbGQudjEuU3RhdHVzEiQKCGNoYW5uZWxzGAQgAygOMhIuaGVyYWxkLnYxLkNoYW5uZWwSEAoIc25hcHNob3QYBSABKAgSMgoOc25hcHNob3Rfc2luY2UYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFmdGVyGAcgASgJQgoKCHNlbGVjdG9yIq4BChNXYXRjaFN0YXR1c1Jlc3BvbnNlEicKBWV2ZW50GAEgASgLMhYuaGVyYWxkLnYxLlN0YXR1c0V2ZW50SAASKwoIc25hcHNob3QYAiABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uSAASKQoJaGVhcnRiZWF0GAMgASgLMhQuaGVyYWxkLnYxLkhlYXJ0YmVhdEgAEg4KBmN1cnNvchgEIAEoCUIGCgRraW5kIjUKCUhlYXJ0YmVhdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLjAgoTTm90aWZpY2F0aW9uU2VydmljZRI9CgZDcmVhdGUSGC5oZXJhbGQudjEuQ3JlYXRlUmVxdWVzdBoZLmhlcmFsZC52MS5DcmVhdGVSZXNwb25zZRJDCghTY2hlZHVsZRIaLmhlcmFsZC52MS5TY2hlZHVsZVJlcXVlc3QaGy5oZXJhbGQudjEuU2NoZWR1bGVSZXNwb25zZRI5CgNHZXQSFS5oZXJhbGQudjEuR2V0UmVxdWVzdBoWLmhlcmFsZC52MS5HZXRSZXNwb25zZSIDkAIBEj0KBkNhbmNlbBIYLmhlcmFsZC52MS5DYW5jZWxSZXF1ZXN0GhkuaGVyYWxkLnYxLkNhbmNlbFJlc3BvbnNlEk4KC1dhdGNoU3RhdHVzEh0uaGVyYWxkLnYxLldhdGNoU3RhdHVzUmVxdWVzdBoeLmhlcmFsZC52MS5XYXRjaFN0YXR1c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_herald_v1_notification]);
+  fileDesc("CiRoZXJhbGQvdjEvbm90aWZpY2F0aW9uX3NlcnZpY2UucHJvdG8SCWhlcmFsZC52MSKIAwoNTm90aWZ5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCGNhdGVnb3J5GAIgASgJEiUKB2NvbnRlbnQYAyABKAsyEi5oZXJhbGQudjEuQ29udGVudEgAEioKCHRlbXBsYXRlGAQgASgLMhYuaGVyYWxkLnYxLlRlbXBsYXRlUmVmSAASLgoOY2hhbm5lbF9ib2RpZXMYBSADKAsyFi5oZXJhbGQudjEuQ2hhbm5lbEJvZHkSJAoIY2hhbm5lbHMYBiADKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIlCghwcmlvcml0eRgHIAEoDjITLmhlcmFsZC52MS5Qcmlvcml0eRI0CgZsYWJlbHMYCCADKAsyJC5oZXJhbGQudjEuTm90aWZ5UmVxdWVzdC5MYWJlbHNFbnRyeRIXCg9pZGVtcG90ZW5jeV9rZXkYCSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5Io0BCgtDaGFubmVsQm9keRIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSJQoHY29udGVudBgCIAEoCzISLmhlcmFsZC52MS5Db250ZW50SAASKgoIdGVtcGxhdGUYAyABKAsyFi5oZXJhbGQudjEuVGVtcGxhdGVSZWZIAEIGCgRib2R5In8KDk5vdGlmeVJlc3BvbnNlEhEKCW5vdGlmeV9pZBgBIAEoCRIuCg1ub3RpZmljYXRpb25zGAIgAygLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbhIqCgdza2lwcGVkGAMgAygLMhkuaGVyYWxkLnYxLlNraXBwZWRDaGFubmVsImwKDlNraXBwZWRDaGFubmVsEiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIlCgZyZWFzb24YAiABKA4yFS5oZXJhbGQudjEuU2tpcFJlYXNvbhIOCgZkZXRhaWwYAyABKAkiWwoNQ3JlYXRlUmVxdWVzdBIxCgxub3RpZmljYXRpb24YASABKAsyGy5oZXJhbGQudjEuTm90aWZpY2F0aW9uU3BlYxIXCg9pZGVtcG90ZW5jeV9rZXkYAiABKAkiPwoOQ3JlYXRlUmVzcG9uc2USLQoMbm90aWZpY2F0aW9uGAEgASgLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbiLDAQoPU2NoZWR1bGVSZXF1ZXN0EjEKDG5vdGlmaWNhdGlvbhgBIAEoCzIbLmhlcmFsZC52MS5Ob3RpZmljYXRpb25TcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCRIwCgpkZWxpdmVyX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEioKCmxvY2FsX3RpbWUYBCABKAsyFC5oZXJhbGQudjEuTG9jYWxUaW1lSABCBgoEd2hlbiJBChBTY2hlZHVsZVJlc3BvbnNlEi0KDG5vdGlmaWNhdGlvbhgBIAEoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24iGAoKR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJlCgtHZXRSZXNwb25zZRItCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uEicKB2hpc3RvcnkYAiADKAsyFi5oZXJhbGQudjEuU3RhdHVzRXZlbnQiGwoNQ2FuY2VsUmVxdWVzdBIKCgJpZBgBIAEoCSI/Cg5DYW5jZWxSZXNwb25zZRItCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uIu4BChJXYXRjaFN0YXR1c1JlcXVlc3QSGQoPbm90aWZpY2F0aW9uX2lkGAEgASgJSAASEQoHdXNlcl9pZBgCIAEoCUgAEiMKCHN0YXR1c2VzGAMgAygOMhEuaGVyYWxkLnYxLlN0YXR1cxIkCghjaGFubmVscxgEIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhAKCHNuYXBzaG90GAUgASgIEjIKDnNuYXBzaG90X3NpbmNlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhZnRlchgHIAEoCUIKCghzZWxlY3RvciKuAQoTV2F0Y2hTdGF0dXNSZXNwb25zZRInCgVldmVudBgBIAEoCzIWLmhlcmFsZC52MS5TdGF0dXNFdmVudEgAEisKCHNuYXBzaG90GAIgASgLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbkgAEikKCWhlYXJ0YmVhdBgDIAEoCzIULmhlcmFsZC52MS5IZWFydGJlYXRIABIOCgZjdXJzb3IYBCABKAlCBgoEa2luZCI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqwAEKClNraXBSZWFzb24SGwoXU0tJUF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZTS0lQX1JFQVNPTl9OT19BRERSRVNTEAESGQoVU0tJUF9SRUFTT05fT1BURURfT1VUEAISHAoYU0tJUF9SRUFTT05fVU5TVUJTQ1JJQkVEEAMSJAogU0tJUF9SRUFTT05fT1BURURfT1VUX0JZX0RFRkFVTFQQBBIaChZTS0lQX1JFQVNPTl9TVVBQUkVTU0VEEAUyogMKE05vdGlmaWNhdGlvblNlcnZpY2USPQoGQ3JlYXRlEhguaGVyYWxkLnYxLkNyZWF0ZVJlcXVlc3QaGS5oZXJhbGQudjEuQ3JlYXRlUmVzcG9uc2USQwoIU2NoZWR1bGUSGi5oZXJhbGQudjEuU2NoZWR1bGVSZXF1ZXN0GhsuaGVyYWxkLnYxLlNjaGVkdWxlUmVzcG9uc2USOQoDR2V0EhUuaGVyYWxkLnYxLkdldFJlcXVlc3QaFi5oZXJhbGQudjEuR2V0UmVzcG9uc2UiA5ACARI9CgZDYW5jZWwSGC5oZXJhbGQudjEuQ2FuY2VsUmVxdWVzdBoZLmhlcmFsZC52MS5DYW5jZWxSZXNwb25zZRJOCgtXYXRjaFN0YXR1cxIdLmhlcmFsZC52MS5XYXRjaFN0YXR1c1JlcXVlc3QaHi5oZXJhbGQudjEuV2F0Y2hTdGF0dXNSZXNwb25zZTABEj0KBk5vdGlmeRIYLmhlcmFsZC52MS5Ob3RpZnlSZXF1ZXN0GhkuaGVyYWxkLnYxLk5vdGlmeVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_herald_v1_notification]);
+
+/**
+ * NotifyRequest is one event for one recipient, with a body for each channel
+ * it may go out on.
+ *
+ * @generated from message herald.v1.NotifyRequest
+ */
+export type NotifyRequest = Message<"herald.v1.NotifyRequest"> & {
+  /**
+   * The recipient's user id; the tenant must have a profile for it.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The event's category ("" for none; the NotificationSpec.category rule),
+   * read against the recipient's preferences and the tenant's category setting.
+   *
+   * @generated from field: string category = 2;
+   */
+  category: string;
+
+  /**
+   * The body for every channel that has none in channel_bodies.
+   *
+   * @generated from oneof herald.v1.NotifyRequest.body
+   */
+  body: {
+    /**
+     * A message given in full.
+     *
+     * @generated from field: herald.v1.Content content = 3;
+     */
+    value: Content;
+    case: "content";
+  } | {
+    /**
+     * A stored template; the profile's data fills variables not given here.
+     *
+     * @generated from field: herald.v1.TemplateRef template = 4;
+     */
+    value: TemplateRef;
+    case: "template";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * A channel's own body, replacing `body` there; at most one per channel.
+   *
+   * @generated from field: repeated herald.v1.ChannelBody channel_bodies = 5;
+   */
+  channelBodies: ChannelBody[];
+
+  /**
+   * The channels to consider; empty means every channel the request has a
+   * body for. Each one listed needs a body.
+   *
+   * @generated from field: repeated herald.v1.Channel channels = 6;
+   */
+  channels: Channel[];
+
+  /**
+   * Delivery priority of every notification; unspecified means normal.
+   * PRIORITY_HIGH is not held by quiet hours.
+   *
+   * @generated from field: herald.v1.Priority priority = 7;
+   */
+  priority: Priority;
+
+  /**
+   * Labels for every notification (NotificationSpec.labels' rules).
+   *
+   * @generated from field: map<string, string> labels = 8;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Optional key (at most 128 characters) making the call safe to retry; it
+   * covers the whole fan-out. Notify's keys do not collide with Create's.
+   *
+   * @generated from field: string idempotency_key = 9;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message herald.v1.NotifyRequest.
+ * Use `create(NotifyRequestSchema)` to create a new message.
+ */
+export const NotifyRequestSchema: GenMessage<NotifyRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 0);
+
+/**
+ * ChannelBody is the body Notify uses for one channel.
+ *
+ * @generated from message herald.v1.ChannelBody
+ */
+export type ChannelBody = Message<"herald.v1.ChannelBody"> & {
+  /**
+   * The channel; required.
+   *
+   * @generated from field: herald.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * The body; required.
+   *
+   * @generated from oneof herald.v1.ChannelBody.body
+   */
+  body: {
+    /**
+     * A message given in full.
+     *
+     * @generated from field: herald.v1.Content content = 2;
+     */
+    value: Content;
+    case: "content";
+  } | {
+    /**
+     * A stored template.
+     *
+     * @generated from field: herald.v1.TemplateRef template = 3;
+     */
+    value: TemplateRef;
+    case: "template";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message herald.v1.ChannelBody.
+ * Use `create(ChannelBodySchema)` to create a new message.
+ */
+export const ChannelBodySchema: GenMessage<ChannelBody> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 1);
+
+/**
+ * NotifyResponse says what one Notify created and what it skipped.
+ *
+ * @generated from message herald.v1.NotifyResponse
+ */
+export type NotifyResponse = Message<"herald.v1.NotifyResponse"> & {
+  /**
+   * The id shared by every notification of this request (a UUID), also set
+   * when nothing was created.
+   *
+   * @generated from field: string notify_id = 1;
+   */
+  notifyId: string;
+
+  /**
+   * The notifications created, in channel order.
+   *
+   * @generated from field: repeated herald.v1.Notification notifications = 2;
+   */
+  notifications: Notification[];
+
+  /**
+   * The channels (or, for push, device tokens) that got nothing, and why.
+   *
+   * @generated from field: repeated herald.v1.SkippedChannel skipped = 3;
+   */
+  skipped: SkippedChannel[];
+};
+
+/**
+ * Describes the message herald.v1.NotifyResponse.
+ * Use `create(NotifyResponseSchema)` to create a new message.
+ */
+export const NotifyResponseSchema: GenMessage<NotifyResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 2);
+
+/**
+ * SkippedChannel is one channel (or device token) Notify did not send to.
+ *
+ * @generated from message herald.v1.SkippedChannel
+ */
+export type SkippedChannel = Message<"herald.v1.SkippedChannel"> & {
+  /**
+   * The channel.
+   *
+   * @generated from field: herald.v1.Channel channel = 1;
+   */
+  channel: Channel;
+
+  /**
+   * Why.
+   *
+   * @generated from field: herald.v1.SkipReason reason = 2;
+   */
+  reason: SkipReason;
+
+  /**
+   * The reason in words, e.g. "the recipient opted out of CHANNEL_SMS for marketing".
+   *
+   * @generated from field: string detail = 3;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message herald.v1.SkippedChannel.
+ * Use `create(SkippedChannelSchema)` to create a new message.
+ */
+export const SkippedChannelSchema: GenMessage<SkippedChannel> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 3);
 
 /**
  * CreateRequest asks for delivery now.
@@ -43,7 +249,7 @@ export type CreateRequest = Message<"herald.v1.CreateRequest"> & {
  * Use `create(CreateRequestSchema)` to create a new message.
  */
 export const CreateRequestSchema: GenMessage<CreateRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 0);
+  messageDesc(file_herald_v1_notification_service, 4);
 
 /**
  * CreateResponse carries the stored notification.
@@ -64,7 +270,7 @@ export type CreateResponse = Message<"herald.v1.CreateResponse"> & {
  * Use `create(CreateResponseSchema)` to create a new message.
  */
 export const CreateResponseSchema: GenMessage<CreateResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 1);
+  messageDesc(file_herald_v1_notification_service, 5);
 
 /**
  * ScheduleRequest asks for delivery at a given time.
@@ -115,7 +321,7 @@ export type ScheduleRequest = Message<"herald.v1.ScheduleRequest"> & {
  * Use `create(ScheduleRequestSchema)` to create a new message.
  */
 export const ScheduleRequestSchema: GenMessage<ScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 2);
+  messageDesc(file_herald_v1_notification_service, 6);
 
 /**
  * ScheduleResponse carries the stored notification.
@@ -136,7 +342,7 @@ export type ScheduleResponse = Message<"herald.v1.ScheduleResponse"> & {
  * Use `create(ScheduleResponseSchema)` to create a new message.
  */
 export const ScheduleResponseSchema: GenMessage<ScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 3);
+  messageDesc(file_herald_v1_notification_service, 7);
 
 /**
  * GetRequest names one notification.
@@ -157,7 +363,7 @@ export type GetRequest = Message<"herald.v1.GetRequest"> & {
  * Use `create(GetRequestSchema)` to create a new message.
  */
 export const GetRequestSchema: GenMessage<GetRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 4);
+  messageDesc(file_herald_v1_notification_service, 8);
 
 /**
  * GetResponse carries one notification and its history.
@@ -185,7 +391,7 @@ export type GetResponse = Message<"herald.v1.GetResponse"> & {
  * Use `create(GetResponseSchema)` to create a new message.
  */
 export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 5);
+  messageDesc(file_herald_v1_notification_service, 9);
 
 /**
  * CancelRequest names one notification to cancel.
@@ -206,7 +412,7 @@ export type CancelRequest = Message<"herald.v1.CancelRequest"> & {
  * Use `create(CancelRequestSchema)` to create a new message.
  */
 export const CancelRequestSchema: GenMessage<CancelRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 6);
+  messageDesc(file_herald_v1_notification_service, 10);
 
 /**
  * CancelResponse carries the canceled notification.
@@ -227,7 +433,7 @@ export type CancelResponse = Message<"herald.v1.CancelResponse"> & {
  * Use `create(CancelResponseSchema)` to create a new message.
  */
 export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 7);
+  messageDesc(file_herald_v1_notification_service, 11);
 
 /**
  * WatchStatusRequest selects the status events to stream. With neither
@@ -303,7 +509,7 @@ export type WatchStatusRequest = Message<"herald.v1.WatchStatusRequest"> & {
  * Use `create(WatchStatusRequestSchema)` to create a new message.
  */
 export const WatchStatusRequestSchema: GenMessage<WatchStatusRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 8);
+  messageDesc(file_herald_v1_notification_service, 12);
 
 /**
  * WatchStatusResponse is one message of a status stream.
@@ -355,7 +561,7 @@ export type WatchStatusResponse = Message<"herald.v1.WatchStatusResponse"> & {
  * Use `create(WatchStatusResponseSchema)` to create a new message.
  */
 export const WatchStatusResponseSchema: GenMessage<WatchStatusResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 9);
+  messageDesc(file_herald_v1_notification_service, 13);
 
 /**
  * Heartbeat keeps an idle stream alive.
@@ -376,7 +582,62 @@ export type Heartbeat = Message<"herald.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 10);
+  messageDesc(file_herald_v1_notification_service, 14);
+
+/**
+ * SkipReason is why Notify created nothing on a channel.
+ *
+ * @generated from enum herald.v1.SkipReason
+ */
+export enum SkipReason {
+  /**
+   * Not set; never sent.
+   *
+   * @generated from enum value: SKIP_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The profile has no address for the channel.
+   *
+   * @generated from enum value: SKIP_REASON_NO_ADDRESS = 1;
+   */
+  NO_ADDRESS = 1,
+
+  /**
+   * The recipient opted out of the channel (for the category or for all).
+   *
+   * @generated from enum value: SKIP_REASON_OPTED_OUT = 2;
+   */
+  OPTED_OUT = 2,
+
+  /**
+   * The recipient unsubscribed from the category.
+   *
+   * @generated from enum value: SKIP_REASON_UNSUBSCRIBED = 3;
+   */
+  UNSUBSCRIBED = 3,
+
+  /**
+   * The tenant's category is off on the channel unless the recipient opts in.
+   *
+   * @generated from enum value: SKIP_REASON_OPTED_OUT_BY_DEFAULT = 4;
+   */
+  OPTED_OUT_BY_DEFAULT = 4,
+
+  /**
+   * The address is suppressed (a bounce, a complaint, or by hand).
+   *
+   * @generated from enum value: SKIP_REASON_SUPPRESSED = 5;
+   */
+  SUPPRESSED = 5,
+}
+
+/**
+ * Describes the enum herald.v1.SkipReason.
+ */
+export const SkipReasonSchema: GenEnum<SkipReason> = /*@__PURE__*/
+  enumDesc(file_herald_v1_notification_service, 0);
 
 /**
  * NotificationService accepts notifications for delivery and reports on them.
@@ -446,6 +707,26 @@ export const NotificationService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchStatusRequestSchema;
     output: typeof WatchStatusResponseSchema;
+  },
+  /**
+   * Notify sends one event to one person across channels. Herald reads the
+   * recipient's profile (RecipientService), their preferences and the tenant's
+   * setting for the category, and creates one notification per channel the
+   * person has an address for and may receive it on (one per push token), all
+   * in one transaction and sharing one notify_id. They are QUEUED, or, inside
+   * the recipient's quiet hours and below PRIORITY_HIGH, SCHEDULED for the
+   * window's end. The answer lists what was created and every channel skipped,
+   * with why; creating nothing is not an error. NOT_FOUND when the tenant has
+   * no profile for user_id. Idempotent per idempotency_key over the whole
+   * fan-out: a repeat returns the first answer, even if the profile or the
+   * preferences changed in between.
+   *
+   * @generated from rpc herald.v1.NotificationService.Notify
+   */
+  notify: {
+    methodKind: "unary";
+    input: typeof NotifyRequestSchema;
+    output: typeof NotifyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_herald_v1_notification_service, 0);

@@ -10,6 +10,7 @@ import { referenceProblem } from "../../templates/render-fields.js";
  * notification says. A spec with inline content is returned as it is.
  */
 export type PinTemplate = (tenant: string, spec: NotificationSpec, path?: string) => Promise<NotificationSpec>;
+// `path` names the TemplateRef's parent ("notification"; "" for a request's own `template` field).
 
 /**
  * One primary-key lookup per templated accept, uncached: versions never
@@ -21,7 +22,7 @@ export function createTemplatePin(deps: { templates: Pick<TemplateStore, "get"> 
   return async (tenant, spec, path = "notification") => {
     if (spec.body.case !== "template") return spec;
     const ref = spec.body.value;
-    const p = `${path}.template`;
+    const p = path === "" ? "template" : `${path}.template`;
     const template = await deps.templates.get(tenant, ref.templateId, ref.version);
     if (!template) {
       const exists = ref.version !== 0 && (await deps.templates.get(tenant, ref.templateId, 0)) !== undefined;

@@ -6,7 +6,8 @@ import type {
   PutCategoryRequest,
   PutCategoryResponse,
 } from "../../../../gen/herald/v1/recipient_pb.js";
-import { checkCategory, checkCategoryName } from "../../../domain/preferences.js";
+import { checkCategory } from "../../../domain/preferences.js";
+import { validateCategoryName } from "../../../domain/validate.js";
 import { echo } from "../../../domain/validate.js";
 import { withStoreErrors } from "../../../store/errors.js";
 import { deleteCategory, listCategories, putCategory } from "../../../store/preferences.js";
@@ -37,7 +38,7 @@ export function listCategoriesHandler(deps: RecipientHandlerDeps) {
 export function deleteCategoryHandler(deps: RecipientHandlerDeps) {
   return async (req: DeleteCategoryRequest, ctx: HandlerContext): Promise<Pick<DeleteCategoryResponse, "category">> => {
     const call = callInfo(ctx);
-    checkCategoryName(req.category, "category");
+    validateCategoryName(req.category, "category");
     const removed = await withStoreErrors(() => deleteCategory(deps.pool, call.tenant, req.category));
     if (!removed) throw new ConnectError(`no category ${echo(req.category)}`, Code.NotFound);
     return { category: toCategoryMessage(removed) };
