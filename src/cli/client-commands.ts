@@ -28,6 +28,7 @@ const specOptions = {
   html: { type: "string" },
   template: { type: "string" },
   var: { type: "string", multiple: true },
+  locale: { type: "string" },
   label: { type: "string", multiple: true },
   priority: { type: "string" },
   "idempotency-key": { type: "string" },
@@ -65,6 +66,8 @@ function specFrom(v: SpecValues): NotificationSpec {
       : { case: "content", value: { subject: (v.subject as string) ?? "", text: (v.text as string) ?? "", html: (v.html as string) ?? "" } },
     priority,
     labels: pairs(v.label as string[], "label"),
+    // Checked and made canonical by the server, which names the field when it is not a tag.
+    locale: (v.locale as string | undefined) ?? "",
   });
 }
 

@@ -82,6 +82,7 @@ export function toNotification(row: NotificationRow, spec: NotificationSpec = fr
     providerMessageId: row.provider_message_id,
     provider: row.provider ?? "",
     localTime: row.local_time ? create(LocalTimeSchema, row.local_time) : undefined,
+    locale: spec.locale,
   });
 }
 
