@@ -132,7 +132,9 @@ export type TemplateRef = Message<"herald.v1.TemplateRef"> & {
 
   /**
    * Values for the template's variables; at most 64 entries. Every variable
-   * the template requires must be present.
+   * the content chosen for this notification requires must be present: the
+   * template's `required_variables`, or those of the locale variant its
+   * `locale` selects (Template.locales).
    *
    * @generated from field: map<string, string> variables = 2;
    */
