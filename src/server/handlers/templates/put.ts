@@ -1,6 +1,6 @@
+import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import { Channel } from "../../../../gen/herald/v1/notification_pb.js";
-import { create } from "@bufbuild/protobuf";
 import {
   LocaleContentSchema,
   type ChannelContent,
@@ -72,11 +72,11 @@ export interface CheckedTemplate {
 
 /**
  * Every rule of PutTemplate, in field order; throws InvalidArgument naming the
- * first broken one. Required variables are per variant: the default's are the
- * union over its content and every override, since one notification gets one of
- * them by channel alone; a locale variant's are its own union, because accept
- * knows the notification's locale, and so the variant it renders
- * (templates/locale-variant.ts), and asks for that variant's variables only.
+ * first broken one. Required variables are per variant, each the union over the
+ * variant's content and its overrides (the default is a variant too: its list is
+ * the template's, as before locales). Accept knows the notification's locale, so
+ * the variant it renders (templates/locale-variant.ts), and asks for that
+ * variant's variables only, never for another language's.
  */
 export async function checkPutTemplate(compiler: TemplateCompiler, req: PutTemplateRequest): Promise<CheckedTemplate> {
   validateTemplateId(req.templateId);
