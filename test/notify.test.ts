@@ -183,12 +183,14 @@ describe("Notify", () => {
     await templates.putTemplate({
       templateId: "welcome-notify",
       content: { subject: "Welcome {{recipient.first_name}}", text: "Hi {{recipient.first_name}}, your code is {{code}}" },
+      locales: [{ locale: "de", content: { subject: "Willkommen {{recipient.first_name}}", text: "Hallo {{recipient.first_name}}, dein Code: {{code}} ({{ort}})" } }],
     });
     templates.close();
     await recipients.putRecipient({ recipient: { userId: "katherine", email: "k@example.com", data: { first_name: "Katherine", "not a name": "x" } } });
 
     const r = await client.notify({ userId: "katherine", channels: [Channel.EMAIL], body: { case: "template", value: { templateId: "welcome-notify", variables: { code: "1234" } } } });
     const n = r.notifications[0]!;
+    expect(n.locale).toBe("");
     expect(n.body.case).toBe("template");
     if (n.body.case === "template") {
       expect(n.body.value.version).toBe(1);
@@ -199,6 +201,14 @@ describe("Notify", () => {
       code: "InvalidArgument",
       message: 'template.variables: missing required variable "code"',
     });
+    // The profile's locale travels with the notification, and the variant it chooses ("de" for
+    // de-AT) is the one whose variables are checked.
+    await recipients.putRecipient({ recipient: { userId: "katherine-de", email: "kd@example.com", locale: "de-at", data: { first_name: "Käthe" } } });
+    const de = { userId: "katherine-de", channels: [Channel.EMAIL], body: { case: "template" as const, value: { templateId: "welcome-notify", variables: { code: "1" } } } };
+    expect(await rejection(client.notify(de))).toMatchObject({ code: "InvalidArgument", message: expect.stringContaining('template.variables: missing required variable "ort"') as unknown });
+    const localized = await client.notify({ ...de, body: { case: "template", value: { templateId: "welcome-notify", variables: { code: "1", ort: "Wien" } } } });
+    expect(localized.notifications[0]?.locale).toBe("de-AT");
+
     // Checked for a channel the recipient has no address for too: the error does not depend on whose profile it is.
     expect(
       await rejection(

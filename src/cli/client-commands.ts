@@ -28,6 +28,7 @@ const specOptions = {
   html: { type: "string" },
   template: { type: "string" },
   var: { type: "string", multiple: true },
+  locale: { type: "string" },
   label: { type: "string", multiple: true },
   priority: { type: "string" },
   category: { type: "string" },
@@ -67,6 +68,8 @@ function specFrom(v: SpecValues): NotificationSpec {
     priority,
     labels: pairs(v.label as string[], "label"),
     category: (v.category as string) ?? "",
+    // Checked and made canonical by the server, which names the field when it is not a tag.
+    locale: (v.locale as string | undefined) ?? "",
   });
 }
 

@@ -27,8 +27,8 @@ Roles (long-running processes; configuration from the environment, see README):
 
 Client commands (over gRPC; --addr, --api-key or HERALD_GRPC_ADDR, HERALD_API_KEY):
   herald send --channel email --to ada@example.com [--user ID] [--subject S] [--text T] [--html H]
-              [--template ID --var k=v ...] [--label k=v ...] [--priority high] [--category C]
-              [--idempotency-key K]
+              [--template ID --var k=v ... [--locale de-AT]] [--label k=v ...] [--priority high]
+              [--category C] [--idempotency-key K]
 ${notifyUsage}  herald schedule (same as send) --in 10m | --at +1h | --at 2030-01-01T09:00:00Z
               | --local 2030-01-01T09:00:00 --tz Europe/Berlin      (durations: s, m, h, d; 1h30m)
   herald get ID

@@ -124,10 +124,10 @@ export function withRecipientData(body: NotificationSpec["body"], data: Record<s
   return { case: "template", value: { ...body.value, variables } };
 }
 
-/** The notification for one target. */
+/** The notification for one target; `locale` is the profile's (a template renders its variant for it). */
 export function targetSpec(
   target: Target,
-  req: { userId: string; category: string; priority: Priority; labels: Record<string, string> },
+  req: { userId: string; category: string; priority: Priority; labels: Record<string, string>; locale: string },
 ): NotificationSpec {
   return create(NotificationSpecSchema, {
     channel: target.channel,
@@ -136,5 +136,6 @@ export function targetSpec(
     priority: req.priority,
     labels: req.labels,
     category: req.category,
+    locale: req.locale,
   });
 }

@@ -1,6 +1,6 @@
 import type { RecipientProfile } from "../../gen/herald/v1/recipient_pb.js";
 import type { EgressPolicy } from "./egress.js";
-import { invalidArgument, strictEgress, validateAddressValue, validateDataMap, validateUserId } from "./validate.js";
+import { invalidArgument, strictEgress, validateAddressValue, validateDataMap, validateLocale, validateUserId } from "./validate.js";
 import { validateTimeZone } from "./when.js";
 
 // A recipient profile (PutRecipient) is checked as strictly as Create checks one recipient: the
@@ -34,7 +34,7 @@ export function validateProfile(p: RecipientProfile | undefined, path = "recipie
   });
   if (p.webhookUrl !== "") validateAddressValue("webhookUrl", p.webhookUrl, `${path}.webhook_url`, egress);
   if (p.timeZone !== "") validateTimeZone(p.timeZone, `${path}.time_zone`);
-  const locale = p.locale === "" ? "" : canonicalLocale(p.locale, `${path}.locale`);
+  const locale = p.locale === "" ? "" : validateLocale(p.locale, `${path}.locale`);
   validateDataMap(p.data, `${path}.data`);
   let bytes = 0;
   for (const [k, v] of Object.entries(p.data)) bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
@@ -49,17 +49,4 @@ export function validateProfile(p: RecipientProfile | undefined, path = "recipie
     locale,
     data: { ...p.data },
   };
-}
-
-/** A well-formed BCP 47 tag in canonical case ("EN-us" → "en-US"), by the runtime's Intl. */
-function canonicalLocale(tag: string, path: string): string {
-  // Intl accepts some odd forms (a lone "x-private"); a tag starts with a 2-3 or 4-8 letter language.
-  if (tag.length > 64 || !/^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$/.test(tag)) {
-    throw invalidArgument(path, `must be a BCP 47 language tag like de-CH, got ${JSON.stringify(tag.slice(0, 40))}`);
-  }
-  try {
-    return Intl.getCanonicalLocales(tag)[0]!;
-  } catch {
-    throw invalidArgument(path, `must be a BCP 47 language tag like de-CH, got ${JSON.stringify(tag.slice(0, 40))}`);
-  }
 }

@@ -9,6 +9,7 @@ import {
 } from "../../gen/herald/v1/notification_pb.js";
 import { createEgressPolicy, describeRefusal, type EgressPolicy } from "./egress.js";
 import { isUuid } from "./ids.js";
+import { canonicalLocale, localeRule } from "./locale.js";
 
 // Request validation for the herald.v1 contract. Every limit lives in `limits`
 // so the README and the tests quote the same numbers the server enforces.
@@ -96,7 +97,11 @@ export interface SpecRules {
   egress?: EgressPolicy;
 }
 
-export function validateSpec(spec: NotificationSpec | undefined, path = "notification", rules: SpecRules = {}): void {
+/**
+ * Returns the spec as it is to be stored: the one given, or a copy with its locale in canonical
+ * form ("pt-br" → "pt-BR"), so an idempotent retry spelled otherwise is the same request.
+ */
+export function validateSpec(spec: NotificationSpec | undefined, path = "notification", rules: SpecRules = {}): NotificationSpec {
   if (!spec) throw invalidArgument(path, "is required");
   if (spec.channel === Channel.UNSPECIFIED) {
     throw invalidArgument(`${path}.channel`, "is required: set CHANNEL_EMAIL, CHANNEL_SMS, CHANNEL_PUSH or CHANNEL_WEBHOOK");
@@ -107,6 +112,9 @@ export function validateSpec(spec: NotificationSpec | undefined, path = "notific
   validatePriority(spec.priority, `${path}.priority`);
   validateLabels(spec.labels, `${path}.labels`);
   if (spec.category !== "") validateCategoryName(spec.category, `${path}.category`);
+  if (spec.locale === "") return spec;
+  const locale = validateLocale(spec.locale, `${path}.locale`);
+  return locale === spec.locale ? spec : { ...spec, locale };
 }
 
 /** A body for `channel`: the fields are named under `path` (`${path}.content.text`); `path` "" names them from the root. */
@@ -132,6 +140,13 @@ const categoryName = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 /** The one rule for a category name, wherever one is given (a notification, preferences, a tenant's setting). */
 export function validateCategoryName(name: string, path: string): void {
   if (!categoryName.test(name)) throw invalidArgument(path, `must be 1 to 64 of a-z, 0-9, '_', '-', '.', starting with a letter or digit, got ${echo(name)}`);
+}
+
+/** A BCP 47 language tag (domain/locale.ts), returned in canonical form; throws INVALID_ARGUMENT naming `path`. */
+export function validateLocale(tag: string, path: string): string {
+  const locale = canonicalLocale(tag);
+  if (locale === undefined) throw invalidArgument(path, `${localeRule}, got ${echo(tag)}`);
+  return locale;
 }
 
 function validateRecipient(r: Recipient | undefined, channel: Channel, path: string, egress: EgressPolicy): void {

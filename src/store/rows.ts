@@ -86,6 +86,7 @@ export function toNotification(row: NotificationRow, spec: NotificationSpec = fr
     localTime: row.local_time ? create(LocalTimeSchema, row.local_time) : undefined,
     category: spec.category,
     notifyId: row.notify_id ?? "",
+    locale: spec.locale,
   });
 }
 

@@ -4,6 +4,7 @@ import type pg from "pg";
 import {
   TemplateSchema,
   type ChannelContent,
+  type LocaleContent,
   type Template,
   type TemplateContent,
 } from "../../gen/herald/v1/template_pb.js";
@@ -24,6 +25,8 @@ export interface TemplateInput {
   description: string;
   /** Computed by the caller from the content (templates/compile.ts). */
   requiredVariables: string[];
+  /** Locale variants, canonical and distinct, each with its own required variables. */
+  locales: LocaleContent[];
 }
 
 export interface TemplatePage {
@@ -75,6 +78,7 @@ export function createTemplateStore(deps: { pool: pg.Pool }): TemplateStore {
             requiredVariables: input.requiredVariables,
             createTime: timestampFromDate(now),
             description: input.description,
+            locales: input.locales,
           });
           await client.query(
             "INSERT INTO templates (tenant, template_id, version, body, created_at) VALUES ($1, $2, $3, $4, $5)",

@@ -1,6 +1,6 @@
 import type { NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
 import type { TemplateStore } from "../store/templates.js";
-import { createRenderEngine, FieldRenderError, referenceProblem, RenderError, renderedSizeProblem } from "./render-fields.js";
+import { checkReference, createRenderEngine, FieldRenderError, RenderError, renderedSizeProblem } from "./render-fields.js";
 import { createTemplateCache } from "./template-cache.js";
 
 // What channel workers call to turn a notification into the message they send: its content as
@@ -40,18 +40,20 @@ export function createRenderer(deps: {
       const entry = await cache.load(tenant, ref);
       const { template } = entry;
       const where = `template ${JSON.stringify(template.templateId)} version ${template.version}`;
-      const problem = referenceProblem(template, spec.channel, ref.variables);
+      // The same choice accept checked (locale-variant.ts): variant by locale, then channel.
+      const { choice, problem } = checkReference(template, spec.channel, spec.locale, ref.variables);
       if (problem) throw new RenderError(problem.field === "variables" ? `${where}: ${problem.rule}` : problem.rule);
 
+      const which = choice.variant ? `${where} (${JSON.stringify(choice.variant.locale)} variant)` : where;
       let out: Omit<Rendered, "data">;
       try {
-        out = engine.render(entry.compiled(spec.channel), ref.variables);
+        out = engine.render(entry.compiled(choice.content), ref.variables);
       } catch (err) {
-        if (err instanceof FieldRenderError) throw new RenderError(`${where}: ${err.message}`, { cause: err });
+        if (err instanceof FieldRenderError) throw new RenderError(`${which}: ${err.message}`, { cause: err });
         throw err;
       }
       const tooBig = renderedSizeProblem(out);
-      if (tooBig) throw new RenderError(`${where}: ${tooBig}`);
+      if (tooBig) throw new RenderError(`${which}: ${tooBig}`);
       return { ...out, data: { ...ref.variables } };
     },
   };

@@ -4,9 +4,10 @@ import { longerThan } from "../domain/validate.js";
 import { PermanentError } from "../errors.js";
 import type Handlebars from "handlebars";
 import { compileOptions, createEngine, shortMessage, templateFields, type TemplateField } from "./compile.js";
+import { chooseContent, type ContentChoice } from "./locale-variant.js";
 
-// The pure half of rendering: which content a channel gets, whether a set of
-// variables can render a template, and rendering a content's fields. The
+// The pure half of rendering: whether a set of variables can render a template
+// (with the content locale-variant.ts chooses), and rendering a content's fields. The
 // accept-time check (server/handlers/template-ref.ts) and the workers' renderer
 // (notification-renderer.ts) share the rules here, so a notification that was
 // accepted renders.
@@ -17,32 +18,38 @@ export const renderLimits = {
   bodyMaxBytes: 1024 * 1024, // rendered text + html, UTF-8
 } as const;
 
-/** The content a notification on `channel` uses: its override, else the default; undefined when empty. */
-export function contentFor(template: Template, channel: Channel): TemplateContent | undefined {
-  const content = template.channelOverrides.find((o) => o.channel === channel)?.content ?? template.content;
-  return content && (content.subject !== "" || content.text !== "" || content.html !== "") ? content : undefined;
+/** Why a TemplateRef cannot render, naming its field at fault. */
+export interface ReferenceProblem {
+  field: "template_id" | "variables";
+  rule: string;
 }
 
-/** Why `variables` cannot render `template` on `channel`, naming the TemplateRef field at fault; undefined when they can. */
-export function referenceProblem(
-  template: Template,
-  channel: Channel,
-  variables: Record<string, string>,
-): { field: "template_id" | "variables"; rule: string } | undefined {
-  if (!contentFor(template, channel)) {
-    return {
-      field: "template_id",
-      rule: `template ${JSON.stringify(template.templateId)} version ${template.version} has no content for CHANNEL_${Channel[channel]}`,
-    };
+/** A TemplateRef checked against its template: the content it renders, or why it cannot. */
+export type CheckedReference = { choice: ContentChoice; problem?: undefined } | { choice?: undefined; problem: ReferenceProblem };
+
+/**
+ * Whether `variables` can render `template` on `channel` in `locale` ("" for none): the content
+ * they render (locale-variant.ts chooses it), whose variant's required variables they all hold.
+ */
+export function checkReference(template: Template, channel: Channel, locale: string, variables: Record<string, string>): CheckedReference {
+  const choice = chooseContent(template, channel, locale);
+  if (!choice) {
+    const where = locale === "" ? "" : ` in locale ${JSON.stringify(locale)} or its default`;
+    const rule = `template ${JSON.stringify(template.templateId)} version ${template.version} has no content for CHANNEL_${Channel[channel]}${where}`;
+    return { problem: { field: "template_id", rule } };
   }
   const conflict = variableConflict(variables);
   if (conflict) {
     const [group, member] = conflict.map((v) => JSON.stringify(v));
-    return { field: "variables", rule: `${group} and ${member} cannot both be set: ${member} makes ${group} a group of variables` };
+    return { problem: { field: "variables", rule: `${group} and ${member} cannot both be set: ${member} makes ${group} a group of variables` } };
   }
-  const missing = template.requiredVariables.find((name) => !Object.hasOwn(variables, name));
-  if (missing !== undefined) return { field: "variables", rule: `missing required variable ${JSON.stringify(missing)}` };
-  return undefined;
+  const missing = choice.requiredVariables.find((name) => !Object.hasOwn(variables, name));
+  if (missing !== undefined) {
+    // Naming the variant: the caller may not know that this locale renders one.
+    const of = choice.variant ? ` of the ${JSON.stringify(choice.variant.locale)} variant (chosen for locale ${JSON.stringify(locale)})` : "";
+    return { problem: { field: "variables", rule: `missing required variable ${JSON.stringify(missing)}${of}` } };
+  }
+  return { choice };
 }
 
 /**

@@ -1,7 +1,7 @@
-import type { Channel, TemplateRef } from "../../gen/herald/v1/notification_pb.js";
-import type { Template } from "../../gen/herald/v1/template_pb.js";
+import type { TemplateRef } from "../../gen/herald/v1/notification_pb.js";
+import type { Template, TemplateContent } from "../../gen/herald/v1/template_pb.js";
 import type { TemplateStore } from "../store/templates.js";
-import { contentFor, RenderError, type CompiledContent, type RenderEngine } from "./render-fields.js";
+import { RenderError, type CompiledContent, type RenderEngine } from "./render-fields.js";
 
 // Template versions as the workers' renderer uses them: fetched and compiled once per
 // (tenant, id, version). Versions are immutable, so the cache never needs invalidating, only
@@ -9,8 +9,8 @@ import { contentFor, RenderError, type CompiledContent, type RenderEngine } from
 
 export interface CachedTemplate {
   template: Template;
-  /** The compiled content for `channel` (compiled on first use); the template must have content for it. */
-  compiled(channel: Channel): CompiledContent;
+  /** `content`, one of `template`'s own (default, override or locale variant), compiled on first use. */
+  compiled(content: TemplateContent): CompiledContent;
 }
 
 export interface TemplateCache {
@@ -30,12 +30,14 @@ export function createTemplateCache(deps: {
   const cache = new Map<string, Promise<CachedTemplate>>();
 
   function entry(template: Template): CachedTemplate {
-    const byChannel = new Map<Channel, CompiledContent>();
+    // Keyed by the content message itself: a version's contents are fixed objects, so each is
+    // compiled once however many channels and locales choose it, and only those chosen are.
+    const byContent = new Map<TemplateContent, CompiledContent>();
     return {
       template,
-      compiled(channel) {
-        let compiled = byChannel.get(channel);
-        if (!compiled) byChannel.set(channel, (compiled = engine.compile(contentFor(template, channel)!)));
+      compiled(content) {
+        let compiled = byContent.get(content);
+        if (!compiled) byContent.set(content, (compiled = engine.compile(content)));
         return compiled;
       },
     };

@@ -1,7 +1,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, describe, expect, it } from "vitest";
-import { Channel, NotificationSpecSchema, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
+import { Channel, NotificationSpecSchema, TemplateRefSchema, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
 import { PutTemplateRequestSchema, TemplateSchema, type Template } from "../../gen/herald/v1/template_pb.js";
 import { checkPutTemplate, templateLimits } from "../../src/server/handlers/templates/put.js";
 import { createTemplatePin } from "../../src/server/handlers/template-ref.js";
@@ -9,7 +9,9 @@ import { UnavailableError } from "../../src/errors.js";
 import type { TemplateStore } from "../../src/store/templates.js";
 import { createCompilePool } from "../../src/templates/compile-pool.js";
 import { createRenderer } from "../../src/templates/notification-renderer.js";
-import { RenderError } from "../../src/templates/render-fields.js";
+import { createRenderEngine, RenderError, type RenderEngine } from "../../src/templates/render-fields.js";
+import { createTemplateCache } from "../../src/templates/template-cache.js";
+import { chooseContent } from "../../src/templates/locale-variant.js";
 
 // Templates without a database: what PutTemplate accepts and what it
 // requires, how the renderer picks, escapes and caches, and the accept-time
@@ -19,7 +21,9 @@ import { RenderError } from "../../src/templates/render-fields.js";
 const compiler = createCompilePool();
 afterAll(() => compiler.close());
 type PutInit = Exclude<MessageInitShape<typeof PutTemplateRequestSchema>, { $typeName: string }>;
-const put = (init: PutInit) => checkPutTemplate(compiler, create(PutTemplateRequestSchema, { templateId: "welcome", ...init }));
+const check = (init: PutInit) => checkPutTemplate(compiler, create(PutTemplateRequestSchema, { templateId: "welcome", ...init }));
+/** The default's required variables. */
+const put = (init: PutInit) => check(init).then((c) => c.requiredVariables);
 
 /** The InvalidArgument message `call` rejects with, or a failure. */
 async function invalid(call: Promise<unknown>): Promise<string> {
@@ -106,10 +110,71 @@ describe("PutTemplate: validation", () => {
   });
 
   it("accepts the largest allowed fields, and overrides alone", async () => {
-    expect(templateLimits).toEqual({ fieldMaxBytes: 262144, subjectMaxChars: 998, descriptionMaxChars: 1024, expressionsMax: 500 });
+    expect(templateLimits).toEqual({
+      fieldMaxBytes: 262144,
+      subjectMaxChars: 998,
+      descriptionMaxChars: 1024,
+      expressionsMax: 500,
+      expressionsTotalMax: 2500,
+      localesMax: 50,
+    });
     expect(await put({ content: { text: "{{a}}".repeat(499), html: "{{b}}" } })).toEqual(["a", "b"]);
     expect(await put({ content: { subject: "s".repeat(998), text: "x".repeat(262144) }, description: "d".repeat(1024) })).toEqual([]);
     expect(await put({ channelOverrides: [{ channel: Channel.SMS, content: { text: "{{code}}" } }] })).toEqual(["code"]);
+  });
+});
+
+describe("PutTemplate: locale variants", () => {
+  const de = (content: PutInit["content"]) => ({ locale: "de", content });
+
+  it("have their own required variables (the union over their content and overrides), the default keeps its own", async () => {
+    const checked = await check({
+      content: { text: "Hi {{name}}" },
+      locales: [
+        { locale: "de-ch", content: { subject: "Grüezi {{name}}", text: "{{#if vip}}{{perk}}{{/if}}" }, channelOverrides: [{ channel: Channel.SMS, content: { text: "{{code}}" } }] },
+        { locale: "pt-BR", channelOverrides: [{ channel: Channel.PUSH, content: { text: "Olá {{nome}}" } }], requiredVariables: ["ignored"] },
+      ],
+    });
+    expect(checked.requiredVariables).toEqual(["name"]);
+    expect(checked.locales.map((l) => [l.locale, l.requiredVariables, l.channelOverrides.length])).toEqual([
+      ["de-CH", ["code", "name"], 1],
+      ["pt-BR", ["nome"], 1],
+    ]);
+  });
+
+  it.each<[string, PutInit, string]>([
+    ["a variant without locale", { content: { text: "x" }, locales: [{ content: { text: "y" } }] }, "locales[0].locale: is required: a BCP 47 language tag like de or pt-BR"],
+    ["a malformed locale", { content: { text: "x" }, locales: [{ locale: "de_CH", content: { text: "y" } }] }, 'locales[0].locale: must be a BCP 47 language tag like de-CH, got "de_CH"'],
+    [
+      "a locale twice, however spelled",
+      { content: { text: "x" }, locales: [de({ text: "a" }), { locale: "fr", content: { text: "b" } }, { locale: "DE", content: { text: "c" } }] },
+      'locales[2].locale: "de" already has a variant at locales[0]',
+    ],
+    ["a variant with no content", { content: { text: "x" }, locales: [{ locale: "de", content: {} }] }, "locales[0].content: set at least one of subject, text or html (or a channel override)"],
+    ["a variant that does not compile", { content: { text: "x" }, locales: [de({ text: "ok" }), { locale: "fr", content: { subject: "{{#if a}}" } }] }, "locales[1].content.subject: does not compile: Parse error on line 1: unexpected end of template"],
+    [
+      "a variant's override for a channel twice",
+      { content: { text: "x" }, locales: [{ locale: "de", channelOverrides: [{ channel: Channel.SMS, content: { text: "a" } }, { channel: Channel.SMS, content: { text: "b" } }] }] },
+      "locales[0].channel_overrides[1].channel: CHANNEL_SMS already has an override at locales[0].channel_overrides[0]",
+    ],
+    ["a variant's html for push", { content: { text: "x" }, locales: [{ locale: "de", channelOverrides: [{ channel: Channel.PUSH, content: { html: "<b>" } }] }] }, "locales[0].channel_overrides[0].content.html: only email supports html"],
+    ["locales without a default", { locales: [de({ text: "y" })] }, "content: set at least one of subject, text or html (or a channel override)"],
+    ["51 variants", { content: { text: "x" }, locales: Array.from({ length: 51 }, (_, i) => ({ locale: `de-v${String(i).padStart(4, "0")}`, content: { text: "y" } })) }, "locales: must have at most 50 variants"],
+    ["too many expressions in one variant", { content: { text: "{{a}}".repeat(400) }, locales: [de({ text: "{{a}}".repeat(501) })] }, "locales[0].content.text: too many {{…}} expressions: at most 500 in all fields of one locale together"],
+    [
+      "too many expressions in the whole template",
+      { content: { text: "{{a}}".repeat(500) }, locales: ["de", "fr", "es", "it", "nl"].map((locale) => ({ locale, content: { text: "{{a}}".repeat(500) } })) },
+      "locales[4].content.text: too many {{…}} expressions: at most 2500 in the whole template, every locale included",
+    ],
+  ])("refuses %s", async (_name, init, message) => {
+    expect(await invalid(check(init))).toBe(message);
+  });
+
+  it("accepts 50 variants, and 500 expressions in each of five", async () => {
+    const fifty = await check({ content: { text: "x" }, locales: Array.from({ length: 50 }, (_, i) => ({ locale: `de-v${String(i).padStart(4, "0")}`, content: { text: "{{n}}" } })) });
+    expect(fifty.locales).toHaveLength(50);
+    const full = await check({ content: { text: "x" }, locales: ["de", "fr", "es", "it", "nl"].map((locale) => ({ locale, content: { text: "{{a}}".repeat(500) } })) });
+    expect(full.locales.map((l) => l.requiredVariables)).toEqual(Array(5).fill(["a"]));
   });
 });
 
@@ -132,13 +197,14 @@ function fakeStore(versions: Template[], opts: { fail?: Error } = {}) {
   return { store, calls };
 }
 
-function spec(channel: Channel, variables: Record<string, string>, version = 1, templateId = "welcome"): NotificationSpec {
+function spec(channel: Channel, variables: Record<string, string>, version = 1, templateId = "welcome", locale = ""): NotificationSpec {
   const address =
     channel === Channel.EMAIL ? { case: "email" as const, value: "ada@example.com" } : { case: "phone" as const, value: "+14155550100" };
   return create(NotificationSpecSchema, {
     channel,
     recipient: { userId: "u-1", address },
     body: { case: "template", value: { templateId, variables, version } },
+    locale,
   });
 }
 
@@ -149,6 +215,16 @@ const welcomeInit = {
   requiredVariables: ["name"],
 };
 const welcome = template(welcomeInit);
+const localized = template({
+  templateId: "localized",
+  version: 1,
+  content: { subject: "Hi {{name}}", text: "Hello {{name}}" },
+  requiredVariables: ["name"],
+  locales: [
+    { locale: "de", content: { subject: "Hallo {{name}}", text: "Hallo {{name}}, Code {{code}}" }, requiredVariables: ["code", "name"] },
+    { locale: "pt-BR", content: { text: "Olá {{nome}}" }, channelOverrides: [{ channel: Channel.SMS, content: { text: "Oi {{nome}}" } }], requiredVariables: ["nome"] },
+  ],
+});
 
 describe("renderer", () => {
   it("escapes variables in html, and not in subject or text", async () => {
@@ -244,6 +320,20 @@ describe("renderer", () => {
     expect(calls).toEqual([["t1", "welcome", 1]]);
   });
 
+  it("compiles each content of a version once, only when chosen, however many channels and locales choose it", async () => {
+    const real = createRenderEngine();
+    const compiled: string[] = [];
+    const engine: RenderEngine = { ...real, compile: (c) => (compiled.push(c.text), real.compile(c)) };
+    const cache = createTemplateCache({ templates: fakeStore([localized]).store, engine });
+    const entry = await cache.load("t1", create(TemplateRefSchema, { templateId: "localized", version: 1 }));
+    const choose = (channel: Channel, locale: string) => entry.compiled(chooseContent(entry.template, channel, locale)!.content);
+    for (const [channel, locale] of [[Channel.EMAIL, "de"], [Channel.SMS, "de-AT"], [Channel.EMAIL, "pt-BR"], [Channel.EMAIL, "de-CH"], [Channel.EMAIL, "pt-PT"]] as const) {
+      choose(channel, locale);
+    }
+    expect(compiled).toEqual(["Hallo {{name}}, Code {{code}}", "Olá {{nome}}"]);
+    expect(choose(Channel.EMAIL, "de")).toBe(choose(Channel.PUSH, "de"));
+  });
+
   it("keeps at most maxCached versions, dropping the least recently used", async () => {
     const v2 = template({ ...welcomeInit, version: 2, content: { text: "v2 {{name}}" } });
     const v3 = template({ ...welcomeInit, version: 3, content: { text: "v3 {{name}}" } });
@@ -252,6 +342,21 @@ describe("renderer", () => {
     for (const v of [1, 2, 1, 3, 1, 2]) await renderer.render("t1", spec(Channel.EMAIL, { name: "A" }, v));
     // 1 and 2 fetched; 1 hit (now most recent); 3 evicts 2; 1 hit; 2 fetched again.
     expect(calls.map((c) => c[2])).toEqual([1, 2, 3, 2]);
+  });
+
+  it("renders the variant the locale chooses, and names it when its variables are missing", async () => {
+    const renderer = createRenderer({ templates: fakeStore([localized]).store });
+    const render = (channel: Channel, locale: string, variables: Record<string, string>) =>
+      renderer.render("t1", spec(channel, variables, 1, "localized", locale));
+    expect(await render(Channel.EMAIL, "de-AT", { name: "Ada", code: "7" })).toMatchObject({ subject: "Hallo Ada", text: "Hallo Ada, Code 7" });
+    expect((await render(Channel.SMS, "pt-BR", { nome: "Ana" })).text).toBe("Oi Ana");
+    expect((await render(Channel.EMAIL, "pt-PT", { nome: "Rui" })).text).toBe("Olá Rui");
+    expect((await render(Channel.EMAIL, "fr", { name: "Zoé" })).text).toBe("Hello Zoé");
+    // Only a notification accept never checked (a spec written before these rules) gets here.
+    const err = await render(Channel.EMAIL, "de", { name: "Ada" }).catch((e: unknown) => e);
+    expect(err).toEqual(new RenderError('template "localized" version 1: missing required variable "code" of the "de" variant (chosen for locale "de")'));
+    const tooLong = await render(Channel.EMAIL, "de", { name: "n".repeat(996), code: "1" }).catch((e: unknown) => e);
+    expect(tooLong).toEqual(new RenderError('template "localized" version 1 ("de" variant): rendered subject is longer than 998 characters'));
   });
 
   it("lets UnavailableError through unchanged, and does not cache it", async () => {
@@ -267,7 +372,7 @@ describe("renderer", () => {
 
 describe("accept-time pin", () => {
   const v2 = template({ ...welcomeInit, version: 2 });
-  const pin = createTemplatePin({ templates: fakeStore([welcome, v2]).store });
+  const pin = createTemplatePin({ templates: fakeStore([welcome, v2, localized]).store });
 
   it("pins version 0 to the latest version, keeps a given one, and leaves content alone", async () => {
     const pinned = await pin("t1", spec(Channel.EMAIL, { name: "A" }, 0));
@@ -277,11 +382,24 @@ describe("accept-time pin", () => {
     expect(await pin("t1", content)).toBe(content);
   });
 
+  it("asks only for the chosen variant's variables", async () => {
+    const pinned = await pin("t1", spec(Channel.SMS, { nome: "Ana" }, 0, "localized", "pt-BR"));
+    expect(pinned).toMatchObject({ locale: "pt-BR", body: { value: { templateId: "localized", version: 1 } } });
+    await expect(pin("t1", spec(Channel.EMAIL, { name: "Ada", code: "1" }, 0, "localized", "de"))).resolves.toBeDefined();
+  });
+
   it.each<[string, NotificationSpec, string, string]>([
     ["an unknown template", spec(Channel.EMAIL, { name: "A" }, 0, "nope"), "t1", 'notification.template.template_id: no template "nope" in this tenant'],
     ["another tenant's template", spec(Channel.EMAIL, { name: "A" }, 0), "t2", 'notification.template.template_id: no template "welcome" in this tenant'],
     ["an unknown version", spec(Channel.EMAIL, { name: "A" }, 7), "t1", 'notification.template.version: template "welcome" has no version 7'],
     ["a missing variable", spec(Channel.EMAIL, { nom: "A" }, 0), "t1", 'notification.template.variables: missing required variable "name"'],
+    [
+      "a variable of the variant the locale chooses",
+      spec(Channel.EMAIL, { name: "A" }, 0, "localized", "de-AT"),
+      "t1",
+      'notification.template.variables: missing required variable "code" of the "de" variant (chosen for locale "de-AT")',
+    ],
+    ["a default variable, for a locale with no variant", spec(Channel.EMAIL, { nome: "A" }, 0, "localized", "fr"), "t1", 'notification.template.variables: missing required variable "name"'],
   ])("refuses %s", async (_name, s, tenant, message) => {
     const err = await pin(tenant, s).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectError);

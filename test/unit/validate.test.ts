@@ -299,3 +299,25 @@ describe("validateId", () => {
     expectInvalid(() => validateId("x".repeat(10_000)), "id", "must be a UUID like 123e4567-e89b-12d3-a456-426614174000");
   });
 });
+
+describe("validateSpec: locale", () => {
+  it("returns the spec as given without a locale or with a canonical one", () => {
+    for (const s of [spec(), spec({ locale: "de-AT" })]) expect(validateSpec(s)).toBe(s);
+  });
+
+  it("returns a copy with the locale in canonical form, for content and templates alike", () => {
+    const given = spec({ locale: "pt-br", body: template("welcome", { name: "Ada" }) });
+    const stored = validateSpec(given);
+    expect(stored).toMatchObject({ locale: "pt-BR", body: { case: "template", value: { templateId: "welcome" } } });
+    expect(given.locale).toBe("pt-br");
+    expect(validateSpec(spec({ locale: "EN-us" })).locale).toBe("en-US");
+  });
+
+  it.each(["english please", "de_AT", "x-private", "de-"])("refuses %j, naming the field", (locale) => {
+    expectInvalid(() => validateSpec(spec({ locale })), "notification.locale", `must be a BCP 47 language tag like de-CH, got ${JSON.stringify(locale)}`);
+  });
+
+  it("cuts a long junk locale in the message", () => {
+    expectInvalid(() => validateSpec(spec({ locale: "a".repeat(65) })), "notification.locale", `must be a BCP 47 language tag like de-CH, got "${"a".repeat(40)}…"`);
+  });
+});

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/template.proto.
  */
 export const file_herald_v1_template: GenFile = /*@__PURE__*/
-  fileDesc("ChhoZXJhbGQvdjEvdGVtcGxhdGUucHJvdG8SCWhlcmFsZC52MSI+Cg9UZW1wbGF0ZUNvbnRlbnQSDwoHc3ViamVjdBgBIAEoCRIMCgR0ZXh0GAIgASgJEgwKBGh0bWwYAyABKAkiYgoOQ2hhbm5lbENvbnRlbnQSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEisKB2NvbnRlbnQYAiABKAsyGi5oZXJhbGQudjEuVGVtcGxhdGVDb250ZW50IvUBCghUZW1wbGF0ZRITCgt0ZW1wbGF0ZV9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgNEisKB2NvbnRlbnQYAyABKAsyGi5oZXJhbGQudjEuVGVtcGxhdGVDb250ZW50EjQKEWNoYW5uZWxfb3ZlcnJpZGVzGAQgAygLMhkuaGVyYWxkLnYxLkNoYW5uZWxDb250ZW50EhoKEnJlcXVpcmVkX3ZhcmlhYmxlcxgFIAMoCRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZGVzY3JpcHRpb24YByABKAkioQEKElB1dFRlbXBsYXRlUmVxdWVzdBITCgt0ZW1wbGF0ZV9pZBgBIAEoCRIrCgdjb250ZW50GAIgASgLMhouaGVyYWxkLnYxLlRlbXBsYXRlQ29udGVudBI0ChFjaGFubmVsX292ZXJyaWRlcxgDIAMoCzIZLmhlcmFsZC52MS5DaGFubmVsQ29udGVudBITCgtkZXNjcmlwdGlvbhgEIAEoCSI8ChNQdXRUZW1wbGF0ZVJlc3BvbnNlEiUKCHRlbXBsYXRlGAEgASgLMhMuaGVyYWxkLnYxLlRlbXBsYXRlIjoKEkdldFRlbXBsYXRlUmVxdWVzdBITCgt0ZW1wbGF0ZV9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgNIjwKE0dldFRlbXBsYXRlUmVzcG9uc2USJQoIdGVtcGxhdGUYASABKAsyEy5oZXJhbGQudjEuVGVtcGxhdGUiPQoUTGlzdFRlbXBsYXRlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoVTGlzdFRlbXBsYXRlc1Jlc3BvbnNlEiYKCXRlbXBsYXRlcxgBIAMoCzITLmhlcmFsZC52MS5UZW1wbGF0ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyiwIKD1RlbXBsYXRlU2VydmljZRJMCgtQdXRUZW1wbGF0ZRIdLmhlcmFsZC52MS5QdXRUZW1wbGF0ZVJlcXVlc3QaHi5oZXJhbGQudjEuUHV0VGVtcGxhdGVSZXNwb25zZRJRCgtHZXRUZW1wbGF0ZRIdLmhlcmFsZC52MS5HZXRUZW1wbGF0ZVJlcXVlc3QaHi5oZXJhbGQudjEuR2V0VGVtcGxhdGVSZXNwb25zZSIDkAIBElcKDUxpc3RUZW1wbGF0ZXMSHy5oZXJhbGQudjEuTGlzdFRlbXBsYXRlc1JlcXVlc3QaIC5oZXJhbGQudjEuTGlzdFRlbXBsYXRlc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp, file_herald_v1_notification]);
+  fileDesc("ChhoZXJhbGQvdjEvdGVtcGxhdGUucHJvdG8SCWhlcmFsZC52MSI+Cg9UZW1wbGF0ZUNvbnRlbnQSDwoHc3ViamVjdBgBIAEoCRIMCgR0ZXh0GAIgASgJEgwKBGh0bWwYAyABKAkiYgoOQ2hhbm5lbENvbnRlbnQSIwoHY2hhbm5lbBgBIAEoDjISLmhlcmFsZC52MS5DaGFubmVsEisKB2NvbnRlbnQYAiABKAsyGi5oZXJhbGQudjEuVGVtcGxhdGVDb250ZW50Ip4BCg1Mb2NhbGVDb250ZW50Eg4KBmxvY2FsZRgBIAEoCRIrCgdjb250ZW50GAIgASgLMhouaGVyYWxkLnYxLlRlbXBsYXRlQ29udGVudBI0ChFjaGFubmVsX292ZXJyaWRlcxgDIAMoCzIZLmhlcmFsZC52MS5DaGFubmVsQ29udGVudBIaChJyZXF1aXJlZF92YXJpYWJsZXMYBCADKAkioAIKCFRlbXBsYXRlEhMKC3RlbXBsYXRlX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKA0SKwoHY29udGVudBgDIAEoCzIaLmhlcmFsZC52MS5UZW1wbGF0ZUNvbnRlbnQSNAoRY2hhbm5lbF9vdmVycmlkZXMYBCADKAsyGS5oZXJhbGQudjEuQ2hhbm5lbENvbnRlbnQSGgoScmVxdWlyZWRfdmFyaWFibGVzGAUgAygJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkZXNjcmlwdGlvbhgHIAEoCRIpCgdsb2NhbGVzGAggAygLMhguaGVyYWxkLnYxLkxvY2FsZUNvbnRlbnQizAEKElB1dFRlbXBsYXRlUmVxdWVzdBITCgt0ZW1wbGF0ZV9pZBgBIAEoCRIrCgdjb250ZW50GAIgASgLMhouaGVyYWxkLnYxLlRlbXBsYXRlQ29udGVudBI0ChFjaGFubmVsX292ZXJyaWRlcxgDIAMoCzIZLmhlcmFsZC52MS5DaGFubmVsQ29udGVudBITCgtkZXNjcmlwdGlvbhgEIAEoCRIpCgdsb2NhbGVzGAUgAygLMhguaGVyYWxkLnYxLkxvY2FsZUNvbnRlbnQiPAoTUHV0VGVtcGxhdGVSZXNwb25zZRIlCgh0ZW1wbGF0ZRgBIAEoCzITLmhlcmFsZC52MS5UZW1wbGF0ZSI6ChJHZXRUZW1wbGF0ZVJlcXVlc3QSEwoLdGVtcGxhdGVfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoDSI8ChNHZXRUZW1wbGF0ZVJlc3BvbnNlEiUKCHRlbXBsYXRlGAEgASgLMhMuaGVyYWxkLnYxLlRlbXBsYXRlIj0KFExpc3RUZW1wbGF0ZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlgKFUxpc3RUZW1wbGF0ZXNSZXNwb25zZRImCgl0ZW1wbGF0ZXMYASADKAsyEy5oZXJhbGQudjEuVGVtcGxhdGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMosCCg9UZW1wbGF0ZVNlcnZpY2USTAoLUHV0VGVtcGxhdGUSHS5oZXJhbGQudjEuUHV0VGVtcGxhdGVSZXF1ZXN0Gh4uaGVyYWxkLnYxLlB1dFRlbXBsYXRlUmVzcG9uc2USUQoLR2V0VGVtcGxhdGUSHS5oZXJhbGQudjEuR2V0VGVtcGxhdGVSZXF1ZXN0Gh4uaGVyYWxkLnYxLkdldFRlbXBsYXRlUmVzcG9uc2UiA5ACARJXCg1MaXN0VGVtcGxhdGVzEh8uaGVyYWxkLnYxLkxpc3RUZW1wbGF0ZXNSZXF1ZXN0GiAuaGVyYWxkLnYxLkxpc3RUZW1wbGF0ZXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp, file_herald_v1_notification]);
 
 /**
  * TemplateContent is what a template renders to. Templates use Handlebars
@@ -83,6 +83,55 @@ export const ChannelContentSchema: GenMessage<ChannelContent> = /*@__PURE__*/
   messageDesc(file_herald_v1_template, 1);
 
 /**
+ * LocaleContent is a template's content in one language: a locale variant.
+ * A notification whose `locale` selects it renders it instead of the
+ * template's default content (see Template.locales for how one is chosen).
+ *
+ * @generated from message herald.v1.LocaleContent
+ */
+export type LocaleContent = Message<"herald.v1.LocaleContent"> & {
+  /**
+   * The variant's BCP 47 language tag, e.g. "de" or "pt-BR"; stored in
+   * canonical form ("pt-br" becomes "pt-BR"). Distinct within a version.
+   *
+   * @generated from field: string locale = 1;
+   */
+  locale: string;
+
+  /**
+   * Content in this language for every channel without an override here.
+   * May be left empty when the variant has channel overrides only.
+   *
+   * @generated from field: herald.v1.TemplateContent content = 2;
+   */
+  content?: TemplateContent | undefined;
+
+  /**
+   * Per-channel content in this language, at most one per channel.
+   *
+   * @generated from field: repeated herald.v1.ChannelContent channel_overrides = 3;
+   */
+  channelOverrides: ChannelContent[];
+
+  /**
+   * Output only (ignored in PutTemplateRequest): the variables this variant
+   * uses outside conditional blocks, in its content or any of its overrides.
+   * A notification rendered with this variant must supply them; the
+   * template's own `required_variables` (the default's) do not apply to it.
+   *
+   * @generated from field: repeated string required_variables = 4;
+   */
+  requiredVariables: string[];
+};
+
+/**
+ * Describes the message herald.v1.LocaleContent.
+ * Use `create(LocaleContentSchema)` to create a new message.
+ */
+export const LocaleContentSchema: GenMessage<LocaleContent> = /*@__PURE__*/
+  messageDesc(file_herald_v1_template, 2);
+
+/**
  * Template is one version of a stored template.
  *
  * @generated from message herald.v1.Template
@@ -103,22 +152,25 @@ export type Template = Message<"herald.v1.Template"> & {
   version: number;
 
   /**
-   * Content used for every channel without an override.
+   * The default content: used for every channel without an override, when
+   * no locale variant is chosen.
    *
    * @generated from field: herald.v1.TemplateContent content = 3;
    */
   content?: TemplateContent | undefined;
 
   /**
-   * Per-channel content, at most one per channel.
+   * Per-channel default content, at most one per channel.
    *
    * @generated from field: repeated herald.v1.ChannelContent channel_overrides = 4;
    */
   channelOverrides: ChannelContent[];
 
   /**
-   * Output only: the variables the template uses outside conditional blocks,
-   * which every notification using this version must supply.
+   * Output only: the variables the default content and its overrides use
+   * outside conditional blocks, which every notification rendered with the
+   * default content must supply. A notification rendered with a locale
+   * variant supplies that variant's `required_variables` instead.
    *
    * @generated from field: repeated string required_variables = 5;
    */
@@ -137,6 +189,27 @@ export type Template = Message<"herald.v1.Template"> & {
    * @generated from field: string description = 7;
    */
   description: string;
+
+  /**
+   * Locale variants, at most 50, each locale once. A notification on channel
+   * C with locale L (NotificationSpec.locale) renders the first of these
+   * candidates that has content for C:
+   *   1. the variant whose locale is L ("pt-BR");
+   *   2. the variants named by L with its last subtag removed, one at a time,
+   *      as BCP 47 lookup (RFC 4647 section 3.4) does: "zh-Hant-TW", then
+   *      "zh-Hant", then "zh"; "de-AT" falls back to "de";
+   *   3. any other variant of L's language, in the order listed here
+   *      ("pt-PT" gets "pt-BR" when there is no "pt-PT" or "pt");
+   *   4. the default (`content`, `channel_overrides`).
+   * A candidate has content for C when it has an override for C or a
+   * non-empty `content`; its override wins over its content. So the
+   * recipient's language wins over the channel: a "de" variant with only
+   * `content` is used for SMS even when the default has an SMS override. A
+   * notification without a locale renders the default.
+   *
+   * @generated from field: repeated herald.v1.LocaleContent locales = 8;
+   */
+  locales: LocaleContent[];
 };
 
 /**
@@ -144,7 +217,7 @@ export type Template = Message<"herald.v1.Template"> & {
  * Use `create(TemplateSchema)` to create a new message.
  */
 export const TemplateSchema: GenMessage<Template> = /*@__PURE__*/
-  messageDesc(file_herald_v1_template, 2);
+  messageDesc(file_herald_v1_template, 3);
 
 /**
  * PutTemplateRequest holds the new version's content.
@@ -180,6 +253,14 @@ export type PutTemplateRequest = Message<"herald.v1.PutTemplateRequest"> & {
    * @generated from field: string description = 4;
    */
   description: string;
+
+  /**
+   * Locale variants (see Template.locales), at most 50, each locale once; each
+   * sets `content` or a channel override, and compiles as the default does.
+   *
+   * @generated from field: repeated herald.v1.LocaleContent locales = 5;
+   */
+  locales: LocaleContent[];
 };
 
 /**
@@ -187,7 +268,7 @@ export type PutTemplateRequest = Message<"herald.v1.PutTemplateRequest"> & {
  * Use `create(PutTemplateRequestSchema)` to create a new message.
  */
 export const PutTemplateRequestSchema: GenMessage<PutTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_template, 3);
+  messageDesc(file_herald_v1_template, 4);
 
 /**
  * PutTemplateResponse carries the stored version.
@@ -208,7 +289,7 @@ export type PutTemplateResponse = Message<"herald.v1.PutTemplateResponse"> & {
  * Use `create(PutTemplateResponseSchema)` to create a new message.
  */
 export const PutTemplateResponseSchema: GenMessage<PutTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_template, 4);
+  messageDesc(file_herald_v1_template, 5);
 
 /**
  * GetTemplateRequest names a template version.
@@ -236,7 +317,7 @@ export type GetTemplateRequest = Message<"herald.v1.GetTemplateRequest"> & {
  * Use `create(GetTemplateRequestSchema)` to create a new message.
  */
 export const GetTemplateRequestSchema: GenMessage<GetTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_template, 5);
+  messageDesc(file_herald_v1_template, 6);
 
 /**
  * GetTemplateResponse carries one template version.
@@ -257,7 +338,7 @@ export type GetTemplateResponse = Message<"herald.v1.GetTemplateResponse"> & {
  * Use `create(GetTemplateResponseSchema)` to create a new message.
  */
 export const GetTemplateResponseSchema: GenMessage<GetTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_template, 6);
+  messageDesc(file_herald_v1_template, 7);
 
 /**
  * ListTemplatesRequest pages through the tenant's templates.
@@ -285,7 +366,7 @@ export type ListTemplatesRequest = Message<"herald.v1.ListTemplatesRequest"> & {
  * Use `create(ListTemplatesRequestSchema)` to create a new message.
  */
 export const ListTemplatesRequestSchema: GenMessage<ListTemplatesRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_template, 7);
+  messageDesc(file_herald_v1_template, 8);
 
 /**
  * ListTemplatesResponse is one page of templates.
@@ -313,7 +394,7 @@ export type ListTemplatesResponse = Message<"herald.v1.ListTemplatesResponse"> &
  * Use `create(ListTemplatesResponseSchema)` to create a new message.
  */
 export const ListTemplatesResponseSchema: GenMessage<ListTemplatesResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_template, 8);
+  messageDesc(file_herald_v1_template, 9);
 
 /**
  * TemplateService stores versioned templates per tenant.

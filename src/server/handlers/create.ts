@@ -11,11 +11,11 @@ import type { PinTemplate } from "./template-ref.js";
 export function createHandler(deps: AcceptDeps & { pinTemplate: PinTemplate }) {
   return async (req: CreateRequest, ctx: HandlerContext): Promise<Pick<CreateResponse, "notification">> => {
     const call = callInfo(ctx);
-    validateSpec(req.notification, "notification", { egress: deps.egress });
+    // The spec to store: as given, its locale in canonical form.
+    const spec = validateSpec(req.notification, "notification", { egress: deps.egress });
     validateIdempotencyKey(req.idempotencyKey);
-    const spec = req.notification!;
-    // The hash is of what the caller sent, so a retry with version 0 after a new
-    // PutTemplate is still the same request; the pinned spec is what is stored.
+    // The hash is of what the caller sent (its locale canonical), so a retry with version 0
+    // after a new PutTemplate is still the same request; the pinned spec is what is stored.
     // Without a key nothing is ever compared with it: no hash.
     const hash = req.idempotencyKey === "" ? null : requestHash({ method: "create", spec });
     const pinned = await deps.pinTemplate(call.tenant, spec);

@@ -56,7 +56,7 @@ export function notifyHandler(deps: NotifyDeps) {
       throw new ConnectError(`user_id: no recipient ${JSON.stringify(req.userId.slice(0, 40))} in this tenant: store one with PutRecipient first`, Code.NotFound);
     }
     const { profile, preferences, setting } = context;
-    const bodies = await pinBodies(deps.pinTemplate, call.tenant, plans, profile.data);
+    const bodies = await pinBodies(deps.pinTemplate, call.tenant, plans, profile);
     const { targets, skipped } = notifyTargets(bodies, profile, { category: req.category, preferences, setting });
     const suppressions = await withStoreErrors(() =>
       findSuppressions(deps.pool, targets.map((t) => ({ tenant: call.tenant, channel: t.channel, address: t.value }))),
@@ -77,7 +77,7 @@ export function notifyHandler(deps: NotifyDeps) {
       skipped: skipped.sort((a, b) => a.channel - b.channel),
       now,
       notifications: sending.map((t) => {
-        const spec = targetSpec(t, req);
+        const spec = targetSpec(t, { ...req, locale: profile.locale });
         return {
           tenant: call.tenant,
           id: deps.newId(),
@@ -103,15 +103,21 @@ export function notifyHandler(deps: NotifyDeps) {
 
 /**
  * Each considered channel's body as stored: a template's variables with the profile's data, its
- * version pinned and checked (every considered channel, whether or not the recipient has an
+ * version pinned and checked against the variant the profile's locale chooses (every considered channel, whether or not the recipient has an
  * address for it, so a request's errors do not depend on whose profile it names).
  */
-async function pinBodies(pin: PinTemplate, tenant: string, plans: readonly ChannelPlan[], data: Record<string, string>): Promise<ChannelPlan[]> {
+async function pinBodies(
+  pin: PinTemplate,
+  tenant: string,
+  plans: readonly ChannelPlan[],
+  profile: { data: Record<string, string>; locale: string },
+): Promise<ChannelPlan[]> {
   return Promise.all(
     plans.map(async (plan) => {
-      const body = withRecipientData(plan.body, data);
+      const body = withRecipientData(plan.body, profile.data);
       if (body.case !== "template") return plan;
-      const pinned = await pin(tenant, create(NotificationSpecSchema, { channel: plan.channel, body }), plan.path);
+      // With the profile's locale: the variables checked are those of the variant it will render.
+      const pinned = await pin(tenant, create(NotificationSpecSchema, { channel: plan.channel, body, locale: profile.locale }), plan.path);
       return { ...plan, body: pinned.body };
     }),
   );

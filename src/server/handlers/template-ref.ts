@@ -1,7 +1,7 @@
 import type { NotificationSpec } from "../../../gen/herald/v1/notification_pb.js";
 import { invalidArgument } from "../../domain/validate.js";
 import type { TemplateStore } from "../../store/templates.js";
-import { referenceProblem } from "../../templates/render-fields.js";
+import { checkReference } from "../../templates/render-fields.js";
 
 /**
  * Checks a validated spec's TemplateRef against the tenant's templates and
@@ -29,7 +29,9 @@ export function createTemplatePin(deps: { templates: Pick<TemplateStore, "get"> 
       if (exists) throw invalidArgument(`${p}.version`, `template ${JSON.stringify(ref.templateId)} has no version ${ref.version}`);
       throw invalidArgument(`${p}.template_id`, `no template ${JSON.stringify(ref.templateId)} in this tenant`);
     }
-    const problem = referenceProblem(template, spec.channel, ref.variables);
+    // The content the spec's locale selects: its variant's required variables are the ones that
+    // must be here, and no other variant's, since the version and locale are fixed from now on.
+    const { problem } = checkReference(template, spec.channel, spec.locale, ref.variables);
     if (problem) throw invalidArgument(`${p}.${problem.field}`, problem.rule);
     if (ref.version === template.version) return spec;
     return { ...spec, body: { case: "template", value: { ...ref, version: template.version } } };

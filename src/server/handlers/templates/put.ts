@@ -1,11 +1,15 @@
+import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import { Channel } from "../../../../gen/herald/v1/notification_pb.js";
-import type {
-  PutTemplateRequest,
-  PutTemplateResponse,
-  TemplateContent,
+import {
+  LocaleContentSchema,
+  type ChannelContent,
+  type LocaleContent,
+  type PutTemplateRequest,
+  type PutTemplateResponse,
+  type TemplateContent,
 } from "../../../../gen/herald/v1/template_pb.js";
-import { invalidArgument, limits, longerThan } from "../../../domain/validate.js";
+import { invalidArgument, limits, longerThan, validateLocale } from "../../../domain/validate.js";
 import type { TemplateStore } from "../../../store/templates.js";
 import { templateFields, TemplateSyntaxError } from "../../../templates/compile.js";
 import type { TemplateCompiler } from "../../../templates/compile-pool.js";
@@ -20,7 +24,10 @@ export const templateLimits = {
   // Parsing and compiling took 0.2-0.6 ms per {{…}} on a 2-core machine (in a
   // worker thread, under a deadline: templates/compile-pool.ts); real templates
   // use tens. This bounds one PutTemplate to a few hundred ms of a thread.
-  expressionsMax: 500, // "{{" in all fields of the request together
+  expressionsMax: 500, // "{{" in all fields of one variant (the default, or one locale) together
+  // Bounds the whole request to about a second of the compile thread, however many locales.
+  expressionsTotalMax: 2500,
+  localesMax: 50,
 } as const;
 
 // The same rule as TemplateRef.template_id (domain/validate.ts).
@@ -30,7 +37,7 @@ const templateIdPattern = /^[A-Za-z0-9._-]+$/;
 export function putTemplateHandler(deps: { templates: Pick<TemplateStore, "put">; clock: Clock; compiler: TemplateCompiler }) {
   return async (req: PutTemplateRequest, ctx: HandlerContext): Promise<Pick<PutTemplateResponse, "template">> => {
     const call = callInfo(ctx);
-    const requiredVariables = await checkPutTemplate(deps.compiler, req);
+    const { requiredVariables, locales } = await checkPutTemplate(deps.compiler, req);
     const template = await deps.templates.put(
       call.tenant,
       {
@@ -39,6 +46,7 @@ export function putTemplateHandler(deps: { templates: Pick<TemplateStore, "put">
         channelOverrides: req.channelOverrides,
         description: req.description,
         requiredVariables,
+        locales,
       },
       new Date(deps.clock.now()),
     );
@@ -54,28 +62,79 @@ export function validateTemplateId(id: string, path = "template_id"): void {
   }
 }
 
+/** What PutTemplate's checks make of a request: what the version stores beside its sources. */
+export interface CheckedTemplate {
+  /** The default content's and its overrides' (sorted, unique). */
+  requiredVariables: string[];
+  /** The request's variants, their locales canonical, each with its own required variables. */
+  locales: LocaleContent[];
+}
+
 /**
  * Every rule of PutTemplate, in field order; throws InvalidArgument naming the
- * first broken one. Returns the required variables: the union over the
- * default content and every override (sorted, unique), since the contract
- * promises one list that every notification using the version supplies.
+ * first broken one. Required variables are per variant, each the union over the
+ * variant's content and its overrides (the default is a variant too: its list is
+ * the template's, as before locales). Accept knows the notification's locale, so
+ * the variant it renders (templates/locale-variant.ts), and asks for that
+ * variant's variables only, never for another language's.
  */
-export async function checkPutTemplate(compiler: TemplateCompiler, req: PutTemplateRequest): Promise<string[]> {
+export async function checkPutTemplate(compiler: TemplateCompiler, req: PutTemplateRequest): Promise<CheckedTemplate> {
   validateTemplateId(req.templateId);
-  const seen: Seen = { required: new Set(), expressions: 0 };
+  const total = { expressions: 0 };
+  const fallback = await checkVariant(compiler, req.content, req.channelOverrides, "", total);
+  if (!fallback) throw invalidArgument("content", "set at least one of subject, text or html (or a channel override)");
+
+  if (longerThan(req.description, templateLimits.descriptionMaxChars)) {
+    throw invalidArgument("description", `must be at most ${templateLimits.descriptionMaxChars} characters`);
+  }
+
+  if (req.locales.length > templateLimits.localesMax) {
+    throw invalidArgument("locales", `must have at most ${templateLimits.localesMax} variants`);
+  }
+  const locales: LocaleContent[] = [];
+  const listed = new Map<string, number>();
+  for (const [i, variant] of req.locales.entries()) {
+    const path = `locales[${i}]`;
+    if (variant.locale === "") throw invalidArgument(`${path}.locale`, "is required: a BCP 47 language tag like de or pt-BR");
+    const locale = validateLocale(variant.locale, `${path}.locale`);
+    const first = listed.get(locale.toLowerCase());
+    if (first !== undefined) throw invalidArgument(`${path}.locale`, `${JSON.stringify(locale)} already has a variant at locales[${first}]`);
+    listed.set(locale.toLowerCase(), i);
+    const required = await checkVariant(compiler, variant.content, variant.channelOverrides, `${path}.`, total);
+    if (!required) throw invalidArgument(`${path}.content`, "set at least one of subject, text or html (or a channel override)");
+    locales.push(
+      create(LocaleContentSchema, { locale, content: variant.content, channelOverrides: variant.channelOverrides, requiredVariables: required }),
+    );
+  }
+  return { requiredVariables: fallback, locales };
+}
+
+/**
+ * Checks one variant (the default when `prefix` is "", else `locales[i].`): its content and
+ * overrides, compiled. Returns its required variables (sorted, unique), or undefined when it
+ * has no content at all.
+ */
+async function checkVariant(
+  compiler: TemplateCompiler,
+  content: TemplateContent | undefined,
+  overrides: readonly ChannelContent[],
+  prefix: string,
+  total: { expressions: number },
+): Promise<string[] | undefined> {
+  const seen: Seen = { required: new Set(), expressions: 0, total, of: prefix === "" ? "" : " of one locale" };
   let anyContent = false;
-  if (req.content) anyContent = await checkContent(compiler, req.content, "content", seen);
+  if (content) anyContent = await checkContent(compiler, content, `${prefix}content`, seen);
 
   const overridden = new Map<Channel, number>();
-  for (const [i, override] of req.channelOverrides.entries()) {
-    const path = `channel_overrides[${i}]`;
+  for (const [i, override] of overrides.entries()) {
+    const path = `${prefix}channel_overrides[${i}]`;
     if (override.channel === Channel.UNSPECIFIED) {
       throw invalidArgument(`${path}.channel`, "is required: set CHANNEL_EMAIL, CHANNEL_SMS, CHANNEL_PUSH or CHANNEL_WEBHOOK");
     }
     if (!(override.channel in Channel)) throw invalidArgument(`${path}.channel`, `must be a known channel, got ${override.channel}`);
     const first = overridden.get(override.channel);
     if (first !== undefined) {
-      throw invalidArgument(`${path}.channel`, `CHANNEL_${Channel[override.channel]} already has an override at channel_overrides[${first}]`);
+      throw invalidArgument(`${path}.channel`, `CHANNEL_${Channel[override.channel]} already has an override at ${prefix}channel_overrides[${first}]`);
     }
     overridden.set(override.channel, i);
     const c = override.content;
@@ -85,18 +144,17 @@ export async function checkPutTemplate(compiler: TemplateCompiler, req: PutTempl
     if (c.html !== "" && override.channel !== Channel.EMAIL) throw invalidArgument(`${path}.content.html`, "only email supports html");
     anyContent = true;
   }
-  if (!anyContent) throw invalidArgument("content", "set at least one of subject, text or html (or a channel override)");
-
-  if (longerThan(req.description, templateLimits.descriptionMaxChars)) {
-    throw invalidArgument("description", `must be at most ${templateLimits.descriptionMaxChars} characters`);
-  }
-  return [...seen.required].sort();
+  return anyContent ? [...seen.required].sort() : undefined;
 }
 
-/** What the fields checked so far add up to. */
+/** What the fields of one variant checked so far add up to. */
 interface Seen {
   required: Set<string>;
   expressions: number;
+  /** Expressions in the whole request, every variant's. */
+  total: { expressions: number };
+  /** How the per-variant expression limit names its scope: "" for the default, " of one locale". */
+  of: string;
 }
 
 /** Checks and compiles one content's fields, adding to `seen`; returns whether any field is set. */
@@ -113,9 +171,15 @@ async function checkContent(compiler: TemplateCompiler, content: TemplateContent
     if (field === "subject" && longerThan(source, templateLimits.subjectMaxChars)) {
       throw invalidArgument(p, `must be at most ${templateLimits.subjectMaxChars} characters`);
     }
-    for (let at = source.indexOf("{{"); at !== -1; at = source.indexOf("{{", at + 2)) seen.expressions++;
+    let expressions = 0;
+    for (let at = source.indexOf("{{"); at !== -1; at = source.indexOf("{{", at + 2)) expressions++;
+    seen.expressions += expressions;
+    seen.total.expressions += expressions;
     if (seen.expressions > templateLimits.expressionsMax) {
-      throw invalidArgument(p, `too many {{…}} expressions: at most ${templateLimits.expressionsMax} in all fields together`);
+      throw invalidArgument(p, `too many {{…}} expressions: at most ${templateLimits.expressionsMax} in all fields${seen.of} together`);
+    }
+    if (seen.total.expressions > templateLimits.expressionsTotalMax) {
+      throw invalidArgument(p, `too many {{…}} expressions: at most ${templateLimits.expressionsTotalMax} in the whole template, every locale included`);
     }
     try {
       for (const name of await compiler.analyze(source, field)) seen.required.add(name);
