@@ -18,7 +18,7 @@ const layers = [
   ["workers", ["src/workers/"]],
   // src/receipts/: provider callbacks on the API's HTTP listener, beside the RPCs.
   ["server", ["src/server/", "src/receipts/"]],
-  ["feed/relay/scheduler/templates", ["src/feed/", "src/relay/", "src/scheduler/", "src/templates/"]],
+  ["feed/relay/scheduler/templates/retention", ["src/feed/", "src/relay/", "src/scheduler/", "src/templates/", "src/retention/"]],
   // Metrics share the store's layer: the store's group commit records into them, and a collector
   // may read the store's queries (the backlog gauges) or Kafka on scrape.
   ["store/redis/metrics", ["src/store/", "src/redis.ts", "src/metrics/"]],

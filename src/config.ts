@@ -57,6 +57,12 @@ export interface Config {
   /** Priority lanes and the rate limits' reserve for PRIORITY_HIGH (README, "Priority"). */
   priority: PriorityConfig;
   scheduler: { batchSize: number; pollMs: number };
+  /**
+   * The retention purge (src/retention/, run by the scheduler role): terminal notifications whose
+   * last change is older than retentionMs go with their events, outbox rows, dead letters and
+   * receipts, batchSize per transaction, resting at least pauseMs between batches; retentionMs 0 keeps everything.
+   */
+  retention: { retentionMs: number; batchSize: number; pauseMs: number };
   /** Workers, providers, retries and rate limits. */
   delivery: DeliveryConfig;
   /** Provider callbacks: the public URL and SendGrid's event key (config-receipts.ts). */
@@ -168,6 +174,12 @@ export function loadConfig(env: Env, mode: Mode): Config {
     scheduler: {
       batchSize: int(env, "HERALD_SCHEDULER_BATCH", 1000, 1, 100_000),
       pollMs: int(env, "HERALD_SCHEDULER_POLL_MS", 200, 10, 60_000),
+    },
+    retention: {
+      // 30 days: longer than any provider's receipt arrives, and than an operator takes to redrive.
+      retentionMs: int(env, "HERALD_RETENTION_DAYS", 30, 0, 3650) * 24 * 3600 * 1000,
+      batchSize: int(env, "HERALD_RETENTION_BATCH", 500, 1, 10_000),
+      pauseMs: int(env, "HERALD_RETENTION_PAUSE_MS", 100, 0, 60_000),
     },
     delivery: loadDeliveryConfig(env, mode),
     receipts: loadReceiptsConfig(env),

@@ -19,4 +19,5 @@ export const scenarios: ScenarioEntry[] = [
   { id: "fanout", load: async () => (await import("./fanout.js")).run },
   { id: "alternatives", load: async () => (await import("./alternatives.js")).run },
   { id: "overload", load: async () => (await import("./overload.js")).run },
+  { id: "retention", load: async () => (await import("./retention.js")).run },
 ];

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { CategorySchema, PreferencesSchema, RecipientProfileSchema, type RecipientProfile } from "../../gen/herald/v1/recipient_pb.js";
+import { CategorySchema, EraseRecipientResponseSchema, PreferencesSchema, RecipientProfileSchema, type RecipientProfile } from "../../gen/herald/v1/recipient_pb.js";
 import { createRecipientClient } from "../client/index.js";
 import { DEV_API_KEY } from "../domain/api-keys.js";
 import { UsageError } from "./usage-error.js";
@@ -14,11 +14,14 @@ export const recipientUsage = `  herald recipient put --user ada [--email ada@ex
                        [--push-token T]... [--webhook-url URL] [--time-zone Europe/Zurich]
                        [--locale de-CH] [--data key=value]...
   herald recipient get --user ada | delete --user ada
+  herald recipient erase --user ada
   herald recipient list [--limit N]
   herald recipient preferences --user ada
   herald recipient categories
                                  recipient profiles (put replaces the whole profile), a
-                                 recipient's preferences, the tenant's categories
+                                 recipient's preferences, the tenant's categories; erase
+                                 forgets the person (profile, preferences, the addresses and
+                                 content of their notifications), audited
 `;
 
 /** Where the commands print; process.stdout/stderr unless a caller (a test) passes its own. */
@@ -41,7 +44,7 @@ const options = {
   limit: { type: "string" },
 } as const;
 
-const subcommands = new Set(["put", "get", "delete", "list", "preferences", "categories"]);
+const subcommands = new Set(["put", "get", "delete", "list", "preferences", "categories", "erase"]);
 const profileFlags = ["email", "phone", "push-token", "webhook-url", "time-zone", "locale", "data"] as const;
 const listDefaultLimit = 100;
 const maxPageSize = 500;
@@ -78,7 +81,7 @@ function dataFlags(pairs: readonly string[]): Record<string, string> {
   return data;
 }
 
-/** Runs `herald recipient <put|get|delete|list> ...`. */
+/** Runs `herald recipient <put|get|delete|list|preferences|categories|erase> ...`. */
 export async function runRecipientCommand(
   args: string[],
   env: NodeJS.ProcessEnv,
@@ -155,6 +158,13 @@ export async function runRecipientCommand(
       );
       io.out.write(formatProfile(res.recipient!));
       io.err.write(res.created ? "created\n" : "replaced\n");
+      return;
+    }
+    if (sub === "erase") {
+      // Every count, zeros included: "nothing was stored" is an answer worth seeing.
+      const res = await client.eraseRecipient({ userId }, call);
+      io.out.write(`${toJsonString(EraseRecipientResponseSchema, res, { prettySpaces: 2, alwaysEmitImplicit: true })}\n`);
+      io.err.write("erased\n");
       return;
     }
     if (sub === "get") {

@@ -30,9 +30,11 @@ export function sourcesOf(to: Status): Status[] {
   return [...transitions].filter(([, targets]) => targets.has(to)).map(([from]) => from);
 }
 
-/** Terminal statuses: nothing more happens without an operator (redrive). */
+/** Terminal statuses: nothing more happens without an operator (redrive) or a receipt (SENT). */
+export const terminalStatuses: readonly Status[] = [Status.SENT, Status.DELIVERED, Status.FAILED, Status.DEAD_LETTERED, Status.CANCELED];
+
 export function isTerminal(s: Status): boolean {
-  return s === Status.SENT || s === Status.DELIVERED || s === Status.FAILED || s === Status.DEAD_LETTERED || s === Status.CANCELED;
+  return terminalStatuses.includes(s);
 }
 
 /** Statuses in which Cancel still stops delivery. */

@@ -20,6 +20,7 @@ import { deadLetterService } from "../server/dead-letter-service.js";
 import { createDeadLetterStore } from "../store/dead-letters.js";
 import { suppressionService } from "../server/suppression-service.js";
 import { recipientService } from "../server/recipient-service.js";
+import { eraseRecipient } from "../store/erasure.js";
 import { operationsService } from "../server/operations-service.js";
 import { createLagReader } from "../server/handlers/operations/lag.js";
 import { createCircuitReader } from "../server/handlers/operations/circuits.js";
@@ -110,7 +111,7 @@ export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {})
       clock: systemClock,
     }),
     suppressionService({ pool }),
-    recipientService({ pool, egress }),
+    recipientService({ pool, egress, eraseRecipient: (req) => eraseRecipient(pool, req) }),
     operationsService({
       backlog: () => withStoreErrors(() => readBacklog(pool)),
       lag: createLagReader({ kafka, log: log.child({ component: "operations" }) }),

@@ -1,6 +1,7 @@
 import { RecipientService } from "../../gen/herald/v1/recipient_pb.js";
 import { deleteRecipientHandler } from "./handlers/recipients/delete.js";
 import type { RecipientHandlerDeps } from "./handlers/recipients/deps.js";
+import { eraseRecipientHandler } from "./handlers/recipients/erase.js";
 import { getRecipientHandler } from "./handlers/recipients/get.js";
 import { listRecipientsHandler } from "./handlers/recipients/list.js";
 import { putRecipientHandler } from "./handlers/recipients/put.js";
@@ -20,5 +21,6 @@ export function recipientService(deps: RecipientHandlerDeps): MountedService {
     putCategory: putCategoryHandler(deps),
     listCategories: listCategoriesHandler(deps),
     deleteCategory: deleteCategoryHandler(deps),
+    eraseRecipient: eraseRecipientHandler(deps),
   });
 }

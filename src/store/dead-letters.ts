@@ -166,9 +166,10 @@ export function createDeadLetterStore(deps: DeadLetterStoreDeps): DeadLetterStor
   async function redriveOne(tenant: string, id: string, opts: { now: Date; correlationId: string }): Promise<RedriveOutcome> {
     if (!isUuid(id)) return { kind: "not_found" };
     return inTransaction(pool, async (client): Promise<RedriveOutcome> => {
-      // Lock first so "not dead" reports the status that actually won a race.
+      // Lock first so "not dead" reports the status that actually won a race. An erased
+      // notification (store/erasure.ts) has no address left to send to: its dead letter is gone.
       const found = await client.query<{ status: Status }>(
-        "SELECT status FROM notifications WHERE id = $1 AND tenant = $2 FOR UPDATE",
+        "SELECT status FROM notifications WHERE id = $1 AND tenant = $2 AND erased_at IS NULL FOR UPDATE",
         [id, tenant],
       );
       const current = found.rows[0];

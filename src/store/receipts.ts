@@ -68,6 +68,8 @@ export async function applyReceipt(client: pg.ClientBase, receipt: Receipt): Pro
   const found = await client.query<NotificationRow>(`SELECT * FROM notifications WHERE id = $1 FOR UPDATE`, [receipt.notificationId]);
   const row = found.rows[0];
   if (!row || (receipt.tenant !== undefined && receipt.tenant !== row.tenant)) return { kind: "unmatched" };
+  // Erased (store/erasure.ts): its person is forgotten, and a provider's words may name them.
+  if (row.erased_at) return { kind: "unmatched" };
   // Stored with SENT: it must be this message. (A receipt that names no message id, a SendGrid
   // event without smtp-id, is bound by the notification and tenant its signed payload names.)
   if (!sameMessage(row.provider_message_id, receipt.providerMessageId)) return { kind: "unmatched" };

@@ -47,6 +47,8 @@ export interface NotificationRow {
   last_sequence: number;
   created_at: Date;
   updated_at: Date;
+  /** When EraseRecipient scrubbed it (store/erasure.ts); absent from narrower SELECTs. */
+  erased_at?: Date | null;
 }
 
 /** A status_events row (without its position). */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/recipient.proto.
  */
 export const file_herald_v1_recipient: GenFile = /*@__PURE__*/
-  fileDesc("ChloZXJhbGQvdjEvcmVjaXBpZW50LnByb3RvEgloZXJhbGQudjEi0gIKEFJlY2lwaWVudFByb2ZpbGUSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRITCgtwdXNoX3Rva2VucxgEIAMoCRITCgt3ZWJob29rX3VybBgFIAEoCRIRCgl0aW1lX3pvbmUYBiABKAkSDgoGbG9jYWxlGAcgASgJEjMKBGRhdGEYCCADKAsyJS5oZXJhbGQudjEuUmVjaXBpZW50UHJvZmlsZS5EYXRhRW50cnkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBorCglEYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLeAQoLUHJlZmVyZW5jZXMSDwoHdXNlcl9pZBgBIAEoCRIuChJvcHRlZF9vdXRfY2hhbm5lbHMYAiADKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIxCgpjYXRlZ29yaWVzGAMgAygLMh0uaGVyYWxkLnYxLkNhdGVnb3J5UHJlZmVyZW5jZRIqCgtxdWlldF9ob3VycxgEIAEoCzIVLmhlcmFsZC52MS5RdWlldEhvdXJzEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsChJDYXRlZ29yeVByZWZlcmVuY2USEAoIY2F0ZWdvcnkYASABKAkSLgoSb3B0ZWRfb3V0X2NoYW5uZWxzGAIgAygOMhIuaGVyYWxkLnYxLkNoYW5uZWwSFAoMdW5zdWJzY3JpYmVkGAMgASgIIigKClF1aWV0SG91cnMSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJIqwBCghDYXRlZ29yeRIQCghjYXRlZ29yeRgBIAEoCRIQCghyZXF1aXJlZBgCIAEoCBI2ChpkZWZhdWx0X29wdGVkX291dF9jaGFubmVscxgDIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoChVHZXRQcmVmZXJlbmNlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZHZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEisKC3ByZWZlcmVuY2VzGAEgASgLMhYuaGVyYWxkLnYxLlByZWZlcmVuY2VzIkQKFVNldFByZWZlcmVuY2VzUmVxdWVzdBIrCgtwcmVmZXJlbmNlcxgBIAEoCzIWLmhlcmFsZC52MS5QcmVmZXJlbmNlcyJFChZTZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEisKC3ByZWZlcmVuY2VzGAEgASgLMhYuaGVyYWxkLnYxLlByZWZlcmVuY2VzIjsKElB1dENhdGVnb3J5UmVxdWVzdBIlCghjYXRlZ29yeRgBIAEoCzITLmhlcmFsZC52MS5DYXRlZ29yeSJNChNQdXRDYXRlZ29yeVJlc3BvbnNlEiUKCGNhdGVnb3J5GAEgASgLMhMuaGVyYWxkLnYxLkNhdGVnb3J5Eg8KB2NyZWF0ZWQYAiABKAgiFwoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0IkEKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USJwoKY2F0ZWdvcmllcxgBIAMoCzITLmhlcmFsZC52MS5DYXRlZ29yeSIpChVEZWxldGVDYXRlZ29yeVJlcXVlc3QSEAoIY2F0ZWdvcnkYASABKAkiPwoWRGVsZXRlQ2F0ZWdvcnlSZXNwb25zZRIlCghjYXRlZ29yeRgBIAEoCzITLmhlcmFsZC52MS5DYXRlZ29yeSJFChNQdXRSZWNpcGllbnRSZXF1ZXN0Ei4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlIlcKFFB1dFJlY2lwaWVudFJlc3BvbnNlEi4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlEg8KB2NyZWF0ZWQYAiABKAgiJgoTR2V0UmVjaXBpZW50UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkYKFEdldFJlY2lwaWVudFJlc3BvbnNlEi4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlIikKFkRlbGV0ZVJlY2lwaWVudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJJChdEZWxldGVSZWNpcGllbnRSZXNwb25zZRIuCglyZWNpcGllbnQYASABKAsyGy5oZXJhbGQudjEuUmVjaXBpZW50UHJvZmlsZSI+ChVMaXN0UmVjaXBpZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYgoWTGlzdFJlY2lwaWVudHNSZXNwb25zZRIvCgpyZWNpcGllbnRzGAEgAygLMhsuaGVyYWxkLnYxLlJlY2lwaWVudFByb2ZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMrIGChBSZWNpcGllbnRTZXJ2aWNlElQKDFB1dFJlY2lwaWVudBIeLmhlcmFsZC52MS5QdXRSZWNpcGllbnRSZXF1ZXN0Gh8uaGVyYWxkLnYxLlB1dFJlY2lwaWVudFJlc3BvbnNlIgOQAgISVAoMR2V0UmVjaXBpZW50Eh4uaGVyYWxkLnYxLkdldFJlY2lwaWVudFJlcXVlc3QaHy5oZXJhbGQudjEuR2V0UmVjaXBpZW50UmVzcG9uc2UiA5ACARJYCg9EZWxldGVSZWNpcGllbnQSIS5oZXJhbGQudjEuRGVsZXRlUmVjaXBpZW50UmVxdWVzdBoiLmhlcmFsZC52MS5EZWxldGVSZWNpcGllbnRSZXNwb25zZRJaCg5MaXN0UmVjaXBpZW50cxIgLmhlcmFsZC52MS5MaXN0UmVjaXBpZW50c1JlcXVlc3QaIS5oZXJhbGQudjEuTGlzdFJlY2lwaWVudHNSZXNwb25zZSIDkAIBEloKDkdldFByZWZlcmVuY2VzEiAuaGVyYWxkLnYxLkdldFByZWZlcmVuY2VzUmVxdWVzdBohLmhlcmFsZC52MS5HZXRQcmVmZXJlbmNlc1Jlc3BvbnNlIgOQAgESWgoOU2V0UHJlZmVyZW5jZXMSIC5oZXJhbGQudjEuU2V0UHJlZmVyZW5jZXNSZXF1ZXN0GiEuaGVyYWxkLnYxLlNldFByZWZlcmVuY2VzUmVzcG9uc2UiA5ACAhJRCgtQdXRDYXRlZ29yeRIdLmhlcmFsZC52MS5QdXRDYXRlZ29yeVJlcXVlc3QaHi5oZXJhbGQudjEuUHV0Q2F0ZWdvcnlSZXNwb25zZSIDkAICEloKDkxpc3RDYXRlZ29yaWVzEiAuaGVyYWxkLnYxLkxpc3RDYXRlZ29yaWVzUmVxdWVzdBohLmhlcmFsZC52MS5MaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlIgOQAgESVQoORGVsZXRlQ2F0ZWdvcnkSIC5oZXJhbGQudjEuRGVsZXRlQ2F0ZWdvcnlSZXF1ZXN0GiEuaGVyYWxkLnYxLkRlbGV0ZUNhdGVnb3J5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_herald_v1_notification]);
+  fileDesc("ChloZXJhbGQvdjEvcmVjaXBpZW50LnByb3RvEgloZXJhbGQudjEi0gIKEFJlY2lwaWVudFByb2ZpbGUSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCRITCgtwdXNoX3Rva2VucxgEIAMoCRITCgt3ZWJob29rX3VybBgFIAEoCRIRCgl0aW1lX3pvbmUYBiABKAkSDgoGbG9jYWxlGAcgASgJEjMKBGRhdGEYCCADKAsyJS5oZXJhbGQudjEuUmVjaXBpZW50UHJvZmlsZS5EYXRhRW50cnkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBorCglEYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIoChVFcmFzZVJlY2lwaWVudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSK1AgoWRXJhc2VSZWNpcGllbnRSZXNwb25zZRIcChRub3RpZmljYXRpb25zX2VyYXNlZBgBIAEoDRIeChZub3RpZmljYXRpb25zX2NhbmNlbGVkGAIgASgNEhcKD3Byb2ZpbGVfZGVsZXRlZBgDIAEoCBIbChNwcmVmZXJlbmNlc19kZWxldGVkGAQgASgIEhwKFHN1cHByZXNzaW9uc19kZWxldGVkGAUgASgNEhwKFGRlYWRfbGV0dGVyc19kZWxldGVkGAYgASgNEhgKEHJlY2VpcHRzX2RlbGV0ZWQYByABKA0SHgoWb3V0Ym94X3JlY29yZHNfZGVsZXRlZBgIIAEoDRIQCghhdWRpdF9pZBgJIAEoCRIfChdub3RpZnlfcmVxdWVzdHNfZGVsZXRlZBgKIAEoDSLeAQoLUHJlZmVyZW5jZXMSDwoHdXNlcl9pZBgBIAEoCRIuChJvcHRlZF9vdXRfY2hhbm5lbHMYAiADKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIxCgpjYXRlZ29yaWVzGAMgAygLMh0uaGVyYWxkLnYxLkNhdGVnb3J5UHJlZmVyZW5jZRIqCgtxdWlldF9ob3VycxgEIAEoCzIVLmhlcmFsZC52MS5RdWlldEhvdXJzEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsChJDYXRlZ29yeVByZWZlcmVuY2USEAoIY2F0ZWdvcnkYASABKAkSLgoSb3B0ZWRfb3V0X2NoYW5uZWxzGAIgAygOMhIuaGVyYWxkLnYxLkNoYW5uZWwSFAoMdW5zdWJzY3JpYmVkGAMgASgIIigKClF1aWV0SG91cnMSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJIqwBCghDYXRlZ29yeRIQCghjYXRlZ29yeRgBIAEoCRIQCghyZXF1aXJlZBgCIAEoCBI2ChpkZWZhdWx0X29wdGVkX291dF9jaGFubmVscxgDIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhMKC2Rlc2NyaXB0aW9uGAQgASgJEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoChVHZXRQcmVmZXJlbmNlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChZHZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEisKC3ByZWZlcmVuY2VzGAEgASgLMhYuaGVyYWxkLnYxLlByZWZlcmVuY2VzIkQKFVNldFByZWZlcmVuY2VzUmVxdWVzdBIrCgtwcmVmZXJlbmNlcxgBIAEoCzIWLmhlcmFsZC52MS5QcmVmZXJlbmNlcyJFChZTZXRQcmVmZXJlbmNlc1Jlc3BvbnNlEisKC3ByZWZlcmVuY2VzGAEgASgLMhYuaGVyYWxkLnYxLlByZWZlcmVuY2VzIjsKElB1dENhdGVnb3J5UmVxdWVzdBIlCghjYXRlZ29yeRgBIAEoCzITLmhlcmFsZC52MS5DYXRlZ29yeSJNChNQdXRDYXRlZ29yeVJlc3BvbnNlEiUKCGNhdGVnb3J5GAEgASgLMhMuaGVyYWxkLnYxLkNhdGVnb3J5Eg8KB2NyZWF0ZWQYAiABKAgiFwoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0IkEKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USJwoKY2F0ZWdvcmllcxgBIAMoCzITLmhlcmFsZC52MS5DYXRlZ29yeSIpChVEZWxldGVDYXRlZ29yeVJlcXVlc3QSEAoIY2F0ZWdvcnkYASABKAkiPwoWRGVsZXRlQ2F0ZWdvcnlSZXNwb25zZRIlCghjYXRlZ29yeRgBIAEoCzITLmhlcmFsZC52MS5DYXRlZ29yeSJFChNQdXRSZWNpcGllbnRSZXF1ZXN0Ei4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlIlcKFFB1dFJlY2lwaWVudFJlc3BvbnNlEi4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlEg8KB2NyZWF0ZWQYAiABKAgiJgoTR2V0UmVjaXBpZW50UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkYKFEdldFJlY2lwaWVudFJlc3BvbnNlEi4KCXJlY2lwaWVudBgBIAEoCzIbLmhlcmFsZC52MS5SZWNpcGllbnRQcm9maWxlIikKFkRlbGV0ZVJlY2lwaWVudFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJJChdEZWxldGVSZWNpcGllbnRSZXNwb25zZRIuCglyZWNpcGllbnQYASABKAsyGy5oZXJhbGQudjEuUmVjaXBpZW50UHJvZmlsZSI+ChVMaXN0UmVjaXBpZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYgoWTGlzdFJlY2lwaWVudHNSZXNwb25zZRIvCgpyZWNpcGllbnRzGAEgAygLMhsuaGVyYWxkLnYxLlJlY2lwaWVudFByb2ZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMo4HChBSZWNpcGllbnRTZXJ2aWNlElQKDFB1dFJlY2lwaWVudBIeLmhlcmFsZC52MS5QdXRSZWNpcGllbnRSZXF1ZXN0Gh8uaGVyYWxkLnYxLlB1dFJlY2lwaWVudFJlc3BvbnNlIgOQAgISVAoMR2V0UmVjaXBpZW50Eh4uaGVyYWxkLnYxLkdldFJlY2lwaWVudFJlcXVlc3QaHy5oZXJhbGQudjEuR2V0UmVjaXBpZW50UmVzcG9uc2UiA5ACARJYCg9EZWxldGVSZWNpcGllbnQSIS5oZXJhbGQudjEuRGVsZXRlUmVjaXBpZW50UmVxdWVzdBoiLmhlcmFsZC52MS5EZWxldGVSZWNpcGllbnRSZXNwb25zZRJaCg5MaXN0UmVjaXBpZW50cxIgLmhlcmFsZC52MS5MaXN0UmVjaXBpZW50c1JlcXVlc3QaIS5oZXJhbGQudjEuTGlzdFJlY2lwaWVudHNSZXNwb25zZSIDkAIBEloKDkdldFByZWZlcmVuY2VzEiAuaGVyYWxkLnYxLkdldFByZWZlcmVuY2VzUmVxdWVzdBohLmhlcmFsZC52MS5HZXRQcmVmZXJlbmNlc1Jlc3BvbnNlIgOQAgESWgoOU2V0UHJlZmVyZW5jZXMSIC5oZXJhbGQudjEuU2V0UHJlZmVyZW5jZXNSZXF1ZXN0GiEuaGVyYWxkLnYxLlNldFByZWZlcmVuY2VzUmVzcG9uc2UiA5ACAhJRCgtQdXRDYXRlZ29yeRIdLmhlcmFsZC52MS5QdXRDYXRlZ29yeVJlcXVlc3QaHi5oZXJhbGQudjEuUHV0Q2F0ZWdvcnlSZXNwb25zZSIDkAICEloKDkxpc3RDYXRlZ29yaWVzEiAuaGVyYWxkLnYxLkxpc3RDYXRlZ29yaWVzUmVxdWVzdBohLmhlcmFsZC52MS5MaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlIgOQAgESVQoORGVsZXRlQ2F0ZWdvcnkSIC5oZXJhbGQudjEuRGVsZXRlQ2F0ZWdvcnlSZXF1ZXN0GiEuaGVyYWxkLnYxLkRlbGV0ZUNhdGVnb3J5UmVzcG9uc2USWgoORXJhc2VSZWNpcGllbnQSIC5oZXJhbGQudjEuRXJhc2VSZWNpcGllbnRSZXF1ZXN0GiEuaGVyYWxkLnYxLkVyYXNlUmVjaXBpZW50UmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_google_protobuf_timestamp, file_herald_v1_notification]);
 
 /**
  * RecipientProfile is a person of the caller's tenant as Herald keeps them: the
@@ -109,6 +109,113 @@ export const RecipientProfileSchema: GenMessage<RecipientProfile> = /*@__PURE__*
   messageDesc(file_herald_v1_recipient, 0);
 
 /**
+ * EraseRecipientRequest names the person to forget.
+ *
+ * @generated from message herald.v1.EraseRecipientRequest
+ */
+export type EraseRecipientRequest = Message<"herald.v1.EraseRecipientRequest"> & {
+  /**
+   * Required; the rules of RecipientProfile.user_id.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message herald.v1.EraseRecipientRequest.
+ * Use `create(EraseRecipientRequestSchema)` to create a new message.
+ */
+export const EraseRecipientRequestSchema: GenMessage<EraseRecipientRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 1);
+
+/**
+ * EraseRecipientResponse says what the erasure did.
+ *
+ * @generated from message herald.v1.EraseRecipientResponse
+ */
+export type EraseRecipientResponse = Message<"herald.v1.EraseRecipientResponse"> & {
+  /**
+   * Notifications of the person scrubbed, whatever their status.
+   *
+   * @generated from field: uint32 notifications_erased = 1;
+   */
+  notificationsErased: number;
+
+  /**
+   * Of those, the ones not yet sent, now CANCELED.
+   *
+   * @generated from field: uint32 notifications_canceled = 2;
+   */
+  notificationsCanceled: number;
+
+  /**
+   * Whether a profile was deleted.
+   *
+   * @generated from field: bool profile_deleted = 3;
+   */
+  profileDeleted: boolean;
+
+  /**
+   * Whether preferences were deleted with it.
+   *
+   * @generated from field: bool preferences_deleted = 4;
+   */
+  preferencesDeleted: boolean;
+
+  /**
+   * Suppressions of the person's addresses deleted.
+   *
+   * @generated from field: uint32 suppressions_deleted = 5;
+   */
+  suppressionsDeleted: number;
+
+  /**
+   * Dead letters of the person's notifications deleted (the notifications
+   * stay FAILED or DEAD_LETTERED, and can no longer be redriven).
+   *
+   * @generated from field: uint32 dead_letters_deleted = 6;
+   */
+  deadLettersDeleted: number;
+
+  /**
+   * Provider receipts waiting for a send, deleted.
+   *
+   * @generated from field: uint32 receipts_deleted = 7;
+   */
+  receiptsDeleted: number;
+
+  /**
+   * Outbox records of the person's notifications deleted, published or not.
+   *
+   * @generated from field: uint32 outbox_records_deleted = 8;
+   */
+  outboxRecordsDeleted: number;
+
+  /**
+   * The id of the audit log entry recording this erasure.
+   *
+   * @generated from field: string audit_id = 9;
+   */
+  auditId: string;
+
+  /**
+   * Notify requests for the person deleted (their idempotency keys and
+   * skipped lists, which name addresses).
+   *
+   * @generated from field: uint32 notify_requests_deleted = 10;
+   */
+  notifyRequestsDeleted: number;
+};
+
+/**
+ * Describes the message herald.v1.EraseRecipientResponse.
+ * Use `create(EraseRecipientResponseSchema)` to create a new message.
+ */
+export const EraseRecipientResponseSchema: GenMessage<EraseRecipientResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_recipient, 2);
+
+/**
  * Preferences is what one recipient agreed to receive. A notification of a
  * category goes out on a channel unless the category is required (Category),
  * or the recipient opted out of that channel (for every category or for this
@@ -161,7 +268,7 @@ export type Preferences = Message<"herald.v1.Preferences"> & {
  * Use `create(PreferencesSchema)` to create a new message.
  */
 export const PreferencesSchema: GenMessage<Preferences> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 1);
+  messageDesc(file_herald_v1_recipient, 3);
 
 /**
  * CategoryPreference is a recipient's choice for one category.
@@ -196,7 +303,7 @@ export type CategoryPreference = Message<"herald.v1.CategoryPreference"> & {
  * Use `create(CategoryPreferenceSchema)` to create a new message.
  */
 export const CategoryPreferenceSchema: GenMessage<CategoryPreference> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 2);
+  messageDesc(file_herald_v1_recipient, 4);
 
 /**
  * QuietHours is a daily window of wall-clock time: from start (included) to
@@ -225,7 +332,7 @@ export type QuietHours = Message<"herald.v1.QuietHours"> & {
  * Use `create(QuietHoursSchema)` to create a new message.
  */
 export const QuietHoursSchema: GenMessage<QuietHours> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 3);
+  messageDesc(file_herald_v1_recipient, 5);
 
 /**
  * Category is a tenant's setting for one category of notifications.
@@ -276,7 +383,7 @@ export type Category = Message<"herald.v1.Category"> & {
  * Use `create(CategorySchema)` to create a new message.
  */
 export const CategorySchema: GenMessage<Category> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 4);
+  messageDesc(file_herald_v1_recipient, 6);
 
 /**
  * GetPreferencesRequest names the recipient.
@@ -297,7 +404,7 @@ export type GetPreferencesRequest = Message<"herald.v1.GetPreferencesRequest"> &
  * Use `create(GetPreferencesRequestSchema)` to create a new message.
  */
 export const GetPreferencesRequestSchema: GenMessage<GetPreferencesRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 5);
+  messageDesc(file_herald_v1_recipient, 7);
 
 /**
  * GetPreferencesResponse is the recipient's preferences.
@@ -316,7 +423,7 @@ export type GetPreferencesResponse = Message<"herald.v1.GetPreferencesResponse">
  * Use `create(GetPreferencesResponseSchema)` to create a new message.
  */
 export const GetPreferencesResponseSchema: GenMessage<GetPreferencesResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 6);
+  messageDesc(file_herald_v1_recipient, 8);
 
 /**
  * SetPreferencesRequest carries the whole preferences.
@@ -337,7 +444,7 @@ export type SetPreferencesRequest = Message<"herald.v1.SetPreferencesRequest"> &
  * Use `create(SetPreferencesRequestSchema)` to create a new message.
  */
 export const SetPreferencesRequestSchema: GenMessage<SetPreferencesRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 7);
+  messageDesc(file_herald_v1_recipient, 9);
 
 /**
  * SetPreferencesResponse is the preferences as stored.
@@ -356,7 +463,7 @@ export type SetPreferencesResponse = Message<"herald.v1.SetPreferencesResponse">
  * Use `create(SetPreferencesResponseSchema)` to create a new message.
  */
 export const SetPreferencesResponseSchema: GenMessage<SetPreferencesResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 8);
+  messageDesc(file_herald_v1_recipient, 10);
 
 /**
  * PutCategoryRequest carries the whole setting.
@@ -377,7 +484,7 @@ export type PutCategoryRequest = Message<"herald.v1.PutCategoryRequest"> & {
  * Use `create(PutCategoryRequestSchema)` to create a new message.
  */
 export const PutCategoryRequestSchema: GenMessage<PutCategoryRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 9);
+  messageDesc(file_herald_v1_recipient, 11);
 
 /**
  * PutCategoryResponse is the setting as stored.
@@ -403,7 +510,7 @@ export type PutCategoryResponse = Message<"herald.v1.PutCategoryResponse"> & {
  * Use `create(PutCategoryResponseSchema)` to create a new message.
  */
 export const PutCategoryResponseSchema: GenMessage<PutCategoryResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 10);
+  messageDesc(file_herald_v1_recipient, 12);
 
 /**
  * ListCategoriesRequest has no parameters: a tenant has few categories.
@@ -418,7 +525,7 @@ export type ListCategoriesRequest = Message<"herald.v1.ListCategoriesRequest"> &
  * Use `create(ListCategoriesRequestSchema)` to create a new message.
  */
 export const ListCategoriesRequestSchema: GenMessage<ListCategoriesRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 11);
+  messageDesc(file_herald_v1_recipient, 13);
 
 /**
  * ListCategoriesResponse is every category the tenant set.
@@ -439,7 +546,7 @@ export type ListCategoriesResponse = Message<"herald.v1.ListCategoriesResponse">
  * Use `create(ListCategoriesResponseSchema)` to create a new message.
  */
 export const ListCategoriesResponseSchema: GenMessage<ListCategoriesResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 12);
+  messageDesc(file_herald_v1_recipient, 14);
 
 /**
  * DeleteCategoryRequest names the category.
@@ -460,7 +567,7 @@ export type DeleteCategoryRequest = Message<"herald.v1.DeleteCategoryRequest"> &
  * Use `create(DeleteCategoryRequestSchema)` to create a new message.
  */
 export const DeleteCategoryRequestSchema: GenMessage<DeleteCategoryRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 13);
+  messageDesc(file_herald_v1_recipient, 15);
 
 /**
  * DeleteCategoryResponse is the setting as it was.
@@ -479,7 +586,7 @@ export type DeleteCategoryResponse = Message<"herald.v1.DeleteCategoryResponse">
  * Use `create(DeleteCategoryResponseSchema)` to create a new message.
  */
 export const DeleteCategoryResponseSchema: GenMessage<DeleteCategoryResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 14);
+  messageDesc(file_herald_v1_recipient, 16);
 
 /**
  * PutRecipientRequest carries the whole profile.
@@ -500,7 +607,7 @@ export type PutRecipientRequest = Message<"herald.v1.PutRecipientRequest"> & {
  * Use `create(PutRecipientRequestSchema)` to create a new message.
  */
 export const PutRecipientRequestSchema: GenMessage<PutRecipientRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 15);
+  messageDesc(file_herald_v1_recipient, 17);
 
 /**
  * PutRecipientResponse is the profile as stored.
@@ -526,7 +633,7 @@ export type PutRecipientResponse = Message<"herald.v1.PutRecipientResponse"> & {
  * Use `create(PutRecipientResponseSchema)` to create a new message.
  */
 export const PutRecipientResponseSchema: GenMessage<PutRecipientResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 16);
+  messageDesc(file_herald_v1_recipient, 18);
 
 /**
  * GetRecipientRequest names the profile.
@@ -547,7 +654,7 @@ export type GetRecipientRequest = Message<"herald.v1.GetRecipientRequest"> & {
  * Use `create(GetRecipientRequestSchema)` to create a new message.
  */
 export const GetRecipientRequestSchema: GenMessage<GetRecipientRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 17);
+  messageDesc(file_herald_v1_recipient, 19);
 
 /**
  * GetRecipientResponse is the profile.
@@ -566,7 +673,7 @@ export type GetRecipientResponse = Message<"herald.v1.GetRecipientResponse"> & {
  * Use `create(GetRecipientResponseSchema)` to create a new message.
  */
 export const GetRecipientResponseSchema: GenMessage<GetRecipientResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 18);
+  messageDesc(file_herald_v1_recipient, 20);
 
 /**
  * DeleteRecipientRequest names the profile.
@@ -587,7 +694,7 @@ export type DeleteRecipientRequest = Message<"herald.v1.DeleteRecipientRequest">
  * Use `create(DeleteRecipientRequestSchema)` to create a new message.
  */
 export const DeleteRecipientRequestSchema: GenMessage<DeleteRecipientRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 19);
+  messageDesc(file_herald_v1_recipient, 21);
 
 /**
  * DeleteRecipientResponse is the profile as it was.
@@ -606,7 +713,7 @@ export type DeleteRecipientResponse = Message<"herald.v1.DeleteRecipientResponse
  * Use `create(DeleteRecipientResponseSchema)` to create a new message.
  */
 export const DeleteRecipientResponseSchema: GenMessage<DeleteRecipientResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 20);
+  messageDesc(file_herald_v1_recipient, 22);
 
 /**
  * ListRecipientsRequest selects a page of profiles.
@@ -634,7 +741,7 @@ export type ListRecipientsRequest = Message<"herald.v1.ListRecipientsRequest"> &
  * Use `create(ListRecipientsRequestSchema)` to create a new message.
  */
 export const ListRecipientsRequestSchema: GenMessage<ListRecipientsRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 21);
+  messageDesc(file_herald_v1_recipient, 23);
 
 /**
  * ListRecipientsResponse is one page of profiles.
@@ -662,7 +769,7 @@ export type ListRecipientsResponse = Message<"herald.v1.ListRecipientsResponse">
  * Use `create(ListRecipientsResponseSchema)` to create a new message.
  */
 export const ListRecipientsResponseSchema: GenMessage<ListRecipientsResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_recipient, 22);
+  messageDesc(file_herald_v1_recipient, 24);
 
 /**
  * RecipientService keeps the tenant's recipient profiles. Every call is scoped
@@ -766,6 +873,31 @@ export const RecipientService: GenService<{
     methodKind: "unary";
     input: typeof DeleteCategoryRequestSchema;
     output: typeof DeleteCategoryResponseSchema;
+  },
+  /**
+   * EraseRecipient forgets a person (a right-to-erasure request). Their profile
+   * and preferences are deleted. Every notification of theirs not yet sent
+   * (scheduled, queued, retrying) is canceled, so it is never delivered. Every
+   * notification of theirs keeps only what counts need (tenant, channel,
+   * status, priority, attempts, times): its address, content, template
+   * variables, labels, error texts, status event details, idempotency key and
+   * provider message id are removed, and its user id is replaced by a random
+   * one that no one can trace back. Their dead letters, receipts waiting for a
+   * send, outbox records and the suppressions of their addresses (unless
+   * another profile of the tenant has the address) are deleted. The erasure is
+   * recorded in the tenant's audit log under a keyed hash of the user id, never
+   * the user id itself. A user id with nothing stored erases nothing and is
+   * still recorded; another tenant's people are never touched. ABORTED while a
+   * notification of theirs is being sent: call again once the send has ended
+   * (within the send lease). Kafka records already published are not Herald's
+   * to delete: the topics' retention (HERALD_TOPIC_RETENTION_MS) removes them.
+   *
+   * @generated from rpc herald.v1.RecipientService.EraseRecipient
+   */
+  eraseRecipient: {
+    methodKind: "unary";
+    input: typeof EraseRecipientRequestSchema;
+    output: typeof EraseRecipientResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_herald_v1_recipient, 0);
