@@ -20,4 +20,5 @@ export const scenarios: ScenarioEntry[] = [
   { id: "alternatives", load: async () => (await import("./alternatives.js")).run },
   { id: "overload", load: async () => (await import("./overload.js")).run },
   { id: "retention", load: async () => (await import("./retention.js")).run },
+  { id: "bulk", load: async () => (await import("./bulk.js")).run },
 ];

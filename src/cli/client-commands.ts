@@ -9,6 +9,7 @@ import { channelFromName } from "../kafka/topics.js";
 import { DEV_API_KEY } from "../domain/api-keys.js";
 import { scheduleWhen } from "./schedule-time.js";
 import { UsageError } from "./usage-error.js";
+import { sendBatchFile } from "./batch-command.js";
 
 // `herald send|schedule|get|cancel`: the CLI as a grpc-js client of a running server.
 
@@ -33,6 +34,7 @@ const specOptions = {
   priority: { type: "string" },
   category: { type: "string" },
   "idempotency-key": { type: "string" },
+  batch: { type: "string" },
 } as const;
 
 export function pairs(list: string[] | undefined, flag: string): Record<string, string> {
@@ -100,6 +102,11 @@ export async function runClientCommand(command: string, args: string[], env: Nod
       const { values } = parseArgs({ args, options: specOptions, strict: true });
       const client = clientFrom(values, env);
       try {
+        if (values.batch !== undefined) {
+          const { refused } = await sendBatchFile(client, values.batch, { headers: headers(values), out: process.stdout, err: process.stderr });
+          if (refused > 0) process.exitCode = 1;
+          return;
+        }
         const res = await client.create(
           { notification: specFrom(values), idempotencyKey: values["idempotency-key"] ?? "" },
           { headers: headers(values), timeoutMs: 10_000 },

@@ -12,6 +12,7 @@ import { dlqUsage, runDlqCommand } from "./dlq-commands.js";
 import { runSuppressionsCommand, suppressionsUsage } from "./suppression-commands.js";
 import { recipientUsage, runRecipientCommand } from "./recipient-commands.js";
 import { notifyUsage, runNotifyCommand } from "./notify-command.js";
+import { batchUsage } from "./batch-command.js";
 import { runWatchCommand, watchUsage } from "./watch-command.js";
 import { configUsage, runConfigCommand } from "./config-command.js";
 import { runStatusCommand, statusUsage } from "./status-command.js";
@@ -29,7 +30,7 @@ Client commands (over gRPC; --addr, --api-key or HERALD_GRPC_ADDR, HERALD_API_KE
   herald send --channel email --to ada@example.com [--user ID] [--subject S] [--text T] [--html H]
               [--template ID --var k=v ... [--locale de-AT]] [--label k=v ...] [--priority high]
               [--category C] [--idempotency-key K]
-${notifyUsage}  herald schedule (same as send) --in 10m | --at +1h | --at 2030-01-01T09:00:00Z
+${batchUsage}${notifyUsage}  herald schedule (same as send) --in 10m | --at +1h | --at 2030-01-01T09:00:00Z
               | --local 2030-01-01T09:00:00 --tz Europe/Berlin      (durations: s, m, h, d; 1h30m)
   herald get ID
   herald cancel ID

@@ -169,7 +169,7 @@ export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {})
     maxMessageBytes: config.maxMessageBytes,
     maxStreamsPerConnection: config.maxStreamsPerConnection,
     shutdownSignal: rt.shutdownSignal,
-    admission: { gate: admission, methods: new Set(["herald.v1.NotificationService/Create", "herald.v1.NotificationService/Schedule", "herald.v1.NotificationService/Notify"]) },
+    admission: { gate: admission, methods: new Set(["herald.v1.NotificationService/Create", "herald.v1.NotificationService/Schedule", "herald.v1.NotificationService/Notify", "herald.v1.NotificationService/CreateBatch"]) },
     observe: { metrics, accessLog: config.accessLog ? log : undefined },
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });

@@ -10,6 +10,7 @@ import type { AcceptDeps } from "./handlers/accept.js";
 import { createTemplatePin } from "./handlers/template-ref.js";
 import { watchStatusHandler, type WatchStatusDeps } from "./handlers/watch-status.js";
 import { notifyHandler, type NotifyDeps } from "./handlers/notify.js";
+import { createBatchHandler } from "./handlers/create-batch.js";
 
 export interface NotificationServiceDeps extends Omit<AcceptDeps, "store"> {
   store: NotificationStore;
@@ -30,5 +31,6 @@ export function notificationService(deps: NotificationServiceDeps): MountedServi
     cancel: cancelHandler(deps),
     watchStatus: watchStatusHandler({ ...deps.watch, clock: deps.clock }),
     notify: notifyHandler({ ...deps.notify, clock: deps.clock, newId: deps.newId, maxAttempts: deps.maxAttempts, pinTemplate: accepting.pinTemplate }),
+    createBatch: createBatchHandler({ ...deps, ...deps.notify }),
   });
 }

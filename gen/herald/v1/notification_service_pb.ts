@@ -14,7 +14,170 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file herald/v1/notification_service.proto.
  */
 export const file_herald_v1_notification_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRoZXJhbGQvdjEvbm90aWZpY2F0aW9uX3NlcnZpY2UucHJvdG8SCWhlcmFsZC52MSKIAwoNTm90aWZ5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCGNhdGVnb3J5GAIgASgJEiUKB2NvbnRlbnQYAyABKAsyEi5oZXJhbGQudjEuQ29udGVudEgAEioKCHRlbXBsYXRlGAQgASgLMhYuaGVyYWxkLnYxLlRlbXBsYXRlUmVmSAASLgoOY2hhbm5lbF9ib2RpZXMYBSADKAsyFi5oZXJhbGQudjEuQ2hhbm5lbEJvZHkSJAoIY2hhbm5lbHMYBiADKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIlCghwcmlvcml0eRgHIAEoDjITLmhlcmFsZC52MS5Qcmlvcml0eRI0CgZsYWJlbHMYCCADKAsyJC5oZXJhbGQudjEuTm90aWZ5UmVxdWVzdC5MYWJlbHNFbnRyeRIXCg9pZGVtcG90ZW5jeV9rZXkYCSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5Io0BCgtDaGFubmVsQm9keRIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSJQoHY29udGVudBgCIAEoCzISLmhlcmFsZC52MS5Db250ZW50SAASKgoIdGVtcGxhdGUYAyABKAsyFi5oZXJhbGQudjEuVGVtcGxhdGVSZWZIAEIGCgRib2R5In8KDk5vdGlmeVJlc3BvbnNlEhEKCW5vdGlmeV9pZBgBIAEoCRIuCg1ub3RpZmljYXRpb25zGAIgAygLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbhIqCgdza2lwcGVkGAMgAygLMhkuaGVyYWxkLnYxLlNraXBwZWRDaGFubmVsImwKDlNraXBwZWRDaGFubmVsEiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIlCgZyZWFzb24YAiABKA4yFS5oZXJhbGQudjEuU2tpcFJlYXNvbhIOCgZkZXRhaWwYAyABKAkiWwoNQ3JlYXRlUmVxdWVzdBIxCgxub3RpZmljYXRpb24YASABKAsyGy5oZXJhbGQudjEuTm90aWZpY2F0aW9uU3BlYxIXCg9pZGVtcG90ZW5jeV9rZXkYAiABKAkiPwoOQ3JlYXRlUmVzcG9uc2USLQoMbm90aWZpY2F0aW9uGAEgASgLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbiLDAQoPU2NoZWR1bGVSZXF1ZXN0EjEKDG5vdGlmaWNhdGlvbhgBIAEoCzIbLmhlcmFsZC52MS5Ob3RpZmljYXRpb25TcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCRIwCgpkZWxpdmVyX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEioKCmxvY2FsX3RpbWUYBCABKAsyFC5oZXJhbGQudjEuTG9jYWxUaW1lSABCBgoEd2hlbiJBChBTY2hlZHVsZVJlc3BvbnNlEi0KDG5vdGlmaWNhdGlvbhgBIAEoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24iGAoKR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJlCgtHZXRSZXNwb25zZRItCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uEicKB2hpc3RvcnkYAiADKAsyFi5oZXJhbGQudjEuU3RhdHVzRXZlbnQiGwoNQ2FuY2VsUmVxdWVzdBIKCgJpZBgBIAEoCSI/Cg5DYW5jZWxSZXNwb25zZRItCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uIu4BChJXYXRjaFN0YXR1c1JlcXVlc3QSGQoPbm90aWZpY2F0aW9uX2lkGAEgASgJSAASEQoHdXNlcl9pZBgCIAEoCUgAEiMKCHN0YXR1c2VzGAMgAygOMhEuaGVyYWxkLnYxLlN0YXR1cxIkCghjaGFubmVscxgEIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhAKCHNuYXBzaG90GAUgASgIEjIKDnNuYXBzaG90X3NpbmNlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhZnRlchgHIAEoCUIKCghzZWxlY3RvciKuAQoTV2F0Y2hTdGF0dXNSZXNwb25zZRInCgVldmVudBgBIAEoCzIWLmhlcmFsZC52MS5TdGF0dXNFdmVudEgAEisKCHNuYXBzaG90GAIgASgLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbkgAEikKCWhlYXJ0YmVhdBgDIAEoCzIULmhlcmFsZC52MS5IZWFydGJlYXRIABIOCgZjdXJzb3IYBCABKAlCBgoEa2luZCI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqwAEKClNraXBSZWFzb24SGwoXU0tJUF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZTS0lQX1JFQVNPTl9OT19BRERSRVNTEAESGQoVU0tJUF9SRUFTT05fT1BURURfT1VUEAISHAoYU0tJUF9SRUFTT05fVU5TVUJTQ1JJQkVEEAMSJAogU0tJUF9SRUFTT05fT1BURURfT1VUX0JZX0RFRkFVTFQQBBIaChZTS0lQX1JFQVNPTl9TVVBQUkVTU0VEEAUyogMKE05vdGlmaWNhdGlvblNlcnZpY2USPQoGQ3JlYXRlEhguaGVyYWxkLnYxLkNyZWF0ZVJlcXVlc3QaGS5oZXJhbGQudjEuQ3JlYXRlUmVzcG9uc2USQwoIU2NoZWR1bGUSGi5oZXJhbGQudjEuU2NoZWR1bGVSZXF1ZXN0GhsuaGVyYWxkLnYxLlNjaGVkdWxlUmVzcG9uc2USOQoDR2V0EhUuaGVyYWxkLnYxLkdldFJlcXVlc3QaFi5oZXJhbGQudjEuR2V0UmVzcG9uc2UiA5ACARI9CgZDYW5jZWwSGC5oZXJhbGQudjEuQ2FuY2VsUmVxdWVzdBoZLmhlcmFsZC52MS5DYW5jZWxSZXNwb25zZRJOCgtXYXRjaFN0YXR1cxIdLmhlcmFsZC52MS5XYXRjaFN0YXR1c1JlcXVlc3QaHi5oZXJhbGQudjEuV2F0Y2hTdGF0dXNSZXNwb25zZTABEj0KBk5vdGlmeRIYLmhlcmFsZC52MS5Ob3RpZnlSZXF1ZXN0GhkuaGVyYWxkLnYxLk5vdGlmeVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_herald_v1_notification]);
+  fileDesc("CiRoZXJhbGQvdjEvbm90aWZpY2F0aW9uX3NlcnZpY2UucHJvdG8SCWhlcmFsZC52MSI5ChJDcmVhdGVCYXRjaFJlcXVlc3QSIwoFaXRlbXMYASADKAsyFC5oZXJhbGQudjEuQmF0Y2hJdGVtIpsBCglCYXRjaEl0ZW0SKgoGY3JlYXRlGAEgASgLMhguaGVyYWxkLnYxLkNyZWF0ZVJlcXVlc3RIABIuCghzY2hlZHVsZRgCIAEoCzIaLmhlcmFsZC52MS5TY2hlZHVsZVJlcXVlc3RIABIqCgZub3RpZnkYAyABKAsyGC5oZXJhbGQudjEuTm90aWZ5UmVxdWVzdEgAQgYKBGl0ZW0iPgoTQ3JlYXRlQmF0Y2hSZXNwb25zZRInCgdyZXN1bHRzGAEgAygLMhYuaGVyYWxkLnYxLkJhdGNoUmVzdWx0Ip0BCgtCYXRjaFJlc3VsdBIvCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uSAASKwoGbm90aWZ5GAIgASgLMhkuaGVyYWxkLnYxLk5vdGlmeVJlc3BvbnNlSAASJgoFZXJyb3IYAyABKAsyFS5oZXJhbGQudjEuQmF0Y2hFcnJvckgAQggKBnJlc3VsdCIrCgpCYXRjaEVycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCSKIAwoNTm90aWZ5UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCGNhdGVnb3J5GAIgASgJEiUKB2NvbnRlbnQYAyABKAsyEi5oZXJhbGQudjEuQ29udGVudEgAEioKCHRlbXBsYXRlGAQgASgLMhYuaGVyYWxkLnYxLlRlbXBsYXRlUmVmSAASLgoOY2hhbm5lbF9ib2RpZXMYBSADKAsyFi5oZXJhbGQudjEuQ2hhbm5lbEJvZHkSJAoIY2hhbm5lbHMYBiADKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIlCghwcmlvcml0eRgHIAEoDjITLmhlcmFsZC52MS5Qcmlvcml0eRI0CgZsYWJlbHMYCCADKAsyJC5oZXJhbGQudjEuTm90aWZ5UmVxdWVzdC5MYWJlbHNFbnRyeRIXCg9pZGVtcG90ZW5jeV9rZXkYCSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5Io0BCgtDaGFubmVsQm9keRIjCgdjaGFubmVsGAEgASgOMhIuaGVyYWxkLnYxLkNoYW5uZWwSJQoHY29udGVudBgCIAEoCzISLmhlcmFsZC52MS5Db250ZW50SAASKgoIdGVtcGxhdGUYAyABKAsyFi5oZXJhbGQudjEuVGVtcGxhdGVSZWZIAEIGCgRib2R5In8KDk5vdGlmeVJlc3BvbnNlEhEKCW5vdGlmeV9pZBgBIAEoCRIuCg1ub3RpZmljYXRpb25zGAIgAygLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbhIqCgdza2lwcGVkGAMgAygLMhkuaGVyYWxkLnYxLlNraXBwZWRDaGFubmVsImwKDlNraXBwZWRDaGFubmVsEiMKB2NoYW5uZWwYASABKA4yEi5oZXJhbGQudjEuQ2hhbm5lbBIlCgZyZWFzb24YAiABKA4yFS5oZXJhbGQudjEuU2tpcFJlYXNvbhIOCgZkZXRhaWwYAyABKAkiWwoNQ3JlYXRlUmVxdWVzdBIxCgxub3RpZmljYXRpb24YASABKAsyGy5oZXJhbGQudjEuTm90aWZpY2F0aW9uU3BlYxIXCg9pZGVtcG90ZW5jeV9rZXkYAiABKAkiPwoOQ3JlYXRlUmVzcG9uc2USLQoMbm90aWZpY2F0aW9uGAEgASgLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbiLDAQoPU2NoZWR1bGVSZXF1ZXN0EjEKDG5vdGlmaWNhdGlvbhgBIAEoCzIbLmhlcmFsZC52MS5Ob3RpZmljYXRpb25TcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCRIwCgpkZWxpdmVyX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEioKCmxvY2FsX3RpbWUYBCABKAsyFC5oZXJhbGQudjEuTG9jYWxUaW1lSABCBgoEd2hlbiJBChBTY2hlZHVsZVJlc3BvbnNlEi0KDG5vdGlmaWNhdGlvbhgBIAEoCzIXLmhlcmFsZC52MS5Ob3RpZmljYXRpb24iGAoKR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJlCgtHZXRSZXNwb25zZRItCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uEicKB2hpc3RvcnkYAiADKAsyFi5oZXJhbGQudjEuU3RhdHVzRXZlbnQiGwoNQ2FuY2VsUmVxdWVzdBIKCgJpZBgBIAEoCSI/Cg5DYW5jZWxSZXNwb25zZRItCgxub3RpZmljYXRpb24YASABKAsyFy5oZXJhbGQudjEuTm90aWZpY2F0aW9uIu4BChJXYXRjaFN0YXR1c1JlcXVlc3QSGQoPbm90aWZpY2F0aW9uX2lkGAEgASgJSAASEQoHdXNlcl9pZBgCIAEoCUgAEiMKCHN0YXR1c2VzGAMgAygOMhEuaGVyYWxkLnYxLlN0YXR1cxIkCghjaGFubmVscxgEIAMoDjISLmhlcmFsZC52MS5DaGFubmVsEhAKCHNuYXBzaG90GAUgASgIEjIKDnNuYXBzaG90X3NpbmNlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhZnRlchgHIAEoCUIKCghzZWxlY3RvciKuAQoTV2F0Y2hTdGF0dXNSZXNwb25zZRInCgVldmVudBgBIAEoCzIWLmhlcmFsZC52MS5TdGF0dXNFdmVudEgAEisKCHNuYXBzaG90GAIgASgLMhcuaGVyYWxkLnYxLk5vdGlmaWNhdGlvbkgAEikKCWhlYXJ0YmVhdBgDIAEoCzIULmhlcmFsZC52MS5IZWFydGJlYXRIABIOCgZjdXJzb3IYBCABKAlCBgoEa2luZCI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqwAEKClNraXBSZWFzb24SGwoXU0tJUF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZTS0lQX1JFQVNPTl9OT19BRERSRVNTEAESGQoVU0tJUF9SRUFTT05fT1BURURfT1VUEAISHAoYU0tJUF9SRUFTT05fVU5TVUJTQ1JJQkVEEAMSJAogU0tJUF9SRUFTT05fT1BURURfT1VUX0JZX0RFRkFVTFQQBBIaChZTS0lQX1JFQVNPTl9TVVBQUkVTU0VEEAUy8AMKE05vdGlmaWNhdGlvblNlcnZpY2USPQoGQ3JlYXRlEhguaGVyYWxkLnYxLkNyZWF0ZVJlcXVlc3QaGS5oZXJhbGQudjEuQ3JlYXRlUmVzcG9uc2USQwoIU2NoZWR1bGUSGi5oZXJhbGQudjEuU2NoZWR1bGVSZXF1ZXN0GhsuaGVyYWxkLnYxLlNjaGVkdWxlUmVzcG9uc2USOQoDR2V0EhUuaGVyYWxkLnYxLkdldFJlcXVlc3QaFi5oZXJhbGQudjEuR2V0UmVzcG9uc2UiA5ACARI9CgZDYW5jZWwSGC5oZXJhbGQudjEuQ2FuY2VsUmVxdWVzdBoZLmhlcmFsZC52MS5DYW5jZWxSZXNwb25zZRJOCgtXYXRjaFN0YXR1cxIdLmhlcmFsZC52MS5XYXRjaFN0YXR1c1JlcXVlc3QaHi5oZXJhbGQudjEuV2F0Y2hTdGF0dXNSZXNwb25zZTABEj0KBk5vdGlmeRIYLmhlcmFsZC52MS5Ob3RpZnlSZXF1ZXN0GhkuaGVyYWxkLnYxLk5vdGlmeVJlc3BvbnNlEkwKC0NyZWF0ZUJhdGNoEh0uaGVyYWxkLnYxLkNyZWF0ZUJhdGNoUmVxdWVzdBoeLmhlcmFsZC52MS5DcmVhdGVCYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_herald_v1_notification]);
+
+/**
+ * CreateBatchRequest is a list of requests accepted together.
+ *
+ * @generated from message herald.v1.CreateBatchRequest
+ */
+export type CreateBatchRequest = Message<"herald.v1.CreateBatchRequest"> & {
+  /**
+   * 1 to 1,000 items.
+   *
+   * @generated from field: repeated herald.v1.BatchItem items = 1;
+   */
+  items: BatchItem[];
+};
+
+/**
+ * Describes the message herald.v1.CreateBatchRequest.
+ * Use `create(CreateBatchRequestSchema)` to create a new message.
+ */
+export const CreateBatchRequestSchema: GenMessage<CreateBatchRequest> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 0);
+
+/**
+ * BatchItem is one request of a batch.
+ *
+ * @generated from message herald.v1.BatchItem
+ */
+export type BatchItem = Message<"herald.v1.BatchItem"> & {
+  /**
+   * The request; required.
+   *
+   * @generated from oneof herald.v1.BatchItem.item
+   */
+  item: {
+    /**
+     * A notification to deliver now.
+     *
+     * @generated from field: herald.v1.CreateRequest create = 1;
+     */
+    value: CreateRequest;
+    case: "create";
+  } | {
+    /**
+     * A notification to deliver at a time.
+     *
+     * @generated from field: herald.v1.ScheduleRequest schedule = 2;
+     */
+    value: ScheduleRequest;
+    case: "schedule";
+  } | {
+    /**
+     * An event for a recipient, fanned out across channels.
+     *
+     * @generated from field: herald.v1.NotifyRequest notify = 3;
+     */
+    value: NotifyRequest;
+    case: "notify";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message herald.v1.BatchItem.
+ * Use `create(BatchItemSchema)` to create a new message.
+ */
+export const BatchItemSchema: GenMessage<BatchItem> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 1);
+
+/**
+ * CreateBatchResponse answers every item, in the order of the request.
+ *
+ * @generated from message herald.v1.CreateBatchResponse
+ */
+export type CreateBatchResponse = Message<"herald.v1.CreateBatchResponse"> & {
+  /**
+   * One result per item, results[i] for items[i].
+   *
+   * @generated from field: repeated herald.v1.BatchResult results = 1;
+   */
+  results: BatchResult[];
+};
+
+/**
+ * Describes the message herald.v1.CreateBatchResponse.
+ * Use `create(CreateBatchResponseSchema)` to create a new message.
+ */
+export const CreateBatchResponseSchema: GenMessage<CreateBatchResponse> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 2);
+
+/**
+ * BatchResult is one item's answer.
+ *
+ * @generated from message herald.v1.BatchResult
+ */
+export type BatchResult = Message<"herald.v1.BatchResult"> & {
+  /**
+   * What the item's own RPC would have answered.
+   *
+   * @generated from oneof herald.v1.BatchResult.result
+   */
+  result: {
+    /**
+     * The stored notification (Create, Schedule), or the first one for a
+     * repeated idempotency key.
+     *
+     * @generated from field: herald.v1.Notification notification = 1;
+     */
+    value: Notification;
+    case: "notification";
+  } | {
+    /**
+     * The fan-out (Notify).
+     *
+     * @generated from field: herald.v1.NotifyResponse notify = 2;
+     */
+    value: NotifyResponse;
+    case: "notify";
+  } | {
+    /**
+     * Why the item was not stored; nothing of it was.
+     *
+     * @generated from field: herald.v1.BatchError error = 3;
+     */
+    value: BatchError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message herald.v1.BatchResult.
+ * Use `create(BatchResultSchema)` to create a new message.
+ */
+export const BatchResultSchema: GenMessage<BatchResult> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 3);
+
+/**
+ * BatchError is the error an item's own RPC would have failed with.
+ *
+ * @generated from message herald.v1.BatchError
+ */
+export type BatchError = Message<"herald.v1.BatchError"> & {
+  /**
+   * The gRPC status code: 3 INVALID_ARGUMENT, 5 NOT_FOUND, 6 ALREADY_EXISTS.
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * The message, its field path starting at the item (`items[3].create.
+   * notification.recipient.email: must be an email address like
+   * ada@example.com`).
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message herald.v1.BatchError.
+ * Use `create(BatchErrorSchema)` to create a new message.
+ */
+export const BatchErrorSchema: GenMessage<BatchError> = /*@__PURE__*/
+  messageDesc(file_herald_v1_notification_service, 4);
 
 /**
  * NotifyRequest is one event for one recipient, with a body for each channel
@@ -105,7 +268,7 @@ export type NotifyRequest = Message<"herald.v1.NotifyRequest"> & {
  * Use `create(NotifyRequestSchema)` to create a new message.
  */
 export const NotifyRequestSchema: GenMessage<NotifyRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 0);
+  messageDesc(file_herald_v1_notification_service, 5);
 
 /**
  * ChannelBody is the body Notify uses for one channel.
@@ -149,7 +312,7 @@ export type ChannelBody = Message<"herald.v1.ChannelBody"> & {
  * Use `create(ChannelBodySchema)` to create a new message.
  */
 export const ChannelBodySchema: GenMessage<ChannelBody> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 1);
+  messageDesc(file_herald_v1_notification_service, 6);
 
 /**
  * NotifyResponse says what one Notify created and what it skipped.
@@ -185,7 +348,7 @@ export type NotifyResponse = Message<"herald.v1.NotifyResponse"> & {
  * Use `create(NotifyResponseSchema)` to create a new message.
  */
 export const NotifyResponseSchema: GenMessage<NotifyResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 2);
+  messageDesc(file_herald_v1_notification_service, 7);
 
 /**
  * SkippedChannel is one channel (or device token) Notify did not send to.
@@ -220,7 +383,7 @@ export type SkippedChannel = Message<"herald.v1.SkippedChannel"> & {
  * Use `create(SkippedChannelSchema)` to create a new message.
  */
 export const SkippedChannelSchema: GenMessage<SkippedChannel> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 3);
+  messageDesc(file_herald_v1_notification_service, 8);
 
 /**
  * CreateRequest asks for delivery now.
@@ -249,7 +412,7 @@ export type CreateRequest = Message<"herald.v1.CreateRequest"> & {
  * Use `create(CreateRequestSchema)` to create a new message.
  */
 export const CreateRequestSchema: GenMessage<CreateRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 4);
+  messageDesc(file_herald_v1_notification_service, 9);
 
 /**
  * CreateResponse carries the stored notification.
@@ -270,7 +433,7 @@ export type CreateResponse = Message<"herald.v1.CreateResponse"> & {
  * Use `create(CreateResponseSchema)` to create a new message.
  */
 export const CreateResponseSchema: GenMessage<CreateResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 5);
+  messageDesc(file_herald_v1_notification_service, 10);
 
 /**
  * ScheduleRequest asks for delivery at a given time.
@@ -321,7 +484,7 @@ export type ScheduleRequest = Message<"herald.v1.ScheduleRequest"> & {
  * Use `create(ScheduleRequestSchema)` to create a new message.
  */
 export const ScheduleRequestSchema: GenMessage<ScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 6);
+  messageDesc(file_herald_v1_notification_service, 11);
 
 /**
  * ScheduleResponse carries the stored notification.
@@ -342,7 +505,7 @@ export type ScheduleResponse = Message<"herald.v1.ScheduleResponse"> & {
  * Use `create(ScheduleResponseSchema)` to create a new message.
  */
 export const ScheduleResponseSchema: GenMessage<ScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 7);
+  messageDesc(file_herald_v1_notification_service, 12);
 
 /**
  * GetRequest names one notification.
@@ -363,7 +526,7 @@ export type GetRequest = Message<"herald.v1.GetRequest"> & {
  * Use `create(GetRequestSchema)` to create a new message.
  */
 export const GetRequestSchema: GenMessage<GetRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 8);
+  messageDesc(file_herald_v1_notification_service, 13);
 
 /**
  * GetResponse carries one notification and its history.
@@ -391,7 +554,7 @@ export type GetResponse = Message<"herald.v1.GetResponse"> & {
  * Use `create(GetResponseSchema)` to create a new message.
  */
 export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 9);
+  messageDesc(file_herald_v1_notification_service, 14);
 
 /**
  * CancelRequest names one notification to cancel.
@@ -412,7 +575,7 @@ export type CancelRequest = Message<"herald.v1.CancelRequest"> & {
  * Use `create(CancelRequestSchema)` to create a new message.
  */
 export const CancelRequestSchema: GenMessage<CancelRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 10);
+  messageDesc(file_herald_v1_notification_service, 15);
 
 /**
  * CancelResponse carries the canceled notification.
@@ -433,7 +596,7 @@ export type CancelResponse = Message<"herald.v1.CancelResponse"> & {
  * Use `create(CancelResponseSchema)` to create a new message.
  */
 export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 11);
+  messageDesc(file_herald_v1_notification_service, 16);
 
 /**
  * WatchStatusRequest selects the status events to stream. With neither
@@ -509,7 +672,7 @@ export type WatchStatusRequest = Message<"herald.v1.WatchStatusRequest"> & {
  * Use `create(WatchStatusRequestSchema)` to create a new message.
  */
 export const WatchStatusRequestSchema: GenMessage<WatchStatusRequest> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 12);
+  messageDesc(file_herald_v1_notification_service, 17);
 
 /**
  * WatchStatusResponse is one message of a status stream.
@@ -561,7 +724,7 @@ export type WatchStatusResponse = Message<"herald.v1.WatchStatusResponse"> & {
  * Use `create(WatchStatusResponseSchema)` to create a new message.
  */
 export const WatchStatusResponseSchema: GenMessage<WatchStatusResponse> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 13);
+  messageDesc(file_herald_v1_notification_service, 18);
 
 /**
  * Heartbeat keeps an idle stream alive.
@@ -582,7 +745,7 @@ export type Heartbeat = Message<"herald.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_herald_v1_notification_service, 14);
+  messageDesc(file_herald_v1_notification_service, 19);
 
 /**
  * SkipReason is why Notify created nothing on a channel.
@@ -727,6 +890,25 @@ export const NotificationService: GenService<{
     methodKind: "unary";
     input: typeof NotifyRequestSchema;
     output: typeof NotifyResponseSchema;
+  },
+  /**
+   * CreateBatch accepts up to 1,000 items, each a Create, Schedule or Notify
+   * request, in one transaction. Every item is held to its own RPC's rules and
+   * answered on its own, in order: a notification (Create, Schedule), a fan-out
+   * (Notify), or an error naming the item (`items[3].create.notification...`)
+   * while the other items are stored. Each item's idempotency key works as in
+   * its RPC, so a whole batch may be retried. The request is bounded by the
+   * server's message size (HERALD_MAX_MESSAGE_BYTES, 1 MiB by default); more
+   * than 1,000 items, or none, is INVALID_ARGUMENT for the whole call, and a
+   * database that does not answer is UNAVAILABLE for the whole call (nothing
+   * stored).
+   *
+   * @generated from rpc herald.v1.NotificationService.CreateBatch
+   */
+  createBatch: {
+    methodKind: "unary";
+    input: typeof CreateBatchRequestSchema;
+    output: typeof CreateBatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_herald_v1_notification_service, 0);

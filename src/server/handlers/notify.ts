@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type pg from "pg";
-import { NotificationSpecSchema, Status, type Channel } from "../../../gen/herald/v1/notification_pb.js";
+import { NotificationSpecSchema, Status, type Channel, type Notification } from "../../../gen/herald/v1/notification_pb.js";
 import {
   NotifyResponseSchema,
   SkippedChannelSchema,
@@ -16,10 +16,11 @@ import { channelName } from "../../kafka/topics.js";
 import type { AcceptMetrics } from "../../metrics/api.js";
 import { withStoreErrors } from "../../store/errors.js";
 import { readNotifyContext } from "../../store/notify-reads.js";
-import { replayNotify, storeNotify, type NotifyOutcome } from "../../store/notify.js";
+import { replayNotify, storeNotify, type NotifyInput, type NotifyOutcome } from "../../store/notify.js";
 import { findSuppressions } from "../../store/suppressions.js";
 import { callInfo } from "../call-info.js";
 import type { PinTemplate } from "./template-ref.js";
+import type { Asker } from "./prepare.js";
 
 export interface NotifyDeps {
   pool: pg.Pool;
@@ -42,62 +43,75 @@ export function notifyHandler(deps: NotifyDeps) {
   const ttlMs = deps.idempotencyTtlMs ?? 0;
   return async (req: NotifyRequest, ctx: HandlerContext): Promise<NotifyResponse> => {
     const call = callInfo(ctx);
-    const plans = validateNotifyRequest(req);
-    const hash = req.idempotencyKey === "" ? null : notifyRequestHash(req);
-    const now = new Date(deps.clock.now());
-    // A repeat is answered from what was stored before anything is read: the profile may be gone since.
-    if (hash) {
-      const replay = await withStoreErrors(() => replayNotify(deps.pool, { tenant: call.tenant, key: req.idempotencyKey, requestHash: hash, now, ttlMs }));
-      if (replay) return answer(replay);
-    }
+    const prepared = await prepareNotify(deps, req, { tenant: call.tenant, requestId: call.requestId, now: new Date(deps.clock.now()) });
+    if ("replay" in prepared) return notifyAnswer(prepared.replay);
+    const outcome = await storeNotify(deps.pool, prepared, ttlMs);
+    if (outcome.kind === "created") countNotified(deps, outcome.notifications);
+    return notifyAnswer(outcome);
+  };
+}
 
-    const context = await withStoreErrors(() => readNotifyContext(deps.pool, call.tenant, req.userId, req.category));
-    if (!context) {
-      throw new ConnectError(`user_id: no recipient ${JSON.stringify(req.userId.slice(0, 40))} in this tenant: store one with PutRecipient first`, Code.NotFound);
-    }
-    const { profile, preferences, setting } = context;
-    const bodies = await pinBodies(deps.pinTemplate, call.tenant, plans, profile);
-    const { targets, skipped } = notifyTargets(bodies, profile, { category: req.category, preferences, setting });
-    const suppressions = await withStoreErrors(() =>
-      findSuppressions(deps.pool, targets.map((t) => ({ tenant: call.tenant, channel: t.channel, address: t.value }))),
+/** herald_accepted_total{method="notify"} for each notification a fan-out created. */
+export function countNotified(deps: Pick<NotifyDeps, "metrics">, made: readonly Notification[]): void {
+  if (deps.metrics) for (const n of made) deps.metrics.accepted(channelName(n.channel), "notify").inc();
+}
+
+/**
+ * A Notify request made ready to store, or the answer a repeat of a stored one gets (read before
+ * anything else: the profile may be gone since). NOT_FOUND when the tenant has no such recipient.
+ */
+export async function prepareNotify(
+  deps: Omit<NotifyDeps, "clock" | "metrics">,
+  req: NotifyRequest,
+  by: Asker,
+): Promise<NotifyInput | { replay: NotifyOutcome }> {
+  const plans = validateNotifyRequest(req);
+  const hash = req.idempotencyKey === "" ? null : notifyRequestHash(req);
+  if (hash) {
+    const replay = await withStoreErrors(() =>
+      replayNotify(deps.pool, { tenant: by.tenant, key: req.idempotencyKey, requestHash: hash, now: by.now, ttlMs: deps.idempotencyTtlMs ?? 0 }),
     );
-    const held = quietHold(req.priority, profile, preferences, now);
-    const notifyId = deps.newId();
-    const sending = targets.filter((t, i) => {
-      const s = suppressions[i];
-      if (s) skipped.push(suppressedSkip(t, s.reason));
-      return !s;
-    });
-    const outcome = await storeNotify(deps.pool, {
-      id: notifyId,
-      tenant: call.tenant,
-      userId: req.userId,
-      idempotencyKey: req.idempotencyKey,
-      requestHash: hash,
-      skipped: skipped.sort((a, b) => a.channel - b.channel),
-      now,
-      notifications: sending.map((t) => {
-        const spec = targetSpec(t, { ...req, locale: profile.locale });
-        return {
-          tenant: call.tenant,
-          id: deps.newId(),
-          spec,
-          idempotencyKey: "",
-          requestHash: null,
-          correlationId: call.requestId,
-          status: held ? Status.SCHEDULED : Status.QUEUED,
-          deliverAt: held?.until ?? now,
-          maxAttempts: deps.maxAttempts(t.channel),
-          now,
-          notifyId,
-          ...(held ? { detail: held.detail } : {}),
-        };
-      }),
-    }, ttlMs);
-    if (outcome.kind === "created" && deps.metrics) {
-      for (const n of outcome.notifications) deps.metrics.accepted(channelName(n.channel), "notify").inc();
-    }
-    return answer(outcome);
+    if (replay) return { replay };
+  }
+  const context = await withStoreErrors(() => readNotifyContext(deps.pool, by.tenant, req.userId, req.category));
+  if (!context) {
+    throw new ConnectError(`user_id: no recipient ${JSON.stringify(req.userId.slice(0, 40))} in this tenant: store one with PutRecipient first`, Code.NotFound);
+  }
+  const { profile, preferences, setting } = context;
+  const bodies = await pinBodies(deps.pinTemplate, by.tenant, plans, profile);
+  const { targets, skipped } = notifyTargets(bodies, profile, { category: req.category, preferences, setting });
+  const suppressions = await withStoreErrors(() =>
+    findSuppressions(deps.pool, targets.map((t) => ({ tenant: by.tenant, channel: t.channel, address: t.value }))),
+  );
+  const held = quietHold(req.priority, profile, preferences, by.now);
+  const notifyId = deps.newId();
+  const sending = targets.filter((t, i) => {
+    const s = suppressions[i];
+    if (s) skipped.push(suppressedSkip(t, s.reason));
+    return !s;
+  });
+  return {
+    id: notifyId,
+    tenant: by.tenant,
+    userId: req.userId,
+    idempotencyKey: req.idempotencyKey,
+    requestHash: hash,
+    skipped: skipped.sort((a, b) => a.channel - b.channel),
+    now: by.now,
+    notifications: sending.map((t) => ({
+      tenant: by.tenant,
+      id: deps.newId(),
+      spec: targetSpec(t, { ...req, locale: profile.locale }),
+      idempotencyKey: "",
+      requestHash: null,
+      correlationId: by.requestId,
+      status: held ? Status.SCHEDULED : Status.QUEUED,
+      deliverAt: held?.until ?? by.now,
+      maxAttempts: deps.maxAttempts(t.channel),
+      now: by.now,
+      notifyId,
+      ...(held ? { detail: held.detail } : {}),
+    })),
   };
 }
 
@@ -123,7 +137,8 @@ async function pinBodies(
   );
 }
 
-function answer(outcome: NotifyOutcome): NotifyResponse {
+/** The RPC's answer to a stored or replayed fan-out; ALREADY_EXISTS for a key used by another request. */
+export function notifyAnswer(outcome: NotifyOutcome): NotifyResponse {
   if (outcome.kind === "key_conflict") {
     throw new ConnectError("idempotency_key: already used for a different Notify request; use a new key for a new event", Code.AlreadyExists);
   }
