@@ -5,6 +5,7 @@ import { eventLog } from "./event-log.js";
 import { sleep, startFeed, type Feed, type FeedState } from "./feed.js";
 import { notificationTable } from "./notification-table.js";
 import { operationsView } from "./operations.js";
+import { recipientView } from "./recipients.js";
 import { sendPanel } from "./send-panel.js";
 import { viewSwitcher, type ViewName } from "./views.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -26,6 +27,12 @@ let session: { clients: Clients; feed: Feed } | undefined;
 const ops = operationsView(() => session?.clients);
 const deadLetters = deadLetterView(() => session?.clients);
 const send = sendPanel(() => session?.clients, { notified: (res) => table.notified(res.notifications) });
+const recipients = recipientView(() => session?.clients, {
+  notify(userId) {
+    send.notifyUser(userId);
+    location.hash = "#live";
+  },
+});
 
 /** The operations view polls only while shown; the dead-letter view lists on its first showing. */
 function viewShown(view: ViewName) {
@@ -60,6 +67,7 @@ function connect(apiKey: string) {
   showStats();
   ops.reset();
   deadLetters.reset();
+  recipients.reset();
   const clients = heraldClients(location.origin, apiKey);
   const feed = startFeed({
     watch: (req, opts) => clients.notifications.watchStatus(req, opts),
