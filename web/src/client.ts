@@ -3,16 +3,19 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { DeadLetterService } from "../../gen/herald/v1/dead_letter_pb.js";
 import { NotificationService } from "../../gen/herald/v1/notification_service_pb.js";
 import { OperationsService } from "../../gen/herald/v1/operations_pb.js";
+import { RecipientService } from "../../gen/herald/v1/recipient_pb.js";
 
 export type NotificationClient = Client<typeof NotificationService>;
 export type DeadLetterClient = Client<typeof DeadLetterService>;
 export type OperationsClient = Client<typeof OperationsService>;
+export type RecipientClient = Client<typeof RecipientService>;
 
 /** The page's clients, one per service, over one transport. */
 export interface Clients {
   notifications: NotificationClient;
   deadLetters: DeadLetterClient;
   operations: OperationsClient;
+  recipients: RecipientClient;
 }
 
 /** Every call carries the API key the way the server's edge expects it. */
@@ -33,5 +36,6 @@ export function heraldClients(baseUrl: string, apiKey: string): Clients {
     notifications: createClient(NotificationService, transport),
     deadLetters: createClient(DeadLetterService, transport),
     operations: createClient(OperationsService, transport),
+    recipients: createClient(RecipientService, transport),
   };
 }

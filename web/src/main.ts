@@ -1,16 +1,16 @@
-import { ConnectError } from "@connectrpc/connect";
 import { heraldClients, type Clients } from "./client.js";
 import { deadLetterView } from "./dead-letters.js";
 import { byId, timeText } from "./dom.js";
 import { eventLog } from "./event-log.js";
-import { codeName, sleep, startFeed, type Feed, type FeedState } from "./feed.js";
+import { sleep, startFeed, type Feed, type FeedState } from "./feed.js";
 import { notificationTable } from "./notification-table.js";
 import { operationsView } from "./operations.js";
-import { createRequest, isChannel, type SendFields } from "./send-form.js";
+import { recipientView } from "./recipients.js";
+import { sendPanel } from "./send-panel.js";
 import { viewSwitcher, type ViewName } from "./views.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 
-// The dashboard's wiring: the key form, the views, the send form and the live
+// The dashboard's wiring: the key form, the views, the send card and the live
 // feed. Each piece is in its own module; this one only connects them to the page.
 
 // sessionStorage, not localStorage: the key goes when the tab closes.
@@ -20,15 +20,19 @@ const keyForm = byId<HTMLFormElement>("key-form");
 const keyInput = byId<HTMLInputElement>("api-key");
 const conn = byId("conn");
 const stats = byId("stats");
-const sendForm = byId<HTMLFormElement>("send-form");
-const sendButton = byId<HTMLButtonElement>("send");
-const sendResult = byId("send-result");
 const table = notificationTable(byId<HTMLTableSectionElement>("notification-rows"));
 const log = eventLog(byId<HTMLTableSectionElement>("event-rows"));
 
 let session: { clients: Clients; feed: Feed } | undefined;
 const ops = operationsView(() => session?.clients);
 const deadLetters = deadLetterView(() => session?.clients);
+const send = sendPanel(() => session?.clients, { notified: (res) => table.notified(res.notifications) });
+const recipients = recipientView(() => session?.clients, {
+  notify(userId) {
+    send.notifyUser(userId);
+    location.hash = "#live";
+  },
+});
 
 /** The operations view polls only while shown; the dead-letter view lists on its first showing. */
 function viewShown(view: ViewName) {
@@ -63,6 +67,7 @@ function connect(apiKey: string) {
   showStats();
   ops.reset();
   deadLetters.reset();
+  recipients.reset();
   const clients = heraldClients(location.origin, apiKey);
   const feed = startFeed({
     watch: (req, opts) => clients.notifications.watchStatus(req, opts),
@@ -86,7 +91,7 @@ function connect(apiKey: string) {
     },
   });
   session = { clients, feed };
-  sendButton.disabled = false;
+  send.enabled(true);
   viewShown(views.current());
 }
 
@@ -98,43 +103,6 @@ keyForm.addEventListener("submit", (ev) => {
   connect(apiKey);
 });
 
-// One idempotency key per filled-in form: resubmitting after a network error
-// cannot create a second notification, and any edit makes it a new request.
-let idempotencyKey = crypto.randomUUID();
-sendForm.addEventListener("input", () => (idempotencyKey = crypto.randomUUID()));
-
-sendForm.addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  if (!session) return;
-  const data = new FormData(sendForm);
-  // Every field is a text input or a select, so each value is a string (never a File).
-  const field = (name: string) => {
-    const v = data.get(name);
-    return typeof v === "string" ? v : "";
-  };
-  const channel = field("channel");
-  if (!isChannel(channel)) return;
-  const fields: SendFields = { channel, to: field("to"), userId: field("userId"), subject: field("subject"), text: field("text") };
-  sendButton.disabled = true;
-  sendResult.dataset.state = "sending";
-  sendResult.textContent = "sending…";
-  session.clients.notifications
-    .create(createRequest(fields, idempotencyKey))
-    .then(({ notification }) => {
-      sendResult.dataset.state = "ok";
-      sendResult.dataset.id = notification?.id ?? "";
-      sendResult.textContent = `created ${notification?.id ?? "?"}`;
-      idempotencyKey = crypto.randomUUID();
-    })
-    .catch((err: unknown) => {
-      const e = ConnectError.from(err);
-      sendResult.dataset.state = "error";
-      sendResult.dataset.id = "";
-      sendResult.textContent = `${codeName(e.code)}: ${e.rawMessage}`;
-    })
-    .finally(() => (sendButton.disabled = false));
-});
-
 const saved = sessionStorage.getItem(KEY_STORAGE);
 if (saved) {
   keyInput.value = saved;
@@ -142,6 +110,6 @@ if (saved) {
 } else {
   conn.dataset.state = "idle";
   conn.textContent = "not connected: enter an API key";
-  sendButton.disabled = true;
+  send.enabled(false);
   showStats();
 }

@@ -1,8 +1,9 @@
-// The page's views (live feed, operations, dead letters), one shown at a
-// time, chosen by the URL's fragment so a view can be linked and reloaded:
-// /#operations, /#dead-letters; anything else is the live view.
+// The page's views (live feed, operations, dead letters, recipients), one
+// shown at a time, chosen by the URL's fragment so a view can be linked and
+// reloaded: /#operations, /#dead-letters, /#recipients; anything else is the
+// live view.
 
-export const VIEWS = ["live", "operations", "dead-letters"] as const;
+export const VIEWS = ["live", "operations", "dead-letters", "recipients"] as const;
 export type ViewName = (typeof VIEWS)[number];
 
 export const viewOf = (hash: string): ViewName => VIEWS.find((v) => `#${v}` === hash) ?? "live";
