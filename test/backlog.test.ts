@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "uuidv7";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Channel, Status } from "../gen/herald/v1/notification_pb.js";
 import { readBacklog } from "../src/store/backlog.js";

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { pino, type Logger } from "pino";
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "uuidv7";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeadLetterSchema } from "../gen/herald/v1/dead_letter_pb.js";
 import { DispatchSchema, type Dispatch } from "../gen/herald/v1/dispatch_pb.js";

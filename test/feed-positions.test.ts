@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type pg from "pg";
 import { pino } from "pino";
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "uuidv7";
 import { afterEach, describe, expect, it } from "vitest";
 import { Channel, NotificationSpecSchema, Priority, Status, StatusEventSchema, type StatusEvent } from "../gen/herald/v1/notification_pb.js";
 import type { WatchSelection } from "../src/domain/watch-request.js";

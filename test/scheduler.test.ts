@@ -3,7 +3,7 @@ import { Writable } from "node:stream";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { pino } from "pino";
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "uuidv7";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DispatchSchema } from "../gen/herald/v1/dispatch_pb.js";
 import { Channel, NotificationSpecSchema, Status, StatusEventSchema } from "../gen/herald/v1/notification_pb.js";

@@ -3,7 +3,7 @@ import { create, equals, fromBinary, type MessageInitShape } from "@bufbuild/pro
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import pg from "pg";
 import { pino } from "pino";
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "uuidv7";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DispatchSchema } from "../gen/herald/v1/dispatch_pb.js";
 import {

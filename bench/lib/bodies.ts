@@ -1,6 +1,6 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "uuidv7";
 import { Channel, NotificationSpecSchema, type NotificationSpec } from "../../gen/herald/v1/notification_pb.js";
 import { CreateRequestSchema, GetRequestSchema } from "../../gen/herald/v1/notification_service_pb.js";
 import { DispatchSchema } from "../../gen/herald/v1/dispatch_pb.js";

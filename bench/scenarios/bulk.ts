@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "uuidv7";
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
 import { specBytes } from "../lib/bodies.js";

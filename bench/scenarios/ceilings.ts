@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Kafka, Partitioners, logLevel } from "kafkajs";
 import pg from "pg";
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "uuidv7";
 import { ensureDatabase } from "../../src/store/db.js";
 import { migrate } from "../../src/store/migrate.js";
 import { dispatchBytes, getRequestBytes, specBytes } from "../lib/bodies.js";

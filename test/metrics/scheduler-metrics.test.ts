@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { pino } from "pino";
-import { v7 as uuidv7 } from "uuid";
+import { uuidv7 } from "uuidv7";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, NotificationSpecSchema, Status } from "../../gen/herald/v1/notification_pb.js";
 import { registerBacklogGauges } from "../../src/metrics/backlog-gauges.js";
