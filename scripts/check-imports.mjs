@@ -16,8 +16,9 @@ const layers = [
   ["cli", ["src/cli.ts", "src/cli/"]],
   ["roles", ["src/roles/"]],
   ["workers", ["src/workers/"]],
-  // src/receipts/: provider callbacks on the API's HTTP listener, beside the RPCs.
-  ["server", ["src/server/", "src/receipts/"]],
+  // src/receipts/: provider callbacks on the API's HTTP listener, beside the RPCs; src/unsubscribe/:
+  // the one-click unsubscribe links, on the same listener.
+  ["server", ["src/server/", "src/receipts/", "src/unsubscribe/"]],
   ["feed/relay/scheduler/templates/retention", ["src/feed/", "src/relay/", "src/scheduler/", "src/templates/", "src/retention/"]],
   // Metrics share the store's layer: the store's group commit records into them, and a collector
   // may read the store's queries (the backlog gauges) or Kafka on scrape.

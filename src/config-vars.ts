@@ -46,6 +46,8 @@ export const knownVariables: ReadonlySet<string> = new Set([
   "HERALD_BREAKER_FAILURES", "HERALD_BREAKER_WINDOW_MS", "HERALD_BREAKER_COOLDOWN_MS",
   // config-receipts.ts (issue 15)
   "HERALD_PUBLIC_URL", "HERALD_SENDGRID_WEBHOOK_PUBLIC_KEY", "HERALD_RECEIPT_MAX_AGE_S",
+  // config-unsubscribe.ts (issue 16)
+  "HERALD_UNSUBSCRIBE_MAILTO",
   // The client commands (send, watch, dlq, ...), often set in the same shell as a role.
   "HERALD_API_KEY",
   // Tooling: scripts/contract-check.sh and the browser test.

@@ -2,6 +2,7 @@ import { parseApiKeys, type ApiKeyTable } from "./domain/api-keys.js";
 import { parseCidrs } from "./domain/egress.js";
 import { loadDeliveryConfig, type DeliveryConfig } from "./config-delivery.js";
 import { loadReceiptsConfig, type ReceiptsConfig } from "./config-receipts.js";
+import { loadUnsubscribeConfig, type UnsubscribeConfig } from "./config-unsubscribe.js";
 import { ConfigError, fileText, hostPort, int, list, type Env, type HostPort, type Mode } from "./config-env.js";
 
 // Configuration is read from the environment once, here, and passed down.
@@ -67,6 +68,8 @@ export interface Config {
   delivery: DeliveryConfig;
   /** Provider callbacks: the public URL and SendGrid's event key (config-receipts.ts). */
   receipts: ReceiptsConfig;
+  /** One-click unsubscribe links in emails of a category (config-unsubscribe.ts). */
+  unsubscribe: UnsubscribeConfig;
   /** WatchStatus streams and the status feed behind them. */
   watch: WatchConfig;
   /** Where /healthz and /readyz are served for every role of the process (HERALD_HEALTH_PORT); null: nowhere but the API's HTTP listener. */
@@ -183,6 +186,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     },
     delivery: loadDeliveryConfig(env, mode),
     receipts: loadReceiptsConfig(env),
+    unsubscribe: loadUnsubscribeConfig(env),
     watch: {
       heartbeatMs: int(env, "HERALD_WATCH_HEARTBEAT_MS", 15_000, 100, 300_000),
       bufferLimit: int(env, "HERALD_WATCH_BUFFER", 1000, 1, 1_000_000),

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from "node:crypto";
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, Status } from "../gen/herald/v1/notification_pb.js";
@@ -6,6 +6,7 @@ import { runRecipientCommand } from "../src/cli/recipient-commands.js";
 import { createRecipientClient, createTemplateClient, type HeraldClient, type RecipientClient } from "../src/client/index.js";
 import { PermanentError } from "../src/errors.js";
 import { createReceiptStore } from "../src/store/receipts.js";
+import { recordUnsubscribe } from "../src/store/unsubscribes.js";
 import type { Provider, RenderedMessage, SendResult } from "../src/workers/providers/provider.js";
 import { tracesOf } from "./support/db-scan.js";
 import { KEY_A, KEY_B, startTestHerald, type TestHerald } from "./support/herald.js";
@@ -98,6 +99,8 @@ describe("EraseRecipient", () => {
       recipient: { userId: USER, email: EMAIL, phone: PHONE, pushTokens: [PROFILE_TOKEN], webhookUrl: HOOK, timeZone: "Europe/Zurich", data: { note: PROFILE_DATA } },
     });
     await recipientsA.setPreferences({ preferences: { userId: USER, categories: [{ category: "marketing", unsubscribed: true }] } });
+    // A one-click unsubscribe (migration 015) names the person too.
+    await recordUnsubscribe(herald.db.pool, { tenant: "tenant-a", userId: USER, category: "digest", notificationId: randomUUID() });
     await createTemplateClient({ address: herald.grpcAddress, apiKey: KEY_A }).putTemplate({ templateId: "hello", content: { subject: "Hello", text: "Hello {{name}}" } });
 
     const to = (address: { case: "email" | "phone" | "deviceToken" | "webhookUrl"; value: string }) => ({ userId: USER, address });

@@ -100,3 +100,18 @@ export function channelVerdict(prefs: StoredPreferences | undefined, category: s
   }
   return { allowed: true };
 }
+
+/**
+ * Preferences with the recipient's one-click unsubscribes (their own rows, store/unsubscribes.ts)
+ * read in: each of those categories unsubscribed, its channel choices kept. Undefined only when
+ * there is neither.
+ */
+export function withUnsubscribes<P extends StoredPreferences>(prefs: P | undefined, categories: readonly string[], base: () => P): P | undefined {
+  if (categories.length === 0) return prefs;
+  const own = prefs ?? base();
+  const merged = own.categories.map((c) => (categories.includes(c.category) ? { ...c, unsubscribed: true } : c));
+  for (const category of categories) {
+    if (!merged.some((c) => c.category === category)) merged.push({ category, optedOutChannels: [], unsubscribed: true });
+  }
+  return { ...own, categories: merged };
+}

@@ -37,6 +37,8 @@ import { probeRoutes } from "../health/probes.js";
 import { dashboardRoute } from "../server/dashboard.js";
 import { metricsRoute } from "../metrics/route.js";
 import { configuredReceiptRoutes } from "../receipts/mount.js";
+import { configuredUnsubscribeRoute } from "../unsubscribe/mount.js";
+import { loadUnsubscribeKey } from "../store/unsubscribes.js";
 import { createApiMetrics } from "../metrics/api.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
@@ -61,6 +63,8 @@ export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {})
   const templates = createTemplateStore({ pool });
   // Shared by every instance through the database, so a stream resumes on any of them.
   const cursors = createCursorCodec(await rt.waitFor("database", () => loadCursorKey(pool)));
+  // The key the workers sign one-click unsubscribe links with, to verify them (src/unsubscribe/).
+  const unsubscribeKey = await rt.waitFor("database", () => withStoreErrors(() => loadUnsubscribeKey(pool)));
 
   // The status feed this instance's WatchStatus streams read: one herald.status consumer.
   const feedStore = createStatusFeedStore({ pool });
@@ -175,7 +179,7 @@ export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {})
     observe: { metrics, accessLog: config.accessLog ? log : undefined },
   };
   const grpc = await startGrpcListener({ ...common, ...config.grpcAddr });
-  const http = await startHttpListener({ ...common, ...config.httpAddr, timeouts: connections, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), metricsRoute(rt.metrics, log), configuredReceiptRoutes(config, { pool, registry: rt.metrics, log }), dashboardRoute()] });
+  const http = await startHttpListener({ ...common, ...config.httpAddr, timeouts: connections, corsOrigins: config.corsOrigins, routes: [probeRoutes(health), metricsRoute(rt.metrics, log), configuredReceiptRoutes(config, { pool, registry: rt.metrics, log }), configuredUnsubscribeRoute(unsubscribeKey, { pool, registry: rt.metrics, log }), dashboardRoute()] });
   log.info({ grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}` }, "herald server listening");
 
   // Order (load balancers were told first, by the runtime): stop taking calls and

@@ -16,6 +16,11 @@ import { createCircuitBoard, createProvider, type CircuitBoard, type Provider } 
 import { createRateLimiter } from "../workers/rate-limit.js";
 import { guardSuppressions } from "../workers/providers/suppression-guard.js";
 import { createSuppressionLookups } from "../store/suppression-lookups.js";
+import { guardUnsubscribes, type UnsubscribeLinks } from "../workers/providers/unsubscribe-guard.js";
+import { createCategoryChecks, loadUnsubscribeKey } from "../store/unsubscribes.js";
+import { createUnsubscribeTokens } from "../domain/unsubscribe-token.js";
+import { systemClock } from "../clock.js";
+import { withStoreErrors } from "../store/errors.js";
 import { createSlots } from "../workers/slots.js";
 import { createChannelWorker, type ChannelWorker } from "../workers/worker.js";
 import { startWhenReachable } from "./dependency-wait.js";
@@ -88,6 +93,8 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   const renderer = createRenderer({ templates: createTemplateStore({ pool }) });
   // One batcher for every channel: a send's lookup waits for at most the one query in flight.
   const suppressionLookups = createSuppressionLookups({ db: pool });
+  const categoryChecks = createCategoryChecks({ db: pool });
+  const links = await unsubscribeLinks(rt, opts.channels, log);
   const store = createDeliveryStore({ pool, leaseMs: delivery.leaseMs });
   // A third of the lease: one or two failed renewals (a database blip) still leave claims alive.
   const leases = createLeaseKeeper({ store, intervalMs: Math.max(100, Math.floor(delivery.leaseMs / 3)), log });
@@ -117,7 +124,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
     const handler = createDeliveryHandler({
       store,
       renderer,
-      provider: guardSuppressions(provider, { lookups: suppressionLookups }),
+      provider: guardUnsubscribes(guardSuppressions(provider, { lookups: suppressionLookups }), { checks: categoryChecks, links }),
       limiter,
       sends,
       backoff: delivery.backoff,
@@ -167,6 +174,23 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       return worker.counters;
     },
   };
+}
+
+/**
+ * How this worker signs one-click unsubscribe links: with the deployment's key, read once, when
+ * it sends email and a public URL is configured; otherwise it says once that emails go without.
+ */
+async function unsubscribeLinks(rt: Runtime, channels: readonly ChannelName[], log: Logger): Promise<UnsubscribeLinks | undefined> {
+  if (!channels.includes("email")) return undefined;
+  const { linkBase, mailto } = rt.config.unsubscribe;
+  if (!linkBase) {
+    log.info("HERALD_PUBLIC_URL is not set: emails of a category carry no List-Unsubscribe header (one-click unsubscribe is off)");
+    return undefined;
+  }
+  // RFC 8058 §3.1: the one-click URI must be HTTPS; mailbox providers ignore any other.
+  if (!linkBase.startsWith("https:")) log.warn({ linkBase }, "HERALD_PUBLIC_URL is not https: mailbox providers will not offer its one-click unsubscribe");
+  const secret = await rt.waitFor("database", () => withStoreErrors(() => loadUnsubscribeKey(rt.pool)));
+  return { base: linkBase, ...(mailto ? { mailto } : {}), tokens: createUnsubscribeTokens(secret), clock: systemClock };
 }
 
 function channelOf(name: ChannelName) {

@@ -230,7 +230,7 @@ function remember(addresses: Map<string, { channel: Channel; address: string }>,
   addresses.set(`${channel}\0${normalized}`, { channel, address: normalized });
 }
 
-/** The last batch's transaction: the profile, its preferences, the suppressions, the audit entry. */
+/** The last batch's transaction: the profile, its preferences (one-click unsubscribes too), the suppressions, the audit entry. */
 async function finish(
   client: pg.ClientBase,
   req: ErasureRequest,
@@ -242,7 +242,9 @@ async function finish(
   // the person; its notifications keep the notify_id, an opaque uuid.
   const requests = await client.query("DELETE FROM notify_requests WHERE tenant = $1 AND user_id = $2", [req.tenant, req.userId]);
   counts.notifyRequestsDeleted = requests.rowCount ?? 0;
-  counts.preferencesDeleted = (prefs.rowCount ?? 0) > 0;
+  // One-click unsubscribes are part of the person's preferences (migration 015), and name them.
+  const clicks = await client.query("DELETE FROM unsubscribes WHERE tenant = $1 AND user_id = $2", [req.tenant, req.userId]);
+  counts.preferencesDeleted = (prefs.rowCount ?? 0) > 0 || (clicks.rowCount ?? 0) > 0;
   const profile = await client.query<{ email: string; phone: string; push_tokens: string[]; webhook_url: string }>(
     "DELETE FROM recipients WHERE tenant = $1 AND user_id = $2 RETURNING email, phone, push_tokens, webhook_url",
     [req.tenant, req.userId],

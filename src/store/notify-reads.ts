@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { CategorySetting, StoredPreferences } from "../domain/preferences.js";
+import { withUnsubscribes, type CategorySetting, type StoredPreferences } from "../domain/preferences.js";
 import { toCategory, toPreferences, type CategoryRow, type PreferencesRow } from "./preferences.js";
 import { toProfile, type ProfileRow, type RecipientProfileRow } from "./recipients.js";
 
@@ -27,6 +27,8 @@ type Row = ProfileRow & {
   c_default_opted_out_channels: CategoryRow["default_opted_out_channels"];
   c_description: string;
   c_updated_at: Date;
+  /** The recipient clicked the category's one-click unsubscribe link (store/unsubscribes.ts). */
+  u_clicked: boolean;
 };
 
 /** The recipient's context for an event of `category` ("" for none); undefined when the tenant has no such recipient. */
@@ -36,7 +38,8 @@ export async function readNotifyContext(db: Queryable, tenant: string, userId: s
             p.opted_out_channels AS p_opted_out_channels, p.categories AS p_categories, p.quiet_start AS p_quiet_start,
             p.quiet_end AS p_quiet_end, p.updated_at AS p_updated_at,
             c.category AS c_category, c.required AS c_required, c.default_opted_out_channels AS c_default_opted_out_channels,
-            c.description AS c_description, c.updated_at AS c_updated_at
+            c.description AS c_description, c.updated_at AS c_updated_at,
+            EXISTS (SELECT 1 FROM unsubscribes u WHERE u.tenant = r.tenant AND u.user_id = r.user_id AND u.category = $3) AS u_clicked
        FROM recipients r
        LEFT JOIN recipient_preferences p ON p.tenant = r.tenant AND p.user_id = r.user_id
        LEFT JOIN notification_categories c ON c.tenant = r.tenant AND c.category = $3
@@ -55,6 +58,8 @@ export async function readNotifyContext(db: Queryable, tenant: string, userId: s
       updated_at: row.p_updated_at,
     });
   }
+  // A click is an unsubscribe like one set in the preferences (channelVerdict reads both the same way).
+  if (row.u_clicked) context.preferences = withUnsubscribes(context.preferences, [category], () => ({ optedOutChannels: [], categories: [] }));
   if (row.c_category !== null) {
     context.setting = toCategory({
       category: row.c_category,

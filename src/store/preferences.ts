@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { Channel } from "../../gen/herald/v1/notification_pb.js";
-import type { CategoryChoice, CategorySetting, StoredPreferences } from "../domain/preferences.js";
+import { withUnsubscribes, type CategoryChoice, type CategorySetting, type StoredPreferences } from "../domain/preferences.js";
 
 // Recipient preferences and tenant categories (migration 011), stored as domain/preferences.ts
 // checked them. Every function takes the tenant.
@@ -28,35 +28,53 @@ const PREFERENCE_COLUMNS = "opted_out_channels, categories, quiet_start, quiet_e
 
 /**
  * The recipient's preferences, read with their profile in one statement: undefined when the
- * tenant has no such recipient; `preferences` undefined when none were set.
+ * tenant has no such recipient; `preferences` undefined when none were set. One-click unsubscribes
+ * (store/unsubscribes.ts) are read in as `unsubscribed` categories; with no preferences row of
+ * their own, `updatedAt` is the latest click.
  */
 export async function getPreferences(
   db: Queryable,
   tenant: string,
   userId: string,
 ): Promise<{ preferences?: StoredPreferences & { updatedAt: Date } } | undefined> {
-  const r = await db.query<PreferencesRow | Record<keyof PreferencesRow, null>>(
-    `SELECT p.opted_out_channels, p.categories, p.quiet_start, p.quiet_end, p.updated_at
+  const r = await db.query<(PreferencesRow | Record<keyof PreferencesRow, null>) & { clicked: string[]; clicked_at: Date | null }>(
+    `SELECT p.opted_out_channels, p.categories, p.quiet_start, p.quiet_end, p.updated_at,
+            ARRAY(SELECT u.category FROM unsubscribes u WHERE u.tenant = r.tenant AND u.user_id = r.user_id ORDER BY u.category) AS clicked,
+            (SELECT max(u.created_at) FROM unsubscribes u WHERE u.tenant = r.tenant AND u.user_id = r.user_id) AS clicked_at
        FROM recipients r LEFT JOIN recipient_preferences p ON p.tenant = r.tenant AND p.user_id = r.user_id
       WHERE r.tenant = $1 AND r.user_id = $2`,
     [tenant, userId],
   );
   const row = r.rows[0];
   if (!row) return undefined;
-  return row.updated_at === null ? {} : { preferences: toPreferences(row) };
+  const own = row.updated_at === null ? undefined : toPreferences(row);
+  const preferences = withUnsubscribes(own, row.clicked, () => ({ optedOutChannels: [], categories: [], updatedAt: row.clicked_at ?? new Date(0) }));
+  return preferences ? { preferences } : {};
 }
 
-/** Replaces the recipient's preferences; undefined when the recipient has no profile (none is created). */
+/**
+ * Replaces the recipient's preferences; undefined when the recipient has no profile (none is
+ * created). Whole, one-click unsubscribes included: the clicks of categories the new preferences
+ * do not keep unsubscribed are deleted in the same statement (GetPreferences showed them as
+ * unsubscribed; leaving one out subscribes the recipient again).
+ */
 export async function setPreferences(db: Queryable, tenant: string, userId: string, p: StoredPreferences): Promise<(StoredPreferences & { updatedAt: Date }) | undefined> {
   const categories = p.categories.map((c) => ({ category: c.category, opted_out_channels: c.optedOutChannels, unsubscribed: c.unsubscribed }));
+  const kept = p.categories.filter((c) => c.unsubscribed).map((c) => c.category);
   const r = await db.query<PreferencesRow>(
-    `INSERT INTO recipient_preferences (tenant, user_id, opted_out_channels, categories, quiet_start, quiet_end)
-     SELECT tenant, user_id, $3::smallint[], $4::jsonb, $5, $6 FROM recipients WHERE tenant = $1 AND user_id = $2
-     ON CONFLICT (tenant, user_id) DO UPDATE
-       SET opted_out_channels = EXCLUDED.opted_out_channels, categories = EXCLUDED.categories,
-           quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, updated_at = now()
-     RETURNING ${PREFERENCE_COLUMNS}`,
-    [tenant, userId, p.optedOutChannels, JSON.stringify(categories), p.quietHours?.start ?? "", p.quietHours?.end ?? ""],
+    `WITH saved AS (
+       INSERT INTO recipient_preferences (tenant, user_id, opted_out_channels, categories, quiet_start, quiet_end)
+       SELECT tenant, user_id, $3::smallint[], $4::jsonb, $5, $6 FROM recipients WHERE tenant = $1 AND user_id = $2
+       ON CONFLICT (tenant, user_id) DO UPDATE
+         SET opted_out_channels = EXCLUDED.opted_out_channels, categories = EXCLUDED.categories,
+             quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, updated_at = now()
+       RETURNING ${PREFERENCE_COLUMNS}
+     ), resubscribed AS (
+       DELETE FROM unsubscribes
+        WHERE tenant = $1 AND user_id = $2 AND NOT (category = ANY($7::text[])) AND EXISTS (SELECT 1 FROM saved)
+     )
+     SELECT * FROM saved`,
+    [tenant, userId, p.optedOutChannels, JSON.stringify(categories), p.quietHours?.start ?? "", p.quietHours?.end ?? "", kept],
   );
   return r.rows[0] ? toPreferences(r.rows[0]) : undefined;
 }

@@ -121,6 +121,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
       // The same for every attempt and every worker, so a repeat can be dropped by the provider.
       idempotencyKey: row.id,
       attempt: dispatch.attempt,
+      category: spec.category,
     };
     // A claimed record still waiting for a send slot when the worker stops is
     // given back (see handle) rather than sent: it has not gone out, so its

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
-import { channelVerdict, type CategorySetting, type StoredPreferences } from "../../src/domain/preferences.js";
+import { channelVerdict, withUnsubscribes, type CategorySetting, type StoredPreferences } from "../../src/domain/preferences.js";
 
 // The one rule that decides whether a notification of a category may go to a recipient on a
 // channel, from their preferences and the tenant's setting for the category.
@@ -53,5 +53,32 @@ describe("channelVerdict", () => {
     expect(channelVerdict(optedIn, "marketing", Channel.SMS, smsOff)).toEqual({ allowed: true });
     // But not their opt-out of the channel for every category.
     expect(channelVerdict({ ...optedIn, optedOutChannels: [Channel.SMS] }, "marketing", Channel.SMS, smsOff)).toMatchObject({ allowed: false, reason: "opted_out" });
+  });
+});
+
+describe("withUnsubscribes", () => {
+  const base = () => ({ optedOutChannels: [], categories: [] });
+
+  it("reads one-click unsubscribes in: a category already chosen keeps its channels, a new one is added; nothing else changes", () => {
+    const own: StoredPreferences = {
+      optedOutChannels: [Channel.PUSH],
+      categories: [{ category: "marketing", optedOutChannels: [Channel.SMS], unsubscribed: false }, { category: "billing", optedOutChannels: [], unsubscribed: false }],
+      quietHours: { start: "22:00", end: "07:00" },
+    };
+    expect(withUnsubscribes(own, ["marketing", "digest"], base)).toEqual({
+      optedOutChannels: [Channel.PUSH],
+      categories: [
+        { category: "marketing", optedOutChannels: [Channel.SMS], unsubscribed: true },
+        { category: "billing", optedOutChannels: [], unsubscribed: false },
+        { category: "digest", optedOutChannels: [], unsubscribed: true },
+      ],
+      quietHours: { start: "22:00", end: "07:00" },
+    });
+    expect(channelVerdict(withUnsubscribes(undefined, ["digest"], base), "digest", Channel.EMAIL)).toMatchObject({ allowed: false, reason: "unsubscribed" });
+  });
+
+  it("without clicks: the preferences as they were, none when there were none", () => {
+    expect(withUnsubscribes(undefined, [], base)).toBeUndefined();
+    expect(withUnsubscribes(none, [], base)).toBe(none);
   });
 });

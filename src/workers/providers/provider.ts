@@ -25,6 +25,21 @@ export interface RenderedMessage {
   idempotencyKey: string;
   /** 1 for the first attempt. */
   attempt: number;
+  /** The notification's category (NotificationSpec.category); "" or absent: none. */
+  category?: string;
+  /**
+   * An email's one-click unsubscribe (RFC 8058), set by the unsubscribe guard
+   * (unsubscribe-guard.ts) for a category the recipient may leave: it becomes the
+   * List-Unsubscribe and List-Unsubscribe-Post headers. Absent: no such headers.
+   */
+  listUnsubscribe?: ListUnsubscribe;
+}
+
+/** Where a recipient unsubscribes: an HTTPS link that takes a one-click POST, and optionally a mailto. */
+export interface ListUnsubscribe {
+  url: string;
+  /** A complete mailto: URI. */
+  mailto?: string;
 }
 
 /** What the provider said when it accepted the message. */

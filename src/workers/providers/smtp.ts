@@ -7,7 +7,7 @@ import { deadline, type Deadline } from "./deadline.js";
 import { excerpt, NETWORK_FAILURES } from "./failure-text.js";
 import { createInFlightSends } from "./in-flight.js";
 import { PermanentError, TransientError } from "../../errors.js";
-import { type Provider, type RenderedMessage } from "./provider.js";
+import { type ListUnsubscribe, type Provider, type RenderedMessage } from "./provider.js";
 
 // Email over SMTP with nodemailer's pooled transport. The SMTP reply decides the class
 // (RFC 5321 §4.2.1): 4yz transient, 5yz permanent, except 503 (bad sequence of commands: the
@@ -41,7 +41,21 @@ export function emailFields(message: RenderedMessage, from: string): SendMailOpt
       // SendGrid's unique_args come back in every event of this message (src/receipts/sendgrid.ts):
       // they bind an event to its notification and tenant. Other relays ignore the header.
       "X-SMTPAPI": smtpApiHeader(message),
+      ...(message.listUnsubscribe ? listUnsubscribeHeaders(message.listUnsubscribe) : {}),
     },
+  };
+}
+
+/**
+ * RFC 8058 one-click unsubscribe: List-Unsubscribe (RFC 2369) with the HTTPS link first, and
+ * List-Unsubscribe-Post, which tells the mailbox provider it may POST `List-Unsubscribe=One-Click`
+ * to that link itself (Gmail's and Yahoo's "Unsubscribe" button). For them to trust it, the DKIM
+ * signature must cover both headers: the relay's signing (SendGrid's, for instance) does.
+ */
+export function listUnsubscribeHeaders(l: ListUnsubscribe): Record<string, string> {
+  return {
+    "List-Unsubscribe": [l.url, ...(l.mailto ? [l.mailto] : [])].map((u) => `<${u}>`).join(", "),
+    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
   };
 }
 
