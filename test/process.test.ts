@@ -49,7 +49,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 const NOTIFICATION_METHODS = [
   "herald.v1.NotificationService/Cancel",
   "herald.v1.NotificationService/Create",
+  "herald.v1.NotificationService/CreateBatch",
   "herald.v1.NotificationService/Get",
+  "herald.v1.NotificationService/Notify",
   "herald.v1.NotificationService/Schedule",
   "herald.v1.NotificationService/WatchStatus",
 ];
@@ -199,7 +201,7 @@ describe("server, relay and scheduler as three processes on one database and pre
       return rows;
     };
 
-    it("HTTP listener (Connect, buf's default): lists the five methods, Creates idempotently, Health is SERVING", async () => {
+    it("HTTP listener (Connect, buf's default): lists the seven methods, Creates idempotently, Health is SERVING", async () => {
       const list = await curl(["--list-methods", site.httpUrl]);
       expect(list, list.stderr).toMatchObject({ code: 0, timedOut: false });
       expect(listed(list)).toEqual(NOTIFICATION_METHODS);
@@ -221,7 +223,7 @@ describe("server, relay and scheduler as three processes on one database and pre
 
     // grpc-js speaks only the gRPC protocol; buf curl's default (Connect) gets HTTP 415 there,
     // so on this port the protocol is named.
-    it("gRPC listener (--protocol grpc): lists the five methods, Creates idempotently, Health is SERVING", async () => {
+    it("gRPC listener (--protocol grpc): lists the seven methods, Creates idempotently, Health is SERVING", async () => {
       const grpcUrl = `http://${site.grpcAddress}`;
       const grpcCurl = (args: string[]) => curl(["--protocol", "grpc", ...args], 8_000);
       const create = ["-H", `authorization: Bearer ${site.apiKey}`, "-d", README_CREATE, `${grpcUrl}/herald.v1.NotificationService/Create`];

@@ -116,7 +116,7 @@ describe.each(versions)("reflection $name", ({ open }) => {
       "herald/v1/notification.proto",
     ]);
     const registry = loadFiles(files);
-    expect(registry.getService(NOTIFICATIONS)?.methods.map((m) => m.name)).toEqual(["Create", "Schedule", "Get", "Cancel", "WatchStatus"]);
+    expect(registry.getService(NOTIFICATIONS)?.methods.map((m) => m.name)).toEqual(["Create", "Schedule", "Get", "Cancel", "WatchStatus", "Notify", "CreateBatch"]);
     expect(registry.getMessage("herald.v1.CreateRequest")?.field.notification?.message?.typeName).toBe("herald.v1.NotificationSpec");
     expect(registry.getMessage("google.protobuf.Timestamp")).toBeDefined();
   });
@@ -232,6 +232,8 @@ describe("buf curl against a real HTTP/2 server", () => {
     "herald.v1.NotificationService/Get",
     "herald.v1.NotificationService/Cancel",
     "herald.v1.NotificationService/WatchStatus",
+    "herald.v1.NotificationService/Notify",
+    "herald.v1.NotificationService/CreateBatch",
     "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
   ];
