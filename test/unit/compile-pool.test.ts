@@ -19,10 +19,16 @@ const pool = (opts: Parameters<typeof createCompilePool>[0]) => {
 const chain = "{{#if a}}".repeat(31) + "x" + "{{/if}}".repeat(31);
 const costly = chain.repeat(8);
 
-/** Until a trivial compile makes its deadline: the thread is up (starting one takes longer than 5 ms). */
-const warm = (p: TemplateCompiler) => waitFor("a warm compile thread", () => p.analyze("{{name}}", "text").then((r) => r.length === 1, () => false), { timeoutMs: 30_000 });
+/**
+ * Until a trivial compile makes its deadline: the thread is up (starting one takes longer than 5 ms).
+ * A probe that misses a 5 ms deadline ends its thread too, so on a loaded machine (CI runs every
+ * file at once) many probes can miss in a row: the wait is long and the probes spaced, to give a new
+ * thread room to start between them.
+ */
+const warm = (p: TemplateCompiler) =>
+  waitFor("a warm compile thread", () => p.analyze("{{name}}", "text").then((r) => r.length === 1, () => false), { timeoutMs: 120_000, everyMs: 100 });
 
-describe("template compile pool", () => {
+describe("template compile pool", { timeout: 300_000 }, () => {
   it("answers required variables and syntax errors from its thread", async () => {
     const p = pool({});
     expect(await p.analyze("Hi {{name}} {{#if vip}}{{perk}}{{/if}}", "text")).toEqual(["name"]);
