@@ -52,6 +52,14 @@ export async function acceptBatch(client: pg.Pool | pg.ClientBase, inputs: reado
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
+ * Whether an idempotency key has expired: it holds for `ttlMs` after the row it made was created
+ * (0: for ever). The one rule for Create's and Notify's keys, on insert and on replay.
+ */
+export function keyExpired(createdAt: Date, ttlMs: number, now: Date): boolean {
+  return ttlMs > 0 && createdAt.getTime() + ttlMs <= now.getTime();
+}
+
+/**
  * The first input of each idempotency key (inputs without one all lead), sorted by (tenant, key):
  * every batch takes unique-index locks in the same order, so two concurrent batches sharing keys
  * wait for each other instead of deadlocking. Shared with Notify's request rows (notify.ts).
@@ -95,7 +103,7 @@ async function retryExpired(
   if (ttlMs <= 0) return;
   const expired = conflicted.filter((l) => {
     const row = existing.get(keyOf(l)!);
-    return row !== undefined && row.created_at.getTime() + ttlMs <= l.now.getTime();
+    return row !== undefined && keyExpired(row.created_at, ttlMs, l.now);
   });
   if (expired.length === 0) return;
   // Conditional on the key still being there: a concurrent release makes this a no-op.

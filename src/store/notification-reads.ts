@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Notification, StatusEvent } from "../../gen/herald/v1/notification_pb.js";
 import { isUuid } from "../domain/ids.js";
+import { keyExpired } from "./accept.js";
 import { withStoreErrors } from "./errors.js";
 import { toNotification, toStatusEvent, type NotificationRow, type StatusEventRow } from "./rows.js";
 
@@ -39,7 +40,7 @@ export async function findByIdempotencyKey(
     const found = await pool.query<NotificationRow>("SELECT * FROM notifications WHERE tenant = $1 AND idempotency_key = $2", [input.tenant, input.key]);
     const row = found.rows[0];
     if (!row || !row.request_hash?.equals(input.requestHash)) return undefined;
-    if (input.ttlMs > 0 && row.created_at.getTime() + input.ttlMs <= input.now.getTime()) return undefined;
+    if (keyExpired(row.created_at, input.ttlMs, input.now)) return undefined;
     return toNotification(row);
   });
 }

@@ -3,7 +3,7 @@ import type { Channel, Notification } from "../../gen/herald/v1/notification_pb.
 import type { SkipReason } from "../../gen/herald/v1/notification_service_pb.js";
 import type { Skip } from "../domain/fanout.js";
 import { InvalidInputError } from "../errors.js";
-import { acceptBatch, keyLeaders, unstorableField } from "./accept.js";
+import { acceptBatch, keyExpired, keyLeaders, unstorableField } from "./accept.js";
 import type { AcceptInput } from "./accept-statement.js";
 import { inTransaction } from "./db.js";
 import { withStoreErrors } from "./errors.js";
@@ -75,7 +75,7 @@ export async function replayNotify(
   q: { tenant: string; key: string; requestHash: Buffer; now: Date; ttlMs: number },
 ): Promise<NotifyOutcome | undefined> {
   const row = (await loadByKeys(pool, [{ tenant: q.tenant, idempotencyKey: q.key }])).values().next().value;
-  if (!row || (q.ttlMs > 0 && row.created_at.getTime() + q.ttlMs <= q.now.getTime())) return undefined;
+  if (!row || keyExpired(row.created_at, q.ttlMs, q.now)) return undefined;
   if (!row.request_hash?.equals(q.requestHash)) return { kind: "key_conflict" };
   const stored = await loadNotifications(pool, [row.id]);
   return { kind: "duplicate", notifyId: row.id, notifications: stored.get(row.id) ?? [], skipped: row.skipped };
@@ -97,7 +97,7 @@ export async function acceptNotifies(client: pg.ClientBase, inputs: readonly Not
     // A key older than the window is released and this request made again, once (accept.ts).
     const expired = conflicted.filter((l) => {
       const row = existing.get(keyOf(l)!);
-      return row !== undefined && row.created_at.getTime() + ttlMs <= l.now.getTime();
+      return row !== undefined && keyExpired(row.created_at, ttlMs, l.now);
     });
     if (expired.length > 0) {
       await client.query(

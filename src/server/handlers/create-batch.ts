@@ -63,7 +63,7 @@ export function createBatchHandler(deps: CreateBatchDeps) {
     const slots = await mapLimit(req.items, batchLimits.concurrency, async (item, i): Promise<Slot> => {
       const path = `items[${i}].${item.item.case ? itemName[item.item.case] + "." : ""}`;
       try {
-        return await prepareItem(prepare, item, by, deps);
+        return await prepareItem(prepare, item, by);
       } catch (err) {
         return { kind: "done", result: failed(err, path) };
       }
@@ -91,10 +91,9 @@ export function createBatchHandler(deps: CreateBatchDeps) {
 }
 
 async function prepareItem(
-  prepare: Parameters<typeof prepareCreate>[0] & Omit<NotifyDeps, "clock" | "metrics">,
+  deps: Parameters<typeof prepareCreate>[0] & Omit<NotifyDeps, "clock" | "metrics">,
   item: BatchItem,
   by: Asker,
-  deps: Pick<AcceptDeps, "newId" | "maxAttempts">,
 ): Promise<Slot> {
   const accept = (input: Prepared, method: "create" | "schedule"): Slot => {
     const field = unstorableField({ ...input, id: "", maxAttempts: 0 });
@@ -103,14 +102,14 @@ async function prepareItem(
   };
   switch (item.item.case) {
     case "create":
-      return accept(await prepareCreate(prepare, item.item.value, by), "create");
+      return accept(await prepareCreate(deps, item.item.value, by), "create");
     case "schedule": {
-      const prepared = await prepareSchedule(prepare, item.item.value, by);
+      const prepared = await prepareSchedule(deps, item.item.value, by);
       if ("replay" in prepared) return { kind: "done", result: create(BatchResultSchema, { result: { case: "notification", value: prepared.replay } }) };
       return accept(prepared, "schedule");
     }
     case "notify": {
-      const prepared = await prepareNotify(prepare, item.item.value, by);
+      const prepared = await prepareNotify(deps, item.item.value, by);
       if ("replay" in prepared) return { kind: "done", result: create(BatchResultSchema, { result: { case: "notify", value: notifyAnswer(prepared.replay) } }) };
       const field = unstorableNotifyField(prepared);
       if (field) throw new InvalidInputError(`${field}: must not contain NUL or unpaired surrogates`);
