@@ -1,4 +1,4 @@
-import { createServer } from "node:net";
+import { freePorts } from "./support/processes.js";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, Status } from "../gen/herald/v1/notification_pb.js";
@@ -29,19 +29,10 @@ let hooks: WebhookReceiver;
 let sendgrid: SendgridEventPoster;
 let publicUrl: string;
 
-/** A port free right now, for the HTTP listener: the public URL must be known before it starts. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 beforeAll(async () => {
   [twilio, smtp, hooks] = await Promise.all([startTwilioStandIn(twilioCreds), startSmtpStandIn(), startWebhookReceiver({ secret: webhookSecret })]);
   sendgrid = createSendgridEventPoster();
-  const port = await freePort();
+  const port = (await freePorts(1))[0]!;
   publicUrl = `http://127.0.0.1:${port}`;
   herald = await startTestHerald({
     roles: ["server", "relay", "scheduler", "worker"],

@@ -1,4 +1,4 @@
-import { createServer } from "node:net";
+import { freePorts } from "./support/processes.js";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Channel, Status } from "../gen/herald/v1/notification_pb.js";
@@ -26,18 +26,9 @@ let publicUrl: string;
 /** The deployment's own codec: to make a token for a required category, as a link sent before it became required. */
 let deploymentTokens: UnsubscribeTokens;
 
-/** A port free right now, for the HTTP listener: the public URL must be known before it starts. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 beforeAll(async () => {
   smtp = await startSmtpStandIn();
-  const port = await freePort();
+  const port = (await freePorts(1))[0]!;
   publicUrl = `http://127.0.0.1:${port}`;
   herald = await startTestHerald({
     roles: ["server", "relay", "scheduler", "worker"],
