@@ -24,6 +24,10 @@ export interface Config {
     topicPrefix: string;
     partitions: number;
     retentionMs: number;
+    /** Replicas of each topic Herald creates; 0: the broker's default.replication.factor. */
+    replication: number;
+    /** The topics' min.insync.replicas (acks=all then needs this many copies); 0: the broker's default. */
+    minInsyncReplicas: number;
     /** Every Herald consumer group (workers, status feed): how soon a dead member's partitions move. */
     group: ConsumerGroupConfig;
   };
@@ -148,6 +152,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
       topicPrefix: env.HERALD_TOPIC_PREFIX ?? "",
       partitions: int(env, "HERALD_TOPIC_PARTITIONS", 6, 1, 1000),
       retentionMs: int(env, "HERALD_TOPIC_RETENTION_MS", 7 * 24 * 3600 * 1000, 60_000),
+      ...replication(env),
       group: consumerGroup(env),
     },
     apiKeys,
@@ -329,4 +334,17 @@ function cidrs(env: Env, name: string, fallback: string[]): string[] {
     throw new ConfigError(`${name}: ${(err as Error).message}`);
   }
   return entries;
+}
+
+// A topic whose min.insync.replicas exceeds its replicas accepts no acks=all write at all: every
+// publish would fail with NOT_ENOUGH_REPLICAS, so the pair is refused here rather than there.
+function replication(env: Env): { replication: number; minInsyncReplicas: number } {
+  const replication = int(env, "HERALD_TOPIC_REPLICATION", 0, 0, 32);
+  const minInsyncReplicas = int(env, "HERALD_TOPIC_MIN_INSYNC_REPLICAS", 0, 0, 32);
+  if (replication > 0 && minInsyncReplicas > replication) {
+    throw new ConfigError(
+      `HERALD_TOPIC_MIN_INSYNC_REPLICAS: ${minInsyncReplicas} exceeds HERALD_TOPIC_REPLICATION (${replication}); no write could ever be acknowledged`,
+    );
+  }
+  return { replication, minInsyncReplicas };
 }

@@ -5,6 +5,10 @@ import { sleep } from "../loop/sleep.js";
 export interface TopicSettings {
   partitions: number;
   retentionMs: number;
+  /** Replicas per partition; 0 or absent: the broker's default.replication.factor. */
+  replication?: number;
+  /** The topic's min.insync.replicas; 0 or absent: the broker's default. */
+  minInsyncReplicas?: number;
 }
 
 /**
@@ -21,10 +25,15 @@ export async function ensureTopics(
 ): Promise<string[]> {
   const existing = await describeTopics(admin, names);
   const missing = names.filter((n) => !existing.has(n));
-  for (const [name, partitions] of existing) {
+  const { replication = 0, minInsyncReplicas = 0 } = settings;
+  for (const [name, { partitions, replicas }] of existing) {
     // Partitions are never added behind an operator's back: it changes which partition a key maps to.
     if (partitions < settings.partitions) {
       log.warn({ topic: name, partitions, wanted: settings.partitions }, "kafka topic has fewer partitions than configured");
+    }
+    // Nor replicas: a reassignment moves data between brokers and is the operator's to plan.
+    if (replicas < replication) {
+      log.warn({ topic: name, replicas, wanted: replication }, "kafka topic has fewer replicas than configured; a lost broker can lose its records");
     }
   }
   let created: string[] = [];
@@ -37,24 +46,35 @@ export async function ensureTopics(
       topics: missing.map((topic) => ({
         topic,
         numPartitions: settings.partitions,
-        configEntries: [{ name: "retention.ms", value: String(settings.retentionMs) }],
+        // -1: the broker's default.replication.factor (KIP-464).
+        replicationFactor: replication > 0 ? replication : -1,
+        configEntries: [
+          { name: "retention.ms", value: String(settings.retentionMs) },
+          ...(minInsyncReplicas > 0 ? [{ name: "min.insync.replicas", value: String(minInsyncReplicas) }] : []),
+        ],
       })),
     });
     // On false we cannot tell which ones we created; report none rather than guess.
     created = ok ? missing : [];
-    if (created.length > 0) log.info({ topics: created, partitions: settings.partitions }, "kafka topics created");
+    if (created.length > 0) log.info({ topics: created, partitions: settings.partitions, replication, minInsyncReplicas }, "kafka topics created");
   }
   await waitForLeaders(admin, names, timeoutMs);
   return created;
 }
 
-/** Partition count per existing topic (full names); missing topics are absent from the map. */
-export async function describeTopics(admin: Admin, names: readonly string[]): Promise<Map<string, number>> {
+export interface TopicShape {
+  partitions: number;
+  /** Replicas of its least replicated partition. */
+  replicas: number;
+}
+
+/** Partition and replica counts per existing topic (full names); missing topics are absent from the map. */
+export async function describeTopics(admin: Admin, names: readonly string[]): Promise<Map<string, TopicShape>> {
   const all = new Set(await admin.listTopics());
   const present = names.filter((n) => all.has(n));
   if (present.length === 0) return new Map();
   const { topics } = await admin.fetchTopicMetadata({ topics: present });
-  return new Map(topics.map((t) => [t.name, t.partitions.length]));
+  return new Map(topics.map((t) => [t.name, { partitions: t.partitions.length, replicas: Math.min(...t.partitions.map((p) => p.replicas.length)) }]));
 }
 
 async function waitForLeaders(admin: Admin, names: readonly string[], timeoutMs: number): Promise<void> {

@@ -1,6 +1,6 @@
 import { Kafka as KafkaJS, logLevel, type Admin } from "kafkajs";
 import type { Logger } from "../log.js";
-import { describeTopics, ensureTopics, type TopicSettings } from "./admin.js";
+import { describeTopics, ensureTopics, type TopicSettings, type TopicShape } from "./admin.js";
 import { createConsumer, type ConsumerOptions, type KafkaConsumer } from "./consumer.js";
 import { createProducer, type KafkaProducer } from "./producer.js";
 import { bounded, classified } from "./errors.js";
@@ -33,8 +33,8 @@ export interface KafkaOptions {
 export interface Kafka {
   /** Creates missing topics (logical names, prefixed here) and waits for their leaders; returns the logical names created. */
   ensureTopics(logicalNames: readonly string[], settings: TopicSettings): Promise<string[]>;
-  /** Partition count per existing topic, by logical name. */
-  describeTopics(logicalNames: readonly string[]): Promise<Map<string, number>>;
+  /** Partition and replica counts per existing topic, by logical name. */
+  describeTopics(logicalNames: readonly string[]): Promise<Map<string, TopicShape>>;
   /** Consumer lag per partition of each group's topic (logical names in and out); see lag.ts. */
   consumerLag(pairs: readonly GroupTopic[]): Promise<PartitionLag[]>;
   producer(): KafkaProducer;

@@ -121,12 +121,13 @@ export async function prepareRuntime(rt: Runtime, needs: RuntimeNeeds = everythi
   });
   const topics = needs.kafka
     ? rt.waitFor("kafka", async () => {
-        const { partitions, retentionMs } = config.kafka;
-        await kafka.ensureTopics(allTopics().filter((t) => t !== STATUS_TOPIC), { partitions, retentionMs });
+        const { partitions, retentionMs, replication, minInsyncReplicas } = config.kafka;
+        const durability = { retentionMs, replication, minInsyncReplicas };
+        await kafka.ensureTopics(allTopics().filter((t) => t !== STATUS_TOPIC), { partitions, ...durability });
         // One partition: the status feed is read whole, in position order, by every API instance
         // (an older topic with more partitions still works: out-of-order records are filled from
         // PostgreSQL, at the cost of a query per gap).
-        await kafka.ensureTopics([STATUS_TOPIC], { partitions: 1, retentionMs });
+        await kafka.ensureTopics([STATUS_TOPIC], { partitions: 1, ...durability });
       })
     : undefined;
   await Promise.all([database, topics]);

@@ -1,11 +1,10 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { REPO } from "./processes.js";
+import { freePorts, REPO } from "./processes.js";
 
 // A Kafka broker of its own for a test that stops and restarts Kafka, so tests using the shared
 // broker on 9092 in parallel are not disturbed. It runs scripts/kafka.sh with its own KAFKA_DIR
@@ -67,25 +66,4 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
     throw err;
   }
   return broker;
-}
-
-// Ports the kernel just handed out and nobody holds now. Another process could take one before
-// the broker binds it; kafka.sh then fails clearly (port in use) rather than joining the wrong broker.
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => {
-      const server = createServer();
-      return new Promise<ReturnType<typeof createServer>>((ok, fail) => {
-        server.once("error", fail);
-        server.listen(0, "127.0.0.1", () => ok(server));
-      });
-    }),
-  );
-  const ports = servers.map((s) => {
-    const address = s.address();
-    if (address === null || typeof address === "string") throw new Error("no port");
-    return address.port;
-  });
-  await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
-  return ports;
 }
