@@ -1,11 +1,12 @@
 import { cpus } from "node:os";
-import { startStack, type Stack } from "../lib/stack.js";
+import { startStack } from "../lib/stack.js";
 import { startSlowProvider, type SlowProvider } from "../lib/slow-provider.js";
-import { downsample, perSecond, summarize } from "../lib/stats.js";
+import { downsample, summarize } from "../lib/stats.js";
 import type { Figure, LatencySeries, Ratio, Scenario, ScenarioResult, TargetCheck, TimeSeries } from "../lib/result.js";
-import { closedLoop, epochMs, openLoop, type LoadRun, type Target } from "../alternatives/http-load.js";
+import { closedLoop, openLoop, type LoadRun, type Target } from "../alternatives/http-load.js";
 import { startBullmq, startSync } from "../alternatives/systems.js";
 import { cpuByProcess } from "../alternatives/cpu.js";
+import { drain, drainFigure, heraldCreate, notifyTarget, poll, type Drain } from "../alternatives/drain.js";
 
 // Issue 5, scenario 6: what users would pick instead, on the same machine in the same run.
 // (a) the synchronous design: POST /notify calls the provider inside the request;
@@ -41,46 +42,6 @@ const PLANS: Record<"quick" | "full", Plan> = {
   full: { apiSeconds: 10, warmupSeconds: 2, backlog: 5000, rate: 300, rateSeconds: 10, drainTimeoutS: 60, e2eTimeoutS: 30 },
 };
 
-const phone = (i: number) => `+1555${String(i % 10_000_000).padStart(7, "0")}`;
-const text = (i: number) => `Your sign-in code is ${String(100_000 + (i % 900_000))}`;
-
-/** POST /notify of the sync server and of BullMQ's producer. */
-const notifyTarget = (url: string): Target => ({
-  url,
-  body: (i) => JSON.stringify({ to: phone(i), text: text(i) }),
-  idOf: (json) => (json as { id?: string }).id,
-});
-
-/**
- * Herald's Create through its Connect endpoint (JSON over HTTP/1.1, the same client as the
- * others). One recipient per notification: Herald keeps per-recipient order, the others do not.
- */
-const heraldCreate = (stack: Stack, channel: "sms" | "email"): Target => ({
-  url: `${stack.httpUrl}/herald.v1.NotificationService/Create`,
-  headers: { authorization: `Bearer ${stack.apiKey}`, "connect-protocol-version": "1" },
-  body: (i) =>
-    JSON.stringify({
-      notification: {
-        channel: channel === "sms" ? "CHANNEL_SMS" : "CHANNEL_EMAIL",
-        recipient: channel === "sms" ? { userId: `user-${i}`, phone: phone(i) } : { userId: `user-${i}`, email: `user${i}@example.com` },
-        content: { subject: "Sign-in code", text: text(i) },
-      },
-    }),
-  idOf: (json) => (json as { notification?: { id?: string } }).notification?.id,
-});
-
-interface Drain {
-  /** Messages that arrived (all of the backlog unless the drain ran out of time). */
-  n: number;
-  queued: number;
-  /** Deliveries/s between the first and the last arrival at the provider (steady state). */
-  perSecond: number;
-  /** Seconds from starting the worker process to the last arrival (start-up and group join included). */
-  wallS: number;
-  duplicates: number;
-  points: Array<[number, number]>;
-}
-
 interface EndToEnd {
   api: LoadRun;
   /** Milliseconds from when each request was due to its arrival at the provider. */
@@ -92,35 +53,14 @@ interface EndToEnd {
   cpuMsPerByProcess: Record<string, number>;
 }
 
+const drainPlan = (plan: Plan) => ({ backlog: plan.backlog, concurrency: API_CONCURRENCY, drainTimeoutS: plan.drainTimeoutS });
+
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const rps = (r: LoadRun) => r.ok / r.elapsedS;
 const round1 = (n: number) => Math.round(n * 10) / 10;
 
 async function apiRun(target: Target, plan: Plan, firstIndex: number): Promise<LoadRun> {
   return closedLoop(target, { concurrency: API_CONCURRENCY, seconds: plan.apiSeconds, warmupSeconds: plan.warmupSeconds, firstIndex });
-}
-
-/** Queues `plan.backlog` through the API, waits until it is queued, starts the worker, times the drain at the provider. */
-async function drain(provider: SlowProvider, create: Target, plan: Plan, firstIndex: number, settle: () => Promise<void>, startWorker: () => Promise<unknown>): Promise<Drain> {
-  await provider.reset();
-  const created = await closedLoop(create, { concurrency: API_CONCURRENCY, seconds: Infinity, count: plan.backlog, firstIndex });
-  if (created.errors) throw new Error(`backlog: ${created.errors} requests failed (${created.firstError})`);
-  await settle();
-  const t0 = epochMs();
-  await startWorker();
-  const arrived = await provider.waitForArrivals(created.ok, plan.drainTimeoutS * 1000).catch(() => provider.arrivals());
-  const times = [...arrived.at.values()].sort((a, b) => a - b);
-  const first = times[0]!;
-  const last = times.at(-1)!;
-  if (times.length < 2) throw new Error(`drain: ${times.length} of ${created.ok} messages reached the provider in ${plan.drainTimeoutS} s`);
-  return {
-    n: times.length,
-    queued: created.ok,
-    perSecond: (times.length - 1) / ((last - first) / 1000),
-    wallS: (last - t0) / 1000,
-    duplicates: arrived.duplicates,
-    points: perSecond(times, first),
-  };
 }
 
 /** Offers `plan.rate` requests/s for `plan.rateSeconds`, then waits for each accepted one at the provider. */
@@ -139,14 +79,6 @@ async function endToEnd(provider: SlowProvider, target: Target, plan: Plan, firs
   const cpuMsPerByProcess = Object.fromEntries(Object.keys(pids).map((name) => [name, perNotification(cpu1[name]! - cpu0[name]!)]));
   const cpuMsPer = perNotification(Object.keys(pids).reduce((sum, name) => sum + cpu1[name]! - cpu0[name]!, 0));
   return { api, e2e, missing: api.sent.size - e2e.length, cpuMsPer, cpuMsPerByProcess };
-}
-
-async function poll(what: string, done: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not done within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const apiFigure = (name: string, r: LoadRun): Figure => ({
@@ -169,12 +101,6 @@ const e2eFigure = (name: string, plan: Plan, r: EndToEnd): Figure => ({
     "CPU ms/notification": r.cpuMsPer,
     "CPU ms/notification by process": Object.entries(r.cpuMsPerByProcess).map(([name, ms]) => `${name} ${ms}`).join(" · "),
   },
-});
-
-const drainFigure = (name: string, d: Drain): Figure => ({
-  name,
-  throughput: { value: Math.round(d.perSecond), unit: "deliveries/s" },
-  extra: { n: d.n, "not drained in time": d.queued - d.n, "wall s (incl. worker start)": Math.round(d.wallS * 10) / 10, "duplicate sends": d.duplicates },
 });
 
 export const run: Scenario = async (ctx) => {
@@ -208,7 +134,7 @@ export const run: Scenario = async (ctx) => {
       bullApi = await apiRun(notifyTarget(bull.url), plan, next(1_000_000));
       await bull.drain();
       step(`bullmq: ${fmt(rps(bullApi))} enqueues/s; draining ${fmt(plan.backlog)}`);
-      bullDrain = await drain(provider, notifyTarget(bull.url), plan, next(1_000_000), async () => {}, () => bull.startWorker(WORKER_CONCURRENCY));
+      bullDrain = await drain(provider, notifyTarget(bull.url), drainPlan(plan), next(1_000_000), async () => {}, async () => (await bull.startWorker(WORKER_CONCURRENCY)).proc.pid, bull.processes());
       step(`bullmq: ${fmt(bullDrain.perSecond)} deliveries/s; ${plan.rate}/s offered end to end`);
       bullE2e = await endToEnd(provider, notifyTarget(bull.url), plan, next(1_000_000), bull.processes());
     } finally {
@@ -233,10 +159,11 @@ export const run: Scenario = async (ctx) => {
       heraldDrain = await drain(
         provider,
         heraldCreate(stack, "sms"),
-        plan,
+        drainPlan(plan),
         next(1_000_000),
         () => poll("relay publishing the backlog", async () => (await unpublished()) === 0),
-        () => stack.start("worker:sms"),
+        async () => (await stack.start("worker:sms")).proc.pid,
+        { server: stack.pid("server"), relay: stack.pid("relay"), scheduler: stack.pid("scheduler") },
       );
       step(`herald: ${fmt(heraldDrain.perSecond)} deliveries/s; ${plan.rate}/s offered end to end`);
       const heraldPids = Object.fromEntries((["server", "relay", "scheduler", "worker:sms"] as const).map((r) => [r, stack.pid(r)!]));

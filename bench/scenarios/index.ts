@@ -22,4 +22,5 @@ export const scenarios: ScenarioEntry[] = [
   { id: "retention", load: async () => (await import("./retention.js")).run },
   { id: "bulk", load: async () => (await import("./bulk.js")).run },
   { id: "writes", load: async () => (await import("./writes.js")).run },
+  { id: "drain", load: async () => (await import("./drain.js")).run },
 ];
