@@ -1,6 +1,6 @@
 import { connect } from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Channel, createHeraldClient, type HeraldClient } from "../src/client/index.js";
+import { Channel, createHeraldClient, createRecipientClient, type HeraldClient } from "../src/client/index.js";
 import { createTestDatabase, type TestDatabase } from "./support/db.js";
 import { SpanKindCode, startOtlpCollector, type CollectedSpan, type OtlpCollector } from "./support/otlp-collector.js";
 import { heraldSite, outputTail, REPO, spawnHerald, stopAll, type HeraldProcess, type HeraldSite } from "./support/processes.js";
@@ -270,6 +270,45 @@ describe("tracing on: OTEL_EXPORTER_OTLP_ENDPOINT set", { timeout: 180_000 }, ()
     expect(spans.every((s) => s.traceId === CALLER_TRACE.replace(/^4/, "7"))).toBe(true);
     expect(one(spans, "herald.accept", SpanKindCode.internal).parentSpanId).toBe(CALLER_SPAN);
     expectOneTree(spans, CALLER_SPAN);
+  });
+
+  it("a Notify and a CreateBatch are one accept span each, and every notification they store is delivered in that trace", async () => {
+    const recipients = createRecipientClient({ address: site.grpcAddress, apiKey: site.apiKey });
+    try {
+      await recipients.putRecipient({ recipient: { userId: "u-notify-traced", email: "grace@example.com" } });
+    } finally {
+      recipients.close();
+    }
+    const notified = await client.notify(
+      { userId: "u-notify-traced", body: { case: "content", value: { subject: "Hi", text: "Hello" } } },
+      { headers: { traceparent: `00-${CALLER_TRACE.replace(/^4/, "8")}-${CALLER_SPAN}-01` } },
+    );
+    expect(notified.notifications.map((n) => n.channel)).toEqual([Channel.EMAIL]);
+    const batch = await client.createBatch({
+      items: ["u-batch-1", "u-batch-2"].map((userId) => ({ item: { case: "create" as const, value: { notification: email(userId) } } })),
+    });
+    const batchIds = batch.results.map((r) => (r.result.case === "notification" ? r.result.value.id : ""));
+
+    for (const [method, ids, key, value] of [
+      ["Notify", notified.notifications.map((n) => n.id), "herald.notify_id", notified.notifyId],
+      ["CreateBatch", batchIds, "herald.batch_items", 2],
+    ] as const) {
+      const spans = await waitFor(`the ${method} trace, every notification sent`, () => {
+        const accept = collector.spans().find((s) => s.name === "herald.accept" && s.attributes["rpc.method"] === method);
+        if (!accept) return undefined;
+        const trace = collector.spans().filter((s) => s.traceId === accept.traceId);
+        const sent = trace.filter((s) => s.name === "process herald.email" && ids.includes(s.attributes["herald.notification_id"] as string));
+        return sent.length === ids.length && trace.filter((s) => s.name === "herald.status" && s.attributes["herald.status"] === "sent").length === ids.length && orphansOf(trace).length === 1
+          ? trace
+          : undefined;
+      }, { timeoutMs: 60_000 });
+      const accept = one(spans, "herald.accept", SpanKindCode.internal);
+      expect(accept.attributes[key], method).toBe(value);
+      const publishes = spans.filter((s) => s.name === "send herald.email" && s.kind === SpanKindCode.producer);
+      expect(publishes.map((s) => s.parentSpanId), method).toEqual(ids.map(() => accept.spanId));
+      if (method === "Notify") expect(spans.every((s) => s.traceId === CALLER_TRACE.replace(/^4/, "8"))).toBe(true);
+    }
+    expect(JSON.stringify(collector.spans())).not.toContain("grace@example.com");
   });
 
   it("the processes loaded the SDK and its instrumentations (the probe below can tell)", async () => {

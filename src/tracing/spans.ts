@@ -47,28 +47,33 @@ async function within<T>(span: Span, parent: Context, fn: () => Promise<T>, onRe
   }
 }
 
+/** The RPCs that store notifications: each call is one `herald.accept` span. */
+export type AcceptMethod = "Create" | "Schedule" | "Notify" | "CreateBatch";
+
 /**
- * `herald.accept`: one Create or Schedule being stored. Its parent is the RPC's server span (the
- * grpc and http instrumentations continue the caller's traceparent) or, where no instrumentation
- * made one (Connect over HTTP/2), the caller's `traceparent` header itself. `fn` gets the
- * traceparent to store with the notification: this span's, so everything that follows hangs
- * under it; undefined when tracing is off.
+ * `herald.accept`: one Create, Schedule, Notify or CreateBatch being stored. Its parent is the
+ * RPC's server span (the grpc and http instrumentations continue the caller's traceparent) or,
+ * where no instrumentation made one (Connect over HTTP/2), the caller's `traceparent` header
+ * itself. `fn` gets the traceparent to store with the notification(s): this span's, so everything
+ * that follows (for a fan-out or a batch, every notification's publish and delivery) hangs under
+ * it; undefined when tracing is off. `attributes` describe the call, `outcome` its result.
  */
-export function traceAccept<T extends { id: string }>(
-  method: "Create" | "Schedule",
+export function traceAccept<T>(
+  method: AcceptMethod,
   callerTraceparent: () => string | null | undefined,
-  channel: () => string,
+  attributes: () => Attributes,
   fn: (traceparent: string | undefined) => Promise<T>,
+  outcome?: (value: T) => Attributes,
 ): Promise<T> {
   if (!tracingOn()) return fn(undefined);
   const parent = parentContext(trace.getSpanContext(context.active()) ? undefined : callerTraceparent());
   const span = tracer.startSpan(
     "herald.accept",
-    { kind: SpanKind.INTERNAL, attributes: { "rpc.service": "herald.v1.NotificationService", "rpc.method": method, "herald.channel": channel() } },
+    { kind: SpanKind.INTERNAL, attributes: { "rpc.service": "herald.v1.NotificationService", "rpc.method": method, ...attributes() } },
     parent,
   );
   const traceparent = formatTraceparent(span.spanContext());
-  return within(span, parent, () => fn(traceparent), (n) => span.setAttribute("herald.notification_id", n.id));
+  return within(span, parent, () => fn(traceparent), outcome && ((value) => span.setAttributes(outcome(value))));
 }
 
 /** What the relay needs of a record to trace its publish (a KafkaRecord has it). */

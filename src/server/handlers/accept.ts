@@ -51,8 +51,9 @@ export function accept(
   return traceAccept(
     input.status === Status.SCHEDULED ? "Schedule" : "Create",
     () => ctx.requestHeader.get("traceparent"),
-    () => channelName(input.spec.channel),
+    () => ({ "herald.channel": channelName(input.spec.channel) }),
     (traceparent) => store(deps, traceparent ? { ...input, traceparent } : input, ctx),
+    (n) => ({ "herald.notification_id": n.id }),
   );
 }
 

@@ -18,9 +18,10 @@ import type { AcceptInput } from "../../store/accept-statement.js";
 import { storeBatch } from "../../store/batch.js";
 import { unstorableNotifyField, type NotifyInput, type NotifyOutcome } from "../../store/notify.js";
 import type { TemplateStore } from "../../store/templates.js";
+import { traceAccept } from "../../tracing/spans.js";
 import { callInfo, clientGone } from "../call-info.js";
 import type { AcceptDeps } from "./accept.js";
-import { countNotified, notifyAnswer, prepareNotify, type NotifyDeps } from "./notify.js";
+import { countNotified, notifyAnswer, prepareNotify, withTraceparent, type NotifyDeps } from "./notify.js";
 import { prepareCreate, prepareSchedule, type Asker, type Prepared } from "./prepare.js";
 import { createTemplatePin } from "./template-ref.js";
 
@@ -76,7 +77,20 @@ export function createBatchHandler(deps: CreateBatchDeps) {
     }
     const accepts = slots.flatMap((s) => (s.kind === "accept" ? [s.input] : []));
     const notifies = slots.flatMap((s) => (s.kind === "notify" ? [s.input] : []));
-    const stored = await storeBatch(deps.pool, { accepts, notifies }, ttlMs);
+    // One accept span for the batch: every notification it stores continues that trace.
+    const stored = await traceAccept(
+      "CreateBatch",
+      () => ctx.requestHeader.get("traceparent"),
+      () => ({ "herald.batch_items": req.items.length }),
+      (traceparent) =>
+        storeBatch(
+          deps.pool,
+          traceparent
+            ? { accepts: accepts.map((a) => ({ ...a, traceparent })), notifies: notifies.map((n) => withTraceparent(n, traceparent)) }
+            : { accepts, notifies },
+          ttlMs,
+        ),
+    );
 
     let a = 0;
     let f = 0;

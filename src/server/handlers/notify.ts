@@ -18,6 +18,7 @@ import { withStoreErrors } from "../../store/errors.js";
 import { readNotifyContext } from "../../store/notify-reads.js";
 import { replayNotify, storeNotify, type NotifyInput, type NotifyOutcome } from "../../store/notify.js";
 import { findSuppressions } from "../../store/suppressions.js";
+import { traceAccept } from "../../tracing/spans.js";
 import { callInfo } from "../call-info.js";
 import type { PinTemplate } from "./template-ref.js";
 import type { Asker } from "./prepare.js";
@@ -45,10 +46,21 @@ export function notifyHandler(deps: NotifyDeps) {
     const call = callInfo(ctx);
     const prepared = await prepareNotify(deps, req, { tenant: call.tenant, requestId: call.requestId, now: new Date(deps.clock.now()) });
     if ("replay" in prepared) return notifyAnswer(prepared.replay);
-    const outcome = await storeNotify(deps.pool, prepared, ttlMs);
+    const outcome = await traceAccept(
+      "Notify",
+      () => ctx.requestHeader.get("traceparent"),
+      () => ({ "herald.notify_id": prepared.id }),
+      (traceparent) => storeNotify(deps.pool, withTraceparent(prepared, traceparent), ttlMs),
+      (o) => ({ "herald.notifications": o.kind === "key_conflict" ? 0 : o.notifications.length }),
+    );
     if (outcome.kind === "created") countNotified(deps, outcome.notifications);
     return notifyAnswer(outcome);
   };
+}
+
+/** The fan-out with the accept span's traceparent on every notification (tracing off: as it is). */
+export function withTraceparent(input: NotifyInput, traceparent: string | undefined): NotifyInput {
+  return traceparent ? { ...input, notifications: input.notifications.map((n) => ({ ...n, traceparent })) } : input;
 }
 
 /** herald_accepted_total{method="notify"} for each notification a fan-out created. */
