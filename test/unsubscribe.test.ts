@@ -180,6 +180,22 @@ describe("one-click unsubscribe", () => {
     expect(notified.skipped.map((s) => s.reason)).toEqual([SkipReason.UNSUBSCRIBED]);
   });
 
+  it("a send is held to the recipient's channel opt-outs as they stand at send (Create checks none at accept), as Notify would be", async () => {
+    const userId = user("late");
+    await recipients.putRecipient({ recipient: { userId, email: "late@example.com" } });
+    // Create does not read preferences, so only the send can honour them: an email of a category
+    // the recipient opted out of on email, and one of a category off on email by default.
+    await recipients.setPreferences({ preferences: { userId, categories: [{ category: "digest", optedOutChannels: [Channel.EMAIL] }] } });
+    const optedOut = await createEmail(userId, "late@example.com", "digest");
+    expect(await settled(optedOut)).toEqual({ status: Status.FAILED, lastError: "not sent: the recipient opted out of CHANNEL_EMAIL for digest; SetPreferences changes that" });
+    await recipients.putCategory({ category: { category: "weekly", defaultOptedOutChannels: [Channel.EMAIL] } });
+    const byDefault = await createEmail(user("never-chose"), "never@example.com", "weekly");
+    expect(await settled(byDefault)).toEqual({ status: Status.FAILED, lastError: "not sent: weekly is off on CHANNEL_EMAIL unless the recipient opts in; SetPreferences changes that" });
+    // Another category still goes out, and no provider was asked for the two refused.
+    await sentEmail(userId, "late@example.com", "news");
+    expect(smtp.messages.filter((m) => [optedOut, byDefault].includes(m.headers["x-herald-notification-id"] ?? ""))).toEqual([]);
+  });
+
   it("refuses a forged, altered or malformed link with 403 and changes nothing", async () => {
     const grace = user("grace");
     await recipients.putRecipient({ recipient: { userId: grace, email: "grace@example.com" } });

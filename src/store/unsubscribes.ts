@@ -1,9 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
+import type { Channel } from "../../gen/herald/v1/notification_pb.js";
+import { channelVerdict, type CategorySetting, type StoredPreferences } from "../domain/preferences.js";
 import { createBatchedLookups, type BatchedLookups } from "./batched-lookups.js";
+import type { PreferencesRow } from "./preferences.js";
 
 // One-click unsubscribes (migration 015; README "One-click unsubscribe"): the key their links are
-// signed with, the click recorded, and the check the workers make before each send of a category.
+// signed with, the click recorded, and the check the workers make before each send of a category
+// (unsubscribed, or opted out of its channel since it was accepted).
 
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -57,11 +61,12 @@ export async function recordUnsubscribe(db: Queryable, r: UnsubscribeRequest): P
   return { kind: row.required ? "required" : row.recorded ? "recorded" : "repeat" };
 }
 
-/** A send's question: may this recipient get a notification of this category, and is it required? */
+/** A send's question: may this recipient get a notification of this category on this channel, and is it required? */
 export interface CategoryKey {
   tenant: string;
   userId: string;
   category: string;
+  channel: Channel;
 }
 
 export interface CategoryCheck {
@@ -69,17 +74,29 @@ export interface CategoryCheck {
   required: boolean;
   /** The recipient unsubscribed from it: by a link (since when), or in the preferences the tenant set. */
   unsubscribed?: { via: "link"; since: Date } | { via: "preferences" };
+  /** Their preferences (or the category's default) keep it off this channel: why, in channelVerdict's words. */
+  optedOut?: { reason: "opted_out" | "opted_out_by_default"; detail: string };
+}
+
+interface CheckRow {
+  ord: number;
+  clicked_at: Date | null;
+  opted_out_channels: Channel[] | null;
+  categories: PreferencesRow["categories"] | null;
+  required: boolean | null;
+  default_opted_out_channels: Channel[] | null;
 }
 
 /**
  * The checks of many sends in one statement, in the order asked: the workers' lookups go through
- * it in batches (batched-lookups.ts). Every join is on a primary key.
+ * it in batches (batched-lookups.ts). Every join is on a primary key. The verdict is Notify's own
+ * (domain/preferences.ts channelVerdict), so a send is held to the choices Notify would have
+ * applied, as they stand when it goes out.
  */
 export async function checkCategories(db: Queryable, keys: readonly CategoryKey[]): Promise<CategoryCheck[]> {
   if (keys.length === 0) return [];
-  const result = await db.query<{ ord: number; required: boolean; clicked_at: Date | null; in_preferences: boolean }>(
-    `SELECT q.ord::int AS ord, COALESCE(c.required, false) AS required, u.created_at AS clicked_at,
-            COALESCE(p.categories @> jsonb_build_array(jsonb_build_object('category', q.category, 'unsubscribed', true)), false) AS in_preferences
+  const result = await db.query<CheckRow>(
+    `SELECT q.ord::int AS ord, u.created_at AS clicked_at, p.opted_out_channels, p.categories, c.required, c.default_opted_out_channels
        FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS q(tenant, user_id, category, ord)
        LEFT JOIN notification_categories c ON c.tenant = q.tenant AND c.category = q.category
        LEFT JOIN unsubscribes u ON u.tenant = q.tenant AND u.user_id = q.user_id AND u.category = q.category
@@ -88,10 +105,31 @@ export async function checkCategories(db: Queryable, keys: readonly CategoryKey[
   );
   const checks: CategoryCheck[] = keys.map(() => ({ required: false }));
   for (const row of result.rows) {
-    checks[row.ord - 1] = {
-      required: row.required,
-      ...(row.clicked_at ? { unsubscribed: { via: "link", since: row.clicked_at } } : row.in_preferences ? { unsubscribed: { via: "preferences" } } : {}),
-    };
+    const key = keys[row.ord - 1]!;
+    const required = row.required ?? false;
+    if (required) {
+      checks[row.ord - 1] = { required };
+      continue;
+    }
+    if (row.clicked_at) {
+      checks[row.ord - 1] = { required, unsubscribed: { via: "link", since: row.clicked_at } };
+      continue;
+    }
+    const prefs: StoredPreferences | undefined = row.opted_out_channels
+      ? {
+          optedOutChannels: row.opted_out_channels,
+          categories: (row.categories ?? []).map((c) => ({ category: c.category, optedOutChannels: c.opted_out_channels, unsubscribed: c.unsubscribed })),
+        }
+      : undefined;
+    const setting: CategorySetting | undefined = row.default_opted_out_channels
+      ? { category: key.category, required, defaultOptedOutChannels: row.default_opted_out_channels, description: "" }
+      : undefined;
+    const verdict = channelVerdict(prefs, key.category, key.channel, setting);
+    checks[row.ord - 1] = verdict.allowed
+      ? { required }
+      : verdict.reason === "unsubscribed"
+        ? { required, unsubscribed: { via: "preferences" } }
+        : { required, optedOut: { reason: verdict.reason, detail: verdict.detail } };
   }
   return checks;
 }

@@ -47,7 +47,7 @@ describe("guardUnsubscribes", () => {
     const inner = capturing();
     const { lookups, asked } = checks({ required: false });
     await guardUnsubscribes(inner, { checks: lookups, links: { ...links, mailto: "unsub@example.com" } }).send(message("marketing"), signal);
-    expect(asked).toEqual([{ tenant: "acme", userId: "ada", category: "marketing" }]);
+    expect(asked).toEqual([{ tenant: "acme", userId: "ada", category: "marketing", channel: Channel.EMAIL }]);
     const link = inner.sent[0]!.listUnsubscribe!;
     const token = link.url.slice(`${links.base}/`.length);
     expect(tokens.open(token)).toEqual({ tenant: "acme", userId: "ada", category: "marketing", notificationId: "0190f3c2-0000-7000-8000-000000000001", issuedAt: new Date("2026-03-01T00:00:00Z") });
@@ -64,6 +64,17 @@ describe("guardUnsubscribes", () => {
     const err = await guardUnsubscribes(inner, { checks: lookups, links }).send(message("marketing", Channel.SMS), signal).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
     expect((err as Error).message).toBe("recipient unsubscribed from marketing by its one-click link since 2026-02-01T10:00:00.000Z; SetPreferences without that unsubscribe subscribes them again");
+    expect(failedProvider(err)).toBe("");
+    expect(inner.sent).toEqual([]);
+  });
+
+  it("does not send on a channel the recipient opted out of: permanent, attributed to no provider, in the preferences' words", async () => {
+    const inner = capturing();
+    const { lookups, asked } = checks({ required: false, optedOut: { reason: "opted_out", detail: "the recipient opted out of CHANNEL_SMS for marketing" } });
+    const err = await guardUnsubscribes(inner, { checks: lookups, links }).send(message("marketing", Channel.SMS), signal).catch((e: unknown) => e);
+    expect(asked).toEqual([{ tenant: "acme", userId: "ada", category: "marketing", channel: Channel.SMS }]);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toBe("not sent: the recipient opted out of CHANNEL_SMS for marketing; SetPreferences changes that");
     expect(failedProvider(err)).toBe("");
     expect(inner.sent).toEqual([]);
   });

@@ -15,6 +15,10 @@ import type { ListUnsubscribe, Provider, RenderedMessage } from "./provider.js";
 //    FAILED with the reason, the provider never called, as for a suppressed address. Notify skips
 //    such a channel before anything is created; this is what stops Create'd and Schedule'd mail,
 //    and whatever was accepted before the click;
+//  - has the recipient opted out of its channel, for the category or for all (or is the category
+//    off on the channel by the tenant's default, and they never opted in)? Then it is not sent
+//    either: the choice Notify applies at accept, applied again at send, so a notification held
+//    by quiet hours or a backlog does not outlive an opt-out made meanwhile;
 //  - is it a required category of the tenant? Then it goes out whatever was chosen, and an email
 //    of it carries no unsubscribe link (nobody may leave `security`).
 // Otherwise an email gets its signed one-click link (List-Unsubscribe, smtp.ts), when a public URL
@@ -68,7 +72,7 @@ export function guardUnsubscribes(provider: Provider, deps: UnsubscribeGuardDeps
       if (category === "" || userId === "") return provider.send(message, signal);
       let check: CategoryCheck;
       try {
-        check = await deps.checks.find({ tenant: message.tenant, userId, category });
+        check = await deps.checks.find({ tenant: message.tenant, userId, category, channel: message.channel });
       } catch (err) {
         // Not knowing is not a verdict either way: try again later, as the suppression guard does.
         const why = isUnavailable(err) ? "database unavailable" : "the lookup failed";
@@ -76,6 +80,7 @@ export function guardUnsubscribes(provider: Provider, deps: UnsubscribeGuardDeps
       }
       if (check.required) return provider.send(message, signal);
       if (check.unsubscribed) throw attributeFailure(new PermanentError(unsubscribedText(category, check.unsubscribed)), "");
+      if (check.optedOut) throw attributeFailure(new PermanentError(`not sent: ${check.optedOut.detail}; SetPreferences changes that`), "");
       const link = message.channel === Channel.EMAIL && deps.links ? linkFor(deps.links, message, category) : undefined;
       return provider.send(link ? { ...message, listUnsubscribe: link } : message, signal);
     },
