@@ -3,7 +3,7 @@
 # for `npm start`, `npm test` and CI. No Docker, no manual install: the broker jars
 # come from Maven Central through scripts/kafka/pom.xml.
 #
-# Usage: scripts/kafka.sh start|stop|restart|status|logs [-f]|reset
+# Usage: scripts/kafka.sh start|stop|restart|status|logs [-f]|reset|jars
 #
 #   start    Fetch jars into $KAFKA_DIR/lib (once), write server.properties, format
 #            storage (once), start the broker in the background and wait until it
@@ -13,6 +13,8 @@
 #   status   Prints "running ..." (exit 0) or "stopped"/"not ready" (exit 1).
 #   logs     Last $KAFKA_LOG_LINES (default 100) lines of the broker log; -f follows.
 #   reset    stop + delete the broker's data (topics, offsets, cluster id).
+#   jars     Fetch the jars (once) and print the folder holding them; starts nothing
+#            (scripts/image.sh puts them in the Kafka image).
 #
 # Environment:
 #   KAFKA_DIR              state dir (default <repo>/.kafka): lib/, data/, server.properties,
@@ -448,8 +450,9 @@ case "${1:-}" in
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
   reset) cmd_reset ;;
+  jars) with_lock && ensure_jars && printf '%s\n' "$LIB_DIR" ;;
   *)
-    echo "usage: $0 start|stop|restart|status|logs [-f]|reset" >&2
+    echo "usage: $0 start|stop|restart|status|logs [-f]|reset|jars" >&2
     exit 2
     ;;
 esac
