@@ -81,7 +81,7 @@ cmd_start() {
   mkdir -p "$CLUSTER_DIR"
   cluster_id >/dev/null
   # Once, before the nodes start in parallel and would race for it.
-  KAFKA_DIR="$REPO_ROOT/.kafka" bash "$KAFKA_SH" fetch
+  KAFKA_DIR="$REPO_ROOT/.kafka" bash "$KAFKA_SH" jars >/dev/null
   local n pids=() failed=0
   for n in "${NODES[@]}"; do
     node "$n" start >"$CLUSTER_DIR/start$n.log" 2>&1 &

@@ -4,7 +4,7 @@
 # come from Maven Central through scripts/kafka/pom.xml. scripts/kafka-cluster.sh runs
 # three of these as one replicated cluster (the KAFKA_NODE_ID ... variables below).
 #
-# Usage: scripts/kafka.sh start|stop|restart|status|logs [-f]|reset|fetch
+# Usage: scripts/kafka.sh start|stop|restart|status|logs [-f]|reset|jars
 #
 #   start    Fetch jars into $KAFKA_DIR/lib (once), write server.properties, format
 #            storage (once), start the broker in the background and wait until it
@@ -14,7 +14,8 @@
 #   status   Prints "running ..." (exit 0) or "stopped"/"not ready" (exit 1).
 #   logs     Last $KAFKA_LOG_LINES (default 100) lines of the broker log; -f follows.
 #   reset    stop + delete the broker's data (topics, offsets, cluster id).
-#   fetch    Only fetch the jars into the lib dir (once).
+#   jars     Fetch the jars (once) and print the folder holding them; starts nothing
+#            (scripts/image.sh puts them in the Kafka image).
 #
 # Environment:
 #   KAFKA_DIR              state dir (default <repo>/.kafka): lib/, data/, server.properties,
@@ -462,9 +463,9 @@ case "${1:-}" in
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
   reset) cmd_reset ;;
-  fetch) with_lock && ensure_jars ;;
+  jars) with_lock && ensure_jars && printf '%s\n' "$LIB_DIR" ;;
   *)
-    echo "usage: $0 start|stop|restart|status|logs [-f]|reset|fetch" >&2
+    echo "usage: $0 start|stop|restart|status|logs [-f]|reset|jars" >&2
     exit 2
     ;;
 esac
