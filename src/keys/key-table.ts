@@ -94,9 +94,9 @@ export function createKeyTable(deps: KeyTableDeps): KeyTable {
   /** One listening session: LISTEN, read, then reload on each notification or tick until it fails. */
   async function listen(): Promise<void> {
     const client = await pool.connect();
-    let lost: unknown;
+    let lost: Error | undefined;
     const onLost = (err?: unknown) => {
-      lost ??= err ?? new Error("api keys session ended");
+      lost ??= err instanceof Error ? err : new Error("api keys session ended");
       wakeup.wake();
     };
     let notified = false;

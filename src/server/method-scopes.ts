@@ -18,7 +18,7 @@ import type { Scope } from "../domain/key-format.js";
 type ScopesOf<S extends DescService> = S extends { method: infer M } ? { readonly [K in keyof M]: Scope } : never;
 
 function row<S extends DescService>(service: S, scopes: ScopesOf<S>): [DescService, Readonly<Record<string, Scope>>] {
-  return [service, scopes as Readonly<Record<string, Scope>>];
+  return [service, scopes];
 }
 
 const table = [
