@@ -108,6 +108,8 @@ export function createKeyTable(deps: KeyTableDeps): KeyTable {
       wakeup.wake();
     });
     try {
+      // Named, so an operator tells this long-lived session from the pool's in pg_stat_activity.
+      await client.query("SET application_name = 'herald-api-keys'");
       // LISTEN before reading: a change committed in between is read now or notified, never missed.
       await client.query(`LISTEN ${KEYS_CHANNEL}`);
       await reload(client, "listening");
