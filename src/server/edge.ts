@@ -1,9 +1,9 @@
-import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../log.js";
 import { InvalidInputError, OverloadedError, UnavailableError } from "../errors.js";
-import type { ApiKeyTable } from "../domain/api-keys.js";
+import { hashApiKey, type ApiKeyTable } from "../domain/api-keys.js";
 import { allScopes, keyIdOf, type Scope } from "../domain/key-format.js";
 import type { KeyLookup } from "../keys/key-table.js";
 import type { RefusalReason } from "../metrics/api-keys.js";
@@ -95,14 +95,14 @@ export function createEdge(deps: EdgeDeps): Edge {
 
   /** The key's holder, or a refusal: UNAUTHENTICATED for a key unknown, revoked or expired. */
   function holderOf(key: string): KeyHolder {
-    const digest = createHash("sha256").update(key, "utf8").digest();
-    const hash = digest.toString("hex");
+    // A hex digest: the env table's form, and about half the cost of a Buffer digest turned to hex.
+    const hash = hashApiKey(key);
     const tenant = apiKeys.get(hash);
     if (tenant !== undefined) return { tenant, keyId: hash.slice(0, 16), scopes: allScopes };
     const id = storedKeys && keyIdOf(key);
     const stored = id === undefined ? undefined : storedKeys!.get(id);
     // Compared in constant time: the id is public, the hash must give nothing away byte by byte.
-    if (!stored || !timingSafeEqual(digest, stored.hash)) refuse("unknown", "unknown API key");
+    if (!stored || !timingSafeEqual(Buffer.from(hash, "hex"), stored.hash)) refuse("unknown", "unknown API key");
     // Told apart only to the key's holder (the secret matched): the caller learns to ask for a new key.
     if (stored.revokedAt !== null) refuse("revoked", "API key revoked");
     if (stored.expiresAt !== null && clock.now() >= stored.expiresAt) refuse("expired", "API key expired");
