@@ -65,6 +65,7 @@ export function createKeyTable(deps: KeyTableDeps): KeyTable {
   const wakeup = createWakeup();
   const outage = createOutageLog(log, { down: "api keys: database unavailable; keeping the last table read", up: "api keys: reloading again" });
   let running: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
 
   async function reload(db: Pick<pg.ClientBase, "query">, why: string): Promise<void> {
     const rows = await loadApiKeys(db);
@@ -156,15 +157,17 @@ export function createKeyTable(deps: KeyTableDeps): KeyTable {
     start() {
       running ??= run();
     },
-    async close() {
-      if (stop.signal.aborted) return;
-      stop.abort();
-      await running;
-      try {
-        await flushUses(pool);
-      } catch (err) {
-        log.warn({ err }, "api keys: last uses not written");
-      }
+    close() {
+      closing ??= (async () => {
+        stop.abort();
+        await running;
+        try {
+          await flushUses(pool);
+        } catch (err) {
+          log.warn({ err }, "api keys: last uses not written");
+        }
+      })();
+      return closing;
     },
     get size() {
       return keys.size;
