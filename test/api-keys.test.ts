@@ -11,6 +11,7 @@ import { KEY_A, startTestHerald, type TestHerald } from "./support/herald.js";
 import { bearer, rejection } from "./support/rpc.js";
 import { waitFor } from "./support/wait.js";
 import { metricValue } from "./support/metric-values.js";
+import { spawnCli } from "./support/processes.js";
 
 // Keys made with `herald keys` against a running Herald: used over gRPC and Connect, refused once
 // revoked or expired (no restart: the server hears of each change by NOTIFY), held to their
@@ -154,6 +155,21 @@ describe("stored API keys, changes heard by NOTIFY", () => {
     const rows = JSON.parse(json.out) as Array<Record<string, unknown>>;
     expect(rows.find((r) => r.id === other.id)).toMatchObject({ tenant: "other-tenant", state: "revoked" });
     expect(Object.keys(rows[0]!).sort()).toEqual(["createdAt", "expiresAt", "id", "lastUsedAt", "name", "revokedAt", "scopes", "state", "tenant"]);
+  });
+
+  it("works as the herald binary: the key alone on stdout, the notes on stderr, exit codes", { timeout: 60_000 }, async () => {
+    const env = { DATABASE_URL: herald.db.url };
+    const created = spawnCli(["keys", "create", "--tenant", "acme", "--name", "from the binary"], { env });
+    expect(await created.exited).toMatchObject({ code: 0 });
+    expect(created.stdout()).toMatch(/^hk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\n$/);
+    expect(created.stderr()).toContain("shown once");
+    const key = created.stdout().trim();
+    await waitFor("the binary's key admitted", () => herald.client(key).create({ notification: email("bin") }));
+    const unknown = spawnCli(["keys", "revoke", "000000000000"], { env });
+    expect(await unknown.exited).toMatchObject({ code: 1 });
+    const usage = spawnCli(["keys", "create"], { env });
+    expect(await usage.exited).toMatchObject({ code: 2 });
+    expect(usage.stderr()).toContain("--tenant is required");
   });
 
   it("refuses bad flags before touching the database", async () => {
