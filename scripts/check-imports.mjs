@@ -19,7 +19,8 @@ const layers = [
   // src/receipts/: provider callbacks on the API's HTTP listener, beside the RPCs; src/unsubscribe/:
   // the one-click unsubscribe links, on the same listener.
   ["server", ["src/server/", "src/receipts/", "src/unsubscribe/"]],
-  ["feed/relay/scheduler/templates/retention", ["src/feed/", "src/relay/", "src/scheduler/", "src/templates/", "src/retention/"]],
+  // src/keys/: the stored API keys each API instance holds in memory, reloaded from the store.
+  ["feed/relay/scheduler/templates/retention/keys", ["src/feed/", "src/relay/", "src/scheduler/", "src/templates/", "src/retention/", "src/keys/"]],
   // Metrics share the store's layer: the store's group commit records into them, and a collector
   // may read the store's queries (the backlog gauges) or Kafka on scrape.
   ["store/redis/metrics", ["src/store/", "src/redis.ts", "src/metrics/"]],

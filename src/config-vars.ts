@@ -11,6 +11,8 @@ const upper = channelNames.map((c) => c.toUpperCase());
 export const knownVariables: ReadonlySet<string> = new Set([
   // config.ts
   "HERALD_API_KEYS", "HERALD_API_KEYS_FILE", "HERALD_GRPC_ADDR", "HERALD_HTTP_ADDR",
+  // config.ts: the stored API keys' reload (issue 17)
+  "HERALD_API_KEY_REFRESH_MS",
   "HERALD_TOPIC_PREFIX", "HERALD_TOPIC_PARTITIONS", "HERALD_TOPIC_RETENTION_MS", "HERALD_TOPIC_REPLICATION", "HERALD_TOPIC_MIN_INSYNC_REPLICAS", "HERALD_CORS_ORIGINS", "HERALD_WEBHOOK_ALLOW_CIDRS", "HERALD_TEMPLATE_COMPILE_TIMEOUT_MS",
   "HERALD_MAX_MESSAGE_BYTES", "HERALD_SCHEDULE_HORIZON_DAYS",
   // Observability (issue 14): the RPC access log of both listeners.

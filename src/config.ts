@@ -32,6 +32,11 @@ export interface Config {
     group: ConsumerGroupConfig;
   };
   apiKeys: ApiKeyTable;
+  /**
+   * How often each API instance reloads the keys `herald keys` stores, besides on each change it is
+   * notified of (keys/key-table.ts), and writes their last use.
+   */
+  apiKeyRefreshMs: number;
   corsOrigins: string[];
   /** Address ranges webhooks may reach besides the public internet (domain/egress.ts), e.g. 127.0.0.0/8. */
   webhookAllowCidrs: string[];
@@ -156,6 +161,8 @@ export function loadConfig(env: Env, mode: Mode): Config {
       group: consumerGroup(env),
     },
     apiKeys,
+    // A lost notification is repaired within this; a reload reads a table of a few rows.
+    apiKeyRefreshMs: int(env, "HERALD_API_KEY_REFRESH_MS", 30_000, 100, 3_600_000),
     corsOrigins: list(env, "HERALD_CORS_ORIGINS", mode === "dev" ? ["*"] : []),
     webhookAllowCidrs: cidrs(env, "HERALD_WEBHOOK_ALLOW_CIDRS", mode === "dev" ? ["127.0.0.0/8", "::1/128"] : []),
     maxMessageBytes: int(env, "HERALD_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
@@ -231,7 +238,7 @@ function loadDbConfig(env: Env): Config["db"] {
  * DATABASE_URL, checked here because a role waits while PostgreSQL is unreachable: a URL it
  * could never connect with (ensureDatabase needs a URL naming the database) must stop it now.
  */
-function databaseUrl(env: Env): string {
+export function databaseUrl(env: Env): string {
   const raw = env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/herald";
   let named = false;
   try {

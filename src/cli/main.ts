@@ -16,6 +16,7 @@ import { batchUsage } from "./batch-command.js";
 import { runWatchCommand, watchUsage } from "./watch-command.js";
 import { configUsage, runConfigCommand } from "./config-command.js";
 import { runStatusCommand, statusUsage } from "./status-command.js";
+import { keysUsage, runKeysCommand } from "./keys-commands.js";
 
 const usage = () => `herald — a notification service
 
@@ -38,7 +39,7 @@ ${watchUsage}
 Operator commands:
 ${statusUsage}  herald hash-key KEY            prints the sha256 form of an API key for HERALD_API_KEYS
 ${configUsage}
-${dlqUsage}${suppressionsUsage}${recipientUsage}`;
+${keysUsage}${dlqUsage}${suppressionsUsage}${recipientUsage}`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
@@ -63,6 +64,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     case "status":
       return runStatusCommand(args, process.env);
+    case "keys":
+      process.exitCode = await runKeysCommand(args, process.env);
+      return;
     case "config":
       return runConfigCommand(args, process.env, { out: process.stdout, err: process.stderr });
     case "hash-key":

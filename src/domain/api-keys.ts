@@ -15,7 +15,8 @@ export function hashApiKey(key: string): string {
   return createHash("sha256").update(key, "utf8").digest("hex");
 }
 
-const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** What a tenant name may be, for env keys and stored keys alike. */
+export const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /**
  * Parses key entries, one per line or comma: `tenant:sha256:<hex>` (preferred;

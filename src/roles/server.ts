@@ -40,6 +40,8 @@ import { configuredReceiptRoutes } from "../receipts/mount.js";
 import { configuredUnsubscribeRoute } from "../unsubscribe/mount.js";
 import { loadUnsubscribeKey } from "../store/unsubscribes.js";
 import { createApiMetrics } from "../metrics/api.js";
+import { createApiKeyMetrics } from "../metrics/api-keys.js";
+import { createKeyTable } from "../keys/key-table.js";
 import { mount } from "../server/services.js";
 import { channelName } from "../kafka/topics.js";
 import { createEgressPolicy } from "../domain/egress.js";
@@ -159,7 +161,12 @@ export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {})
       ],
     }),
   ];
-  const edge = createEdge({ apiKeys: config.apiKeys, log });
+  // The keys `herald keys` stores, read before the listeners open so the first call knows them.
+  const keyMetrics = createApiKeyMetrics(rt.metrics);
+  const storedKeys = createKeyTable({ pool, log: log.child({ component: "api-keys" }), refreshMs: config.apiKeyRefreshMs, metrics: keyMetrics.table });
+  await rt.waitFor("database", () => withStoreErrors(() => storedKeys.load()));
+  storedKeys.start();
+  const edge = createEdge({ apiKeys: config.apiKeys, storedKeys, refusals: keyMetrics.refusals, log });
   const admission = createAdmission({
     queueRefusal: (left) => store.acceptRefusal(left),
     maxLagMs: config.admissionMaxLagMs,
@@ -189,5 +196,6 @@ export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {})
   rt.shutdown.add("template-compiler", () => compiler.close());
   rt.shutdown.add("admission", () => admission.close());
   rt.shutdown.add("status-feed", () => feed.close());
+  rt.shutdown.add("api-keys", () => storedKeys.close());
   return { grpcPort: grpc.port, httpPort: http.port, feed };
 }

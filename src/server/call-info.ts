@@ -9,7 +9,10 @@ import type { Logger } from "../log.js";
 export interface CallInfo {
   /** The tenant the API key belongs to; every read and write is scoped by it. */
   tenant: string;
-  /** A short, stable, non-secret id of the API key (a prefix of its hash), for per-key limits. */
+  /**
+   * A short, stable, non-secret id of the API key, for per-key limits and audit entries: a stored
+   * key's id (`herald keys`), or a prefix of an env key's hash.
+   */
   keyId: string;
   /** The caller's x-request-id, or one we generated; logged and carried to Kafka as correlation-id. */
   requestId: string;
