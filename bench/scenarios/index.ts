@@ -21,4 +21,5 @@ export const scenarios: ScenarioEntry[] = [
   { id: "overload", load: async () => (await import("./overload.js")).run },
   { id: "retention", load: async () => (await import("./retention.js")).run },
   { id: "bulk", load: async () => (await import("./bulk.js")).run },
+  { id: "idle", load: async () => (await import("./idle.js")).run },
 ];
