@@ -23,9 +23,14 @@ const CHECK_PENDING_REQUESTS_INTERVAL = 10;
 const require = createRequire(import.meta.url);
 let applied = false;
 
+interface RequestQueueClass {
+  prototype: RequestQueueShape;
+  new (...args: never[]): RequestQueueShape;
+}
+
 /** The kafkajs class patched, for a test to drive directly. */
-export function requestQueueClass(): new (...args: never[]) => RequestQueueShape {
-  return require("kafkajs/src/network/requestQueue/index.js") as new (...args: never[]) => RequestQueueShape;
+export function requestQueueClass(): RequestQueueClass {
+  return require("kafkajs/src/network/requestQueue/index.js") as RequestQueueClass;
 }
 
 /**
