@@ -17,6 +17,8 @@ export interface Admission {
   refuse(timeLeftMs: number | undefined): number | undefined;
   /** Stops the lag sampler. Idempotent. */
   close(): void;
+  /** Whether the lag sampler runs now (it stops after a quiet spell; for tests). */
+  sampling(): boolean;
 }
 
 export interface AdmissionOptions {
@@ -90,5 +92,6 @@ export function createAdmission(opts: AdmissionOptions): Admission {
       closed = true;
       stopSampler();
     },
+    sampling: () => timer !== undefined,
   };
 }
