@@ -79,6 +79,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   const sweepMs = deps.sweepMs ?? 1000;
   const loops = { wakeups: 0, releases: 0 };
+  /** When the release transaction next runs with no row due (clock time); the first wake-up runs it. */
+  let sweepAt = 0;
 
   /** When the next SCHEDULED or RETRYING row is due; null when there is none. */
   async function nextDue(): Promise<Date | null> {
@@ -93,7 +95,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   }
 
   /** Releases what is due, if anything is or stale claims are to be swept; then how long to sleep (sleepUntilDue). */
-  let sweepAt = 0;
   async function step(): Promise<number> {
     let next = await withStoreErrors(nextDue);
     if ((next !== null && next.getTime() <= clock.now()) || clock.now() >= sweepAt) {
