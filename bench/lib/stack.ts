@@ -13,7 +13,8 @@ import { startChild, type Child } from "../processes.js";
 
 const cli = new URL("../../src/cli.js", import.meta.url).pathname;
 
-export type Role = "server" | "relay" | "scheduler" | `worker:${string}`;
+/** A role process; `dev` is every role in one process (`herald dev`). */
+export type Role = "server" | "relay" | "scheduler" | "dev" | `worker:${string}`;
 
 export interface Stack {
   /** host:port of the gRPC listener (when a server runs). */
@@ -49,6 +50,7 @@ const READY: Record<string, RegExp> = {
   relay: /herald relay started/,
   scheduler: /herald scheduler started/,
   worker: /herald worker started/,
+  dev: /herald dev started/,
 };
 
 /**

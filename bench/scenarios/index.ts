@@ -23,4 +23,5 @@ export const scenarios: ScenarioEntry[] = [
   { id: "bulk", load: async () => (await import("./bulk.js")).run },
   { id: "writes", load: async () => (await import("./writes.js")).run },
   { id: "drain", load: async () => (await import("./drain.js")).run },
+  { id: "idle", load: async () => (await import("./idle.js")).run },
 ];

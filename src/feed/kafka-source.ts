@@ -16,8 +16,8 @@ export const WATCH_GROUP = "herald-watch";
 export function kafkaFeedSource(
   kafka: Kafka,
   group: GroupTiming = { sessionTimeoutMs: 10_000, heartbeatIntervalMs: 1000 },
-  /** Each (re)join of the group. */
-  onGroupJoin?: () => void,
+  /** Each (re)join of the group, and each fetch request. */
+  events: { onGroupJoin?: () => void; onFetch?: () => void } = {},
 ): FeedSource {
   const consumer = kafka.consumer({
     groupId: `${WATCH_GROUP}-${randomUUID()}`,
@@ -26,7 +26,7 @@ export function kafkaFeedSource(
     // Short (HERALD_KAFKA_SESSION_TIMEOUT_MS): after a broker restart this instance rejoins as a
     // new member, and its group hands it the partition only once the old member's session ends.
     ...group,
-    onGroupJoin,
+    ...events,
   });
   return {
     async start(onBatch) {

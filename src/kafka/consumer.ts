@@ -86,6 +86,8 @@ export interface ConsumerOptions {
   onAssigned?: (assigned: readonly TopicPartition[]) => void;
   /** Called each time this member has (re)joined the group: a rebalance, as this member saw it. */
   onGroupJoin?: () => void;
+  /** Called after each fetch request, empty or not: how often an idle consumer asks the broker. */
+  onFetch?: () => void;
 }
 
 /** A partition of a logical topic. */
@@ -147,6 +149,7 @@ export function createConsumer(client: Kafka, topicPrefix: string, opts: Consume
     });
   }
   if (opts.onGroupJoin) consumer.on(consumer.events.GROUP_JOIN, opts.onGroupJoin);
+  if (opts.onFetch) consumer.on(consumer.events.FETCH, opts.onFetch);
   consumer.on(consumer.events.CRASH, (e) => {
     log.error({ err: e.payload.error, group: opts.groupId, restart: e.payload.restart }, "kafka consumer crashed");
   });

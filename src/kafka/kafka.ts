@@ -6,6 +6,7 @@ import { createProducer, type KafkaProducer } from "./producer.js";
 import { bounded, classified } from "./errors.js";
 import { readLag, type GroupTopic, type PartitionLag } from "./lag.js";
 import { pinoLogCreator } from "./log-bridge.js";
+import { fixIdleRequestQueueLoop } from "./request-queue-fix.js";
 
 // The one door to Kafka. Only this folder imports kafkajs (unmaintained since 2023), so the
 // client library can be swapped without touching callers. Every call goes through `classified`
@@ -47,6 +48,8 @@ export interface Kafka {
 
 export function createKafka(opts: KafkaOptions): Kafka {
   const { topicPrefix, log, requestTimeoutMs = 10_000, pingTimeoutMs = 2000 } = opts;
+  // Before any connection exists: otherwise every idle connection wakes the process every 1 ms.
+  fixIdleRequestQueueLoop();
   const client = new KafkaJS({
     brokers: opts.brokers,
     clientId: opts.clientId,

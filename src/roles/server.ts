@@ -70,10 +70,14 @@ export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {})
 
   // The status feed this instance's WatchStatus streams read: one herald.status consumer.
   const feedStore = createStatusFeedStore({ pool });
+  const kafkaMetrics = createKafkaMetrics(rt.metrics);
   const feed = await startWhenReachable(rt.waitFor, "kafka", () =>
     createStatusFeed({
       // Reported under the logical group: each instance's group has a uuid of its own.
-      source: kafkaFeedSource(kafka, config.kafka.group, createKafkaMetrics(rt.metrics).groupJoins(WATCH_GROUP)),
+      source: kafkaFeedSource(kafka, config.kafka.group, {
+        onGroupJoin: kafkaMetrics.groupJoins(WATCH_GROUP),
+        onFetch: kafkaMetrics.fetches(WATCH_GROUP),
+      }),
       store: feedStore,
       log: log.child({ component: "status-feed" }),
       ringSize: config.watch.ringSize,

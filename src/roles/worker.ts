@@ -148,6 +148,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
             log,
             metrics,
             onGroupJoin: kafkaMetrics.groupJoins(workerGroup(channelOf(name), lane)),
+            onFetch: kafkaMetrics.fetches(workerGroup(channelOf(name), lane)),
           }),
         ).then(
           (worker) => void (lane === "main" ? workers : highWorkers).set(name, worker),

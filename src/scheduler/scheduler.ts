@@ -9,9 +9,11 @@ import { createOutageLog } from "../loop/outage.js";
 import { createWakeup } from "../loop/sleep.js";
 import { createReleaser } from "./release.js";
 
-// The scheduler's loop: release what is due (release.ts, which also ends claims whose worker
-// is gone: stale-claims.ts), then sleep until the next row is due, at most pollMs. Several
-// instances may run; SKIP LOCKED splits the due rows between them.
+// The scheduler's loop: read when the next row is due; when one is due now, release what is
+// due (release.ts, which also ends claims whose worker is gone: stale-claims.ts); then sleep
+// until the next row is due, at most pollMs. An idle wake-up costs that one read: the release
+// transaction runs only for due rows, or once a sweepMs for stale claims. Several instances may
+// run; SKIP LOCKED splits the due rows between them.
 
 export interface SchedulerDeps {
   pool: pg.Pool;
@@ -30,6 +32,11 @@ export interface SchedulerDeps {
   claimGraceMs?: number;
   /** Released rows and their lag. */
   metrics?: SchedulerMetrics;
+  /**
+   * How often the release transaction runs with no row due, to end stale claims (whose grace
+   * is a minute by default: a second's delay is nothing beside it). @defaultValue 1000
+   */
+  sweepMs?: number;
 }
 
 export interface Scheduler {
@@ -38,6 +45,8 @@ export interface Scheduler {
   close(): Promise<void>;
   /** Releases one batch now; returns how many rows it released (for tests). */
   tick(): Promise<number>;
+  /** Wake-ups of the loop, and how many of them ran the release transaction (for tests). */
+  readonly loops: { wakeups: number; releases: number };
 }
 
 /** Shortest sleep when due rows exist but another instance holds them: no busy loop. */
@@ -68,8 +77,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const wakeup = createWakeup();
   const { release, releaseDue } = createReleaser({ pool, log, clock, batchSize, claimGraceMs, metrics: deps.metrics });
 
-  /** How long to sleep: see sleepUntilDue. */
-  async function nextDelay(): Promise<number> {
+  const sweepMs = deps.sweepMs ?? 1000;
+  const loops = { wakeups: 0, releases: 0 };
+  /** When the release transaction next runs with no row due (clock time); the first wake-up runs it. */
+  let sweepAt = 0;
+
+  /** When the next SCHEDULED or RETRYING row is due; null when there is none. */
+  async function nextDue(): Promise<Date | null> {
     // Both subqueries read one end of a partial index.
     const result = await pool.query<{ next_due: Date | null }>(
       `SELECT LEAST(
@@ -77,7 +91,19 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
          (SELECT min(next_attempt_at) FROM notifications WHERE status = $2)) AS next_due`,
       [Status.SCHEDULED, Status.RETRYING],
     );
-    return sleepUntilDue(result.rows[0]?.next_due ?? null, new Date(clock.now()), pollMs);
+    return result.rows[0]?.next_due ?? null;
+  }
+
+  /** Releases what is due, if anything is or stale claims are to be swept; then how long to sleep (sleepUntilDue). */
+  async function step(): Promise<number> {
+    let next = await withStoreErrors(nextDue);
+    if ((next !== null && next.getTime() <= clock.now()) || clock.now() >= sweepAt) {
+      loops.releases++;
+      sweepAt = clock.now() + sweepMs;
+      await releaseDue();
+      next = await withStoreErrors(nextDue);
+    }
+    return sleepUntilDue(next, new Date(clock.now()), pollMs);
   }
 
   async function loop(): Promise<void> {
@@ -85,9 +111,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     const outage = createOutageLog(log, { down: "scheduler tick failed; backing off until the database answers", up: "scheduler recovered" }, clock);
     while (!closed) {
       let delay: number;
+      loops.wakeups++;
       try {
-        await releaseDue();
-        delay = await withStoreErrors(nextDelay);
+        delay = await step();
         outage.succeeded();
       } catch (err) {
         delay = backoffMs(outage.failed(err), { baseMs: pollMs, capMs: maxBackoffMs });
@@ -112,5 +138,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     async tick() {
       return (await release()).released;
     },
+    loops,
   };
 }

@@ -5,6 +5,7 @@ import type { Kafka, KafkaConsumer } from "../kafka/kafka.js";
 import { channelName, channelTopic, workerGroup, type Lane } from "../kafka/topics.js";
 import type { Logger } from "../log.js";
 import type { ChannelDeliveryMetrics } from "../metrics/delivery.js";
+import { sleep } from "../loop/sleep.js";
 import { waitBeating } from "./batch-heartbeat.js";
 import type { DeliveryHandler } from "./delivery.js";
 import type { DeliveryCounters } from "./delivery-counters.js";
@@ -51,14 +52,20 @@ export interface ChannelWorkerDeps {
   progressIntervalMs?: number;
   /** Pause before a record whose handling failed unexpectedly is tried again (no hot loop on a bug). @defaultValue 1000 */
   failurePauseMs?: number;
-  /** Longest a fetch waits on the broker for more records to batch (added latency at low rates). @defaultValue 10 */
-  fetchWaitMs?: number;
+  /**
+   * Main lane: after a fetch that brought less than a full batch, how long to wait before fetching
+   * again, so that records gather into fewer, larger fetches (latency added to a record that
+   * arrives in that wait). @defaultValue 10
+   */
+  batchLingerMs?: number;
   /** Session, heartbeat and rebalance timeouts of the consumer group. @defaultValue kafkajs' */
   group?: GroupTiming;
   /** Counts the records taken on (herald_worker_records_total). */
   metrics?: Pick<ChannelDeliveryMetrics, "recordsTaken">;
   /** Each (re)join of the consumer group. */
   onGroupJoin?: () => void;
+  /** Each fetch request, empty or not. */
+  onFetch?: () => void;
 }
 
 export interface ChannelWorker {
@@ -69,12 +76,17 @@ export interface ChannelWorker {
   readonly counters: DeliveryCounters;
 }
 
-/** How long the broker holds the high lane's fetch while its topic is empty. */
-const HIGH_LANE_FETCH_WAIT_MS = 500;
+/**
+ * How long the broker holds a fetch while the topic is empty (a long poll: it answers as soon as
+ * a record is there). close() waits for the fetch in flight, so this bounds a shutdown too.
+ */
+const LONG_POLL_MS = 500;
+/** A main-lane batch this large means records are waiting: fetch again at once. */
+const FULL_BATCH_BYTES = 64 * 1024;
 
 export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
   const { channel, handler, maxInFlight, lane = "main" } = deps;
-  const { drainTimeoutMs = 10_000, progressIntervalMs = 1000, failurePauseMs = 1000, fetchWaitMs = 10 } = deps;
+  const { drainTimeoutMs = 10_000, progressIntervalMs = 1000, failurePauseMs = 1000, batchLingerMs = 10 } = deps;
   const name = channelName(channel);
   const log = deps.log.child(lane === "main" ? { channel: name } : { channel: name, lane });
   const lanes = createKeyLanes();
@@ -115,7 +127,8 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
     if (last !== undefined) batch.resolve((BigInt(last) + 1n).toString());
     const previous = p.previous;
     p.previous = Promise.all(settled).then(() => {});
-    await waitBeating(previous, batch, p.signals.stop, progressIntervalMs);
+    const lingering = lane === "main" && batchLingerMs > 0 && settled.length > 0 && batchBytes(batch) < FULL_BATCH_BYTES;
+    await Promise.all([waitBeating(previous, batch, p.signals.stop, progressIntervalMs), lingering ? sleep(batchLingerMs, p.signals.stop) : undefined]);
   }
 
   return {
@@ -130,18 +143,21 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         // Batches only hand records over and wait for their partition's previous
         // batch, so a handful at once keeps every partition's lane fed.
         partitionsConcurrently: Math.max(1, Math.min(maxInFlight, 64)),
-        // Main lane: a batch returns at once when its partition's previous one is
-        // done, so the worker fetches again at once: without a floor every fetch
-        // would carry a record or two, and the fetches, not the deliveries, would
-        // take the worker's CPU. The broker holds a fetch until 64 KiB are ready (a
-        // few hundred Dispatches) or `fetchWaitMs` passed.
-        // High lane: few records, each wanted at once, and mostly an empty topic. The
-        // broker answers a fetch as soon as one record is there and otherwise holds it
-        // for half a second (a long poll): a 10 ms wait on an empty topic was a hundred
-        // empty fetches a second, in this process and on the broker, for nothing.
-        ...(lane === "high" ? { fetchMinBytes: 1, fetchMaxWaitMs: HIGH_LANE_FETCH_WAIT_MS } : { fetchMinBytes: 64 * 1024, fetchMaxWaitMs: fetchWaitMs }),
+        // Both lanes long-poll: the broker answers a fetch as soon as one record is
+        // there and otherwise holds it for half a second, so an idle worker makes
+        // two fetches a second per lane. (A 10 ms wait on an empty topic was a
+        // hundred empty fetches a second, in this process and on the broker.)
+        // Main lane under load: a batch returns at once when its partition's previous
+        // one is done, so without a pause every fetch would carry a record or two, and
+        // the fetches, not the deliveries, would take the worker's CPU. So a batch
+        // short of 64 KiB (a few hundred Dispatches) holds the next fetch for
+        // `batchLingerMs` (onBatch), and the records of that time come in one fetch.
+        // High lane: few records, each wanted at once: no pause.
+        fetchMinBytes: 1,
+        fetchMaxWaitMs: LONG_POLL_MS,
         onAssigned: (assigned) => held.onAssigned(assigned),
         onGroupJoin: deps.onGroupJoin,
+        onFetch: deps.onFetch,
         ...deps.group,
       });
       await consumer.run({ eachBatch: onBatch });
@@ -180,4 +196,11 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
       return closing;
     },
   };
+}
+
+/** Payload bytes of a batch's records: near enough to what the fetch carried. */
+function batchBytes(batch: ConsumedBatch): number {
+  let bytes = 0;
+  for (const m of batch.messages) bytes += m.value.length;
+  return bytes;
 }

@@ -170,6 +170,7 @@ describe("delivery metrics", () => {
       "herald_scheduler_release_lag_seconds_bucket",
       "herald_relay_publish_seconds_bucket",
       "herald_kafka_rebalances_total",
+      "herald_kafka_fetches_total",
     ]) {
       expect(text, name).toMatch(new RegExp(`^${name}[{ ]`, "m"));
     }
