@@ -53,6 +53,11 @@ export interface Config {
    * beyond maxQueued requests waiting, Create and Schedule answer RESOURCE_EXHAUSTED.
    */
   commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number; maxQueued: number };
+  /**
+   * Fair share between tenants at delivery (HERALD_FAIR_DELIVERY, on by default): a worker's
+   * in-flight and send slots go round robin between the tenants waiting (src/workers/slots.ts).
+   */
+  fairDelivery: boolean;
   /** Per-tenant accept quotas (config-quotas.ts); off unless HERALD_TENANT_QUOTA(S) is set. */
   quotas: QuotaConfig;
   /** Event-loop lag beyond which Create and Schedule are refused at the door (src/server/admission.ts); 0: off. */
@@ -168,6 +173,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     commit: commitConfig(env),
     admissionMaxLagMs: int(env, "HERALD_ADMISSION_MAX_LAG_MS", 50, 0, 10_000),
     quotas: loadQuotaConfig(env, new Set(apiKeys.values())),
+    fairDelivery: onOff(env, "HERALD_FAIR_DELIVERY", true),
     relay: {
       batchSize: int(env, "HERALD_RELAY_BATCH", 500, 1, 10_000),
       pollMs: int(env, "HERALD_RELAY_POLL_MS", 500, 10, 60_000),

@@ -118,7 +118,8 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       log: log.child({ channel: name }),
       onWait: (seconds) => metrics.rateLimitWaited(seconds),
     });
-    const sends = createSlots(delivery.concurrency);
+    // Round robin between tenants (slots.ts): one tenant's backlog does not hold the others' sends.
+    const sends = createSlots(delivery.concurrency, { fair: config.fairDelivery });
     // One per channel: its lanes share the handler, so the high lane's records hold back the main lane's new ones.
     const highFirst = createHighFirst({ maxYieldMs: config.priority.yieldMs });
     const handler = createDeliveryHandler({
@@ -144,6 +145,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
             kafka,
             handler,
             maxInFlight: delivery.inFlight,
+            fair: config.fairDelivery,
             group: config.kafka.group,
             log,
             metrics,

@@ -128,7 +128,8 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     // redelivered record may be claimed at once. PRIORITY_HIGH goes ahead of the others for
     // both the send slot and the rate limit (which may keep a share for it).
     const high = row.priority === Priority.HIGH;
-    const release = sends ? await sends.acquire(signals.stop, { ahead: high }) : () => {};
+    // Fair slots (slots.ts) serve the tenants waiting for a send round robin.
+    const release = sends ? await sends.acquire(signals.stop, { ahead: high, share: row.tenant }) : () => {};
     let result: SendResult;
     try {
       await limiter.take(signals.abort, { high });

@@ -43,6 +43,8 @@ export interface ChannelWorkerDeps {
   handler: DeliveryHandler;
   /** Records in flight at once, across all partitions this process holds. */
   maxInFlight: number;
+  /** Hand free in-flight slots round robin between the tenants whose records wait (slots.ts). @defaultValue false */
+  fair?: boolean;
   /** Carries no notification fields; the handler adds its own per message. */
   log: Logger;
   /** close() lets attempts in flight finish and store their outcomes for this long, then cancels them. @defaultValue 10000 */
@@ -84,7 +86,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
   // provider's request); `maxInFlight` listeners at once is normal, not a leak.
   setMaxListeners(0, stopping.signal, aborting.signal);
   const held = createHeldPartitions({ signals: { stop: stopping.signal, abort: aborting.signal }, log });
-  const runRecord = createRecordRunner({ handler, slots: createSlots(maxInFlight), log, failurePauseMs });
+  const runRecord = createRecordRunner({ handler, slots: createSlots(maxInFlight, { fair: deps.fair }), log, failurePauseMs });
   const records = new Set<Promise<void>>();
   let consumer: KafkaConsumer | undefined;
   let closing: Promise<void> | undefined;
