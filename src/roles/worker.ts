@@ -115,6 +115,8 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       // While Redis is unreachable each process keeps a share of the limit to itself.
       fallbackPerSecond: Math.ceil(perSecond * delivery.rateLimitFallbackFraction),
       highShare: config.priority.highShare,
+      // Its waiters, at most the send slots, are granted round robin between tenants too.
+      fair: config.fairDelivery,
       log: log.child({ channel: name }),
       onWait: (seconds) => metrics.rateLimitWaited(seconds),
     });

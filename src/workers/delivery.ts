@@ -132,7 +132,7 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     const release = sends ? await sends.acquire(signals.stop, { ahead: high, share: row.tenant }) : () => {};
     let result: SendResult;
     try {
-      await limiter.take(signals.abort, { high });
+      await limiter.take(signals.abort, { high, share: row.tenant });
       const send = () => provider.send(message, signals.abort);
       try {
         result = await (metrics
