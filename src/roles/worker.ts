@@ -148,6 +148,8 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
             handler,
             maxInFlight: delivery.inFlight,
             fair: config.fairDelivery,
+            // Without fair slots reading ahead would only queue more records first come, first served.
+            readAhead: config.fairDelivery ? delivery.readAhead : 0,
             group: config.kafka.group,
             log,
             metrics,

@@ -45,6 +45,12 @@ export interface ChannelWorkerDeps {
   maxInFlight: number;
   /** Hand free in-flight slots round robin between the tenants whose records wait (slots.ts). @defaultValue false */
   fair?: boolean;
+  /**
+   * Records this worker may hold (taken on, not finished) before a batch waits for its partition's
+   * previous batch; 0: every batch waits (at most two batches per partition). Fair delivery reads
+   * ahead so that another tenant's record behind one tenant's backlog is in reach. @defaultValue 0
+   */
+  readAhead?: number;
   /** Carries no notification fields; the handler adds its own per message. */
   log: Logger;
   /** close() lets attempts in flight finish and store their outcomes for this long, then cancels them. @defaultValue 10000 */
@@ -75,7 +81,7 @@ export interface ChannelWorker {
 const HIGH_LANE_FETCH_WAIT_MS = 500;
 
 export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
-  const { channel, handler, maxInFlight, lane = "main" } = deps;
+  const { channel, handler, maxInFlight, lane = "main", readAhead = 0 } = deps;
   const { drainTimeoutMs = 10_000, progressIntervalMs = 1000, failurePauseMs = 1000, fetchWaitMs = 10 } = deps;
   const name = channelName(channel);
   const log = deps.log.child(lane === "main" ? { channel: name } : { channel: name, lane });
@@ -117,6 +123,11 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
     if (last !== undefined) batch.resolve((BigInt(last) + 1n).toString());
     const previous = p.previous;
     p.previous = Promise.all(settled).then(() => {});
+    // Reading ahead: while the worker holds fewer than readAhead records, the next fetch of this
+    // partition follows at once, so a backlog's later records (another tenant's among them) reach
+    // the fair slots instead of waiting in Kafka. Offsets are unaffected (the commit is still the
+    // lowest unfinished record), and memory stays bounded by readAhead plus one fetch.
+    if (records.size < readAhead) return;
     await waitBeating(previous, batch, p.signals.stop, progressIntervalMs);
   }
 
