@@ -79,6 +79,11 @@ export interface DeliveryConfig {
    * and outcomes overlap the sends.
    */
   inFlight: number;
+  /**
+   * With fair delivery: records a worker process may hold per channel lane, fetched ahead of its
+   * in-flight slots, before fetching waits (src/workers/worker.ts readAhead); 0: no reading ahead.
+   */
+  readAhead: number;
   /** Attempts in all (1 + retries), per channel. */
   maxAttempts: Record<ChannelName, number>;
   /** Exponential backoff with full jitter: random(0, min(cap, base * 2^(attempt-1))). */
@@ -218,6 +223,8 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
   return {
     concurrency,
     inFlight: int(env, "HERALD_WORKER_IN_FLIGHT", 4 * concurrency, concurrency, 100_000),
+    // A few MB of records: at a provider limit of 100/s, 50 s of another tenant's backlog in reach.
+    readAhead: int(env, "HERALD_WORKER_READ_AHEAD", 5000, 0, 1_000_000),
     maxAttempts: perChannel((_, up) => int(env, `HERALD_MAX_ATTEMPTS_${up}`, attempts, 1, 100)),
     backoff: {
       baseMs: int(env, "HERALD_BACKOFF_BASE_MS", 1000, 1, 3_600_000),

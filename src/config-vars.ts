@@ -25,6 +25,10 @@ export const knownVariables: ReadonlySet<string> = new Set([
   // Connection hygiene of both listeners (issue 13).
   "HERALD_HEADERS_TIMEOUT_MS", "HERALD_REQUEST_TIMEOUT_MS", "HERALD_SNIFF_TIMEOUT_MS", "HERALD_IDLE_TIMEOUT_MS",
   "HERALD_MAX_CONNECTIONS", "HERALD_MAX_CONNECTIONS_PER_ADDRESS", "HERALD_HEALTH_WATCH_MAX_STREAMS",
+  // config-quotas.ts: per-tenant accept quotas (issue 17)
+  "HERALD_TENANT_QUOTA", "HERALD_TENANT_QUOTAS", "HERALD_TENANT_QUOTAS_FILE",
+  // config.ts: fair share between tenants at delivery (issue 17)
+  "HERALD_FAIR_DELIVERY", "HERALD_WORKER_READ_AHEAD",
   "HERALD_RELAY_BATCH", "HERALD_RELAY_POLL_MS", "HERALD_SCHEDULER_BATCH", "HERALD_SCHEDULER_POLL_MS",
   // config.ts: the retention purge (issue 16)
   "HERALD_RETENTION_DAYS", "HERALD_RETENTION_BATCH", "HERALD_RETENTION_PAUSE_MS",

@@ -3,6 +3,7 @@ import { parseCidrs } from "./domain/egress.js";
 import { loadDeliveryConfig, type DeliveryConfig } from "./config-delivery.js";
 import { loadReceiptsConfig, type ReceiptsConfig } from "./config-receipts.js";
 import { loadUnsubscribeConfig, type UnsubscribeConfig } from "./config-unsubscribe.js";
+import { loadQuotaConfig, type QuotaConfig } from "./config-quotas.js";
 import { ConfigError, fileText, hostPort, int, list, type Env, type HostPort, type Mode } from "./config-env.js";
 
 // Configuration is read from the environment once, here, and passed down.
@@ -61,6 +62,13 @@ export interface Config {
    * beyond maxQueued requests waiting, Create and Schedule answer RESOURCE_EXHAUSTED.
    */
   commit: { maxBatch: number; maxDelayMs: number; maxInFlight: number; maxQueued: number };
+  /**
+   * Fair share between tenants at delivery (HERALD_FAIR_DELIVERY, on by default): a worker's
+   * in-flight and send slots go round robin between the tenants waiting (src/workers/slots.ts).
+   */
+  fairDelivery: boolean;
+  /** Per-tenant accept quotas (config-quotas.ts); off unless HERALD_TENANT_QUOTA(S) is set. */
+  quotas: QuotaConfig;
   /** Event-loop lag beyond which Create and Schedule are refused at the door (src/server/admission.ts); 0: off. */
   admissionMaxLagMs: number;
   relay: { batchSize: number; pollMs: number };
@@ -176,6 +184,8 @@ export function loadConfig(env: Env, mode: Mode): Config {
     idempotencyTtlMs: int(env, "HERALD_IDEMPOTENCY_TTL_MS", 24 * 3600 * 1000, 0, 366 * 24 * 3600 * 1000),
     commit: commitConfig(env),
     admissionMaxLagMs: int(env, "HERALD_ADMISSION_MAX_LAG_MS", 50, 0, 10_000),
+    quotas: loadQuotaConfig(env, new Set(apiKeys.values())),
+    fairDelivery: onOff(env, "HERALD_FAIR_DELIVERY", true),
     relay: {
       batchSize: int(env, "HERALD_RELAY_BATCH", 500, 1, 10_000),
       pollMs: int(env, "HERALD_RELAY_POLL_MS", 500, 10, 60_000),

@@ -45,6 +45,24 @@ export class OverloadedError extends HeraldError {
   }
 }
 
+/**
+ * A tenant sent more than its accept quota allows (src/server/quota/): refused before anything is
+ * stored. The API answers RESOURCE_EXHAUSTED with `retry-after-ms` when waiting helps, and
+ * without it when it cannot (a CreateBatch larger than the tenant's whole burst).
+ */
+export class QuotaExceededError extends HeraldError {
+  override name = "QuotaExceededError";
+  readonly retriable: boolean;
+  constructor(
+    message: string,
+    /** How long until the tokens the call needs are there; undefined: never, split the call. */
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(message);
+    this.retriable = retryAfterMs !== undefined;
+  }
+}
+
 /** A provider failed in a way that may pass: timeouts, 429, 5xx, connection failures. */
 export class TransientError extends HeraldError {
   override name = "TransientError";

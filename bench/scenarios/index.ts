@@ -16,6 +16,7 @@ export const scenarios: ScenarioEntry[] = [
   { id: "e2e", load: async () => (await import("./e2e.js")).run },
   { id: "scheduling", load: async () => (await import("./scheduling.js")).run },
   { id: "priority", load: async () => (await import("./priority.js")).run },
+  { id: "fairness", load: async () => (await import("./fairness.js")).run },
   { id: "fanout", load: async () => (await import("./fanout.js")).run },
   { id: "alternatives", load: async () => (await import("./alternatives.js")).run },
   { id: "overload", load: async () => (await import("./overload.js")).run },

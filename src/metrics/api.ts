@@ -51,6 +51,8 @@ export interface ApiMetrics {
   accept: AcceptMetrics;
   /** herald_admission_rejected_total{reason="event_loop_lag"} (src/server/admission.ts). */
   rejectedForLag: Inc;
+  /** herald_quota_rejected_total for one tenant (src/server/quota/); children cached. */
+  quotaRejected(tenant: string): Inc;
   watch: WatchMetrics;
 }
 
@@ -115,6 +117,12 @@ function build(registry: Registry): ApiMetrics {
     labelNames: ["reason"] as const,
     registers,
   });
+  const quotaRejected = new Counter({
+    name: "herald_quota_rejected_total",
+    help: "Accept calls refused RESOURCE_EXHAUSTED because their tenant was over its quota (HERALD_TENANT_QUOTA)",
+    labelNames: ["tenant"] as const,
+    registers,
+  });
   const watchStreams = new Gauge({ name: "herald_watch_streams", help: "Open WatchStatus streams", registers });
   const sent = new Counter({ name: "herald_watch_events_sent_total", help: "Status events written to WatchStatus streams", registers });
   const dropped = new Counter({
@@ -125,6 +133,7 @@ function build(registry: Registry): ApiMetrics {
   });
 
   const acceptedChildren = new Map<string, Inc>();
+  const quotaChildren = new Map<string, Inc>();
   // Every reason and channel shows from the first scrape at 0, so rate() and alerts see the series.
   for (const reason of ["queue_full", "deadline", "event_loop_lag", "abandoned"]) rejected.labels(reason).inc(0);
   dropped.labels("buffer_full").inc(0);
@@ -152,6 +161,11 @@ function build(registry: Registry): ApiMetrics {
       rejected: { queueFull: rejected.labels("queue_full"), deadline: rejected.labels("deadline"), abandoned: rejected.labels("abandoned") },
     },
     rejectedForLag: rejected.labels("event_loop_lag"),
+    quotaRejected(tenant) {
+      let child = quotaChildren.get(tenant);
+      if (!child) quotaChildren.set(tenant, (child = quotaRejected.labels(tenant)));
+      return child;
+    },
     watch: { streams: watchStreams, sent, droppedBufferFull: dropped.labels("buffer_full") },
   };
 }

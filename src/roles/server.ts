@@ -55,6 +55,8 @@ import { createKafkaMetrics } from "../metrics/kafka.js";
 import { createStreamLimiter } from "../server/stream-limiter.js";
 import { createConnectionGate } from "../server/connection-limits.js";
 import type { Runtime } from "./runtime.js";
+import { quotaOf, quotasOn } from "../config-quotas.js";
+import { createTenantQuotas } from "../server/quota/tenant-quotas.js";
 import { systemClock, type Clock } from "../clock.js";
 
 /** The API server: NotificationService, TemplateService, DeadLetterService, OperationsService, SuppressionService, RecipientService, health and reflection on both listeners. */
@@ -89,6 +91,9 @@ export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {})
   const flow = createFlowWindow({ clock: systemClock });
   feed.listen((e) => flow.observe(e.event));
 
+  // Each tenant with a quota shows from the first scrape at 0, so rate() and alerts see the series.
+  for (const tenant of new Set(config.apiKeys.values())) if (quotaOf(config.quotas, tenant)) metrics.quotaRejected(tenant).inc(0);
+
   const compiler = createCompilePool({ timeoutMs: config.templates.compileTimeoutMs });
   // Create's and PutRecipient's webhook URLs are held to the same policy.
   const egress = createEgressPolicy(config.webhookAllowCidrs);
@@ -106,6 +111,10 @@ export async function startServerRole(rt: Runtime, opts: { clock?: Clock } = {})
       egress,
       shutdownSignal: rt.shutdownSignal,
       notify: { pool, idempotencyTtlMs: config.idempotencyTtlMs, metrics: metrics.accept },
+      // Off unless configured: without quotas the accept path makes no Redis call.
+      quotas: quotasOn(config.quotas)
+        ? createTenantQuotas({ config: config.quotas, redis: rt.redis, keyPrefix: config.kafka.topicPrefix, log, rejected: (tenant) => metrics.quotaRejected(tenant) })
+        : undefined,
       watch: {
         feed,
         feedStore,

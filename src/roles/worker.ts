@@ -115,10 +115,13 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
       // While Redis is unreachable each process keeps a share of the limit to itself.
       fallbackPerSecond: Math.ceil(perSecond * delivery.rateLimitFallbackFraction),
       highShare: config.priority.highShare,
+      // Its waiters, at most the send slots, are granted round robin between tenants too.
+      fair: config.fairDelivery,
       log: log.child({ channel: name }),
       onWait: (seconds) => metrics.rateLimitWaited(seconds),
     });
-    const sends = createSlots(delivery.concurrency);
+    // Round robin between tenants (slots.ts): one tenant's backlog does not hold the others' sends.
+    const sends = createSlots(delivery.concurrency, { fair: config.fairDelivery });
     // One per channel: its lanes share the handler, so the high lane's records hold back the main lane's new ones.
     const highFirst = createHighFirst({ maxYieldMs: config.priority.yieldMs });
     const handler = createDeliveryHandler({
@@ -144,6 +147,9 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
             kafka,
             handler,
             maxInFlight: delivery.inFlight,
+            fair: config.fairDelivery,
+            // Without fair slots reading ahead would only queue more records first come, first served.
+            readAhead: config.fairDelivery ? delivery.readAhead : 0,
             group: config.kafka.group,
             log,
             metrics,

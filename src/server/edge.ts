@@ -2,7 +2,7 @@ import { randomUUID, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "../log.js";
-import { InvalidInputError, OverloadedError, UnavailableError } from "../errors.js";
+import { InvalidInputError, OverloadedError, QuotaExceededError, UnavailableError } from "../errors.js";
 import { hashApiKey, type ApiKeyTable } from "../domain/api-keys.js";
 import { allScopes, keyIdOf, type Scope } from "../domain/key-format.js";
 import type { KeyLookup } from "../keys/key-table.js";
@@ -48,8 +48,18 @@ export function malformedRequest(method: DescMethod): ConnectError {
  * grpc-retry-pushback-ms by themselves.
  */
 export function overloaded(retryAfterMs: number): ConnectError {
+  return retryLater(`server overloaded, retry after ${retryAfterMs} ms`, retryAfterMs);
+}
+
+/**
+ * RESOURCE_EXHAUSTED with the retry hint (overload, a tenant's quota): the one way a refusal says
+ * when to come back. Without `retryAfterMs` waiting would not help: no retry-after-ms, and a
+ * negative pushback, which tells a gRPC client's retry policy not to retry (gRFC A6).
+ */
+export function retryLater(message: string, retryAfterMs: number | undefined): ConnectError {
+  if (retryAfterMs === undefined) return new ConnectError(message, Code.ResourceExhausted, { "grpc-retry-pushback-ms": "-1" });
   const ms = String(retryAfterMs);
-  return new ConnectError(`server overloaded, retry after ${ms} ms`, Code.ResourceExhausted, {
+  return new ConnectError(message, Code.ResourceExhausted, {
     [RETRY_AFTER_MS]: ms,
     "grpc-retry-pushback-ms": ms,
   });
@@ -161,6 +171,10 @@ export function createEdge(deps: EdgeDeps): Edge {
       if (err instanceof OverloadedError) {
         // Not logged per call: the store logs once when shedding starts and once when it ends.
         return overloaded(err.retryAfterMs);
+      }
+      if (err instanceof QuotaExceededError) {
+        // Not logged: counted per tenant in herald_quota_rejected_total.
+        return retryLater(err.message, err.retryAfterMs);
       }
       if (err instanceof UnavailableError) {
         log.warn({ err: err.cause ?? err, dependency: err.dependency }, `${err.dependency} unavailable`);

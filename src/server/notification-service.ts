@@ -11,6 +11,8 @@ import { createTemplatePin } from "./handlers/template-ref.js";
 import { watchStatusHandler, type WatchStatusDeps } from "./handlers/watch-status.js";
 import { notifyHandler, type NotifyDeps } from "./handlers/notify.js";
 import { createBatchHandler } from "./handlers/create-batch.js";
+import { batchCost, metered, notifyCost } from "./quota/metered.js";
+import type { TenantQuotas } from "./quota/tenant-quotas.js";
 
 export interface NotificationServiceDeps extends Omit<AcceptDeps, "store"> {
   store: NotificationStore;
@@ -19,18 +21,25 @@ export interface NotificationServiceDeps extends Omit<AcceptDeps, "store"> {
   watch: Omit<WatchStatusDeps, "clock">;
   /** Notify's own: the database it reads recipients from and stores fan-outs in, its key window and metrics. */
   notify: Pick<NotifyDeps, "pool" | "idempotencyTtlMs" | "metrics">;
+  /** Per-tenant accept quotas, charged before Create, Schedule, Notify and CreateBatch; none: no quotas. */
+  quotas?: TenantQuotas;
 }
 
 /** herald.v1.NotificationService, wired from one handler per RPC. */
 export function notificationService(deps: NotificationServiceDeps): MountedService {
   const accepting = { ...deps, pinTemplate: createTemplatePin({ templates: deps.templates }) };
+  const one = () => 1;
   return mount(NotificationService, {
-    create: createHandler(accepting),
-    schedule: scheduleHandler(accepting),
+    create: metered(deps.quotas, one, createHandler(accepting)),
+    schedule: metered(deps.quotas, one, scheduleHandler(accepting)),
     get: getHandler(deps),
     cancel: cancelHandler(deps),
     watchStatus: watchStatusHandler({ ...deps.watch, clock: deps.clock }),
-    notify: notifyHandler({ ...deps.notify, clock: deps.clock, newId: deps.newId, maxAttempts: deps.maxAttempts, pinTemplate: accepting.pinTemplate }),
-    createBatch: createBatchHandler({ ...deps, ...deps.notify }),
+    notify: metered(
+      deps.quotas,
+      notifyCost,
+      notifyHandler({ ...deps.notify, clock: deps.clock, newId: deps.newId, maxAttempts: deps.maxAttempts, pinTemplate: accepting.pinTemplate }),
+    ),
+    createBatch: metered(deps.quotas, (req) => batchCost(req.items), createBatchHandler({ ...deps, ...deps.notify })),
   });
 }

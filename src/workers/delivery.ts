@@ -128,10 +128,11 @@ export function createDeliveryHandler(deps: DeliveryHandlerDeps): DeliveryHandle
     // redelivered record may be claimed at once. PRIORITY_HIGH goes ahead of the others for
     // both the send slot and the rate limit (which may keep a share for it).
     const high = row.priority === Priority.HIGH;
-    const release = sends ? await sends.acquire(signals.stop, { ahead: high }) : () => {};
+    // Fair slots (slots.ts) serve the tenants waiting for a send round robin.
+    const release = sends ? await sends.acquire(signals.stop, { ahead: high, share: row.tenant }) : () => {};
     let result: SendResult;
     try {
-      await limiter.take(signals.abort, { high });
+      await limiter.take(signals.abort, { high, share: row.tenant });
       const send = () => provider.send(message, signals.abort);
       try {
         result = await (metrics

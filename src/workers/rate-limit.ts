@@ -36,9 +36,10 @@ export interface RateLimiter {
   /**
    * Resolves when one send may happen now; waits (never drops, never spins) while the limit is
    * reached. Rejects with signal.reason when `signal` aborts. `high`: a PRIORITY_HIGH send, served
-   * before the others and allowed the reserved share.
+   * before the others and allowed the reserved share. `share`: the tenant, when the limiter is
+   * fair: the normal-priority waiters are then granted round robin between tenants.
    */
-  take(signal: AbortSignal, opts?: { high?: boolean }): Promise<void>;
+  take(signal: AbortSignal, opts?: { high?: boolean; share?: string }): Promise<void>;
 }
 
 export interface RateLimiterOptions {
@@ -50,6 +51,8 @@ export interface RateLimiterOptions {
   perSecond: number;
   /** Per-process limit while Redis is unreachable; rounded down, at least 1 (0 would stop delivery during an outage). */
   fallbackPerSecond: number;
+  /** Grant the waiting normal-priority takes round robin by their `share` (fair share between tenants). @defaultValue false */
+  fair?: boolean;
   /** Share of the limit only high-priority takes may use, in [0, 1). @defaultValue 0 */
   highShare?: number;
   /** @defaultValue "herald:rl:" */
@@ -190,12 +193,12 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     pumping = false;
   }
 
-  function take(signal: AbortSignal, takeOpts?: { high?: boolean }): Promise<void> {
+  function take(signal: AbortSignal, takeOpts?: { high?: boolean; share?: string }): Promise<void> {
     const high = takeOpts?.high === true;
     const since = clock.now();
     const throttlesBefore = throttles;
     const throttledBefore = throttled;
-    const taken = (high ? highQueue : normalQueue).push(signal);
+    const taken = high ? highQueue.push(signal) : normalQueue.push(signal, opts.fair ? takeOpts?.share : undefined);
     if (high && waitingForNormal) wakeup.wake();
     if (!pumping && waiters() > 0) {
       pumping = true;

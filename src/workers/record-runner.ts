@@ -64,11 +64,12 @@ export function createRecordRunner(deps: RecordRunnerDeps): RecordRunner {
 
   return async (m, p) => {
     const { stop } = p.signals;
+    const share = { share: tenantOfKey(m.key) };
     for (;;) {
       if (stop.aborted) return;
       let release: () => void;
       try {
-        release = await slots.acquire(stop);
+        release = await slots.acquire(stop, share);
       } catch {
         return; // stopped or taken away while waiting for a slot
       }
@@ -86,4 +87,13 @@ export function createRecordRunner(deps: RecordRunnerDeps): RecordRunner {
       await sleep(failurePauseMs, stop);
     }
   };
+}
+
+/**
+ * The tenant a record's Kafka key names (`<tenant>/<user id>`, recordKey in src/outbox/records.ts),
+ * read without decoding the record; "" for a key without one (records from before keys had it).
+ */
+export function tenantOfKey(key: string | null | undefined): string {
+  const i = key ? key.indexOf("/") : -1;
+  return i > 0 ? key!.slice(0, i) : "";
 }

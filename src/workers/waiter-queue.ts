@@ -1,11 +1,14 @@
 // A FIFO of abortable waits, for the rate limiter's pump: each waiter leaves the queue, rejected
 // with its signal's reason, as soon as its signal aborts. One abort listener per signal, not per
 // waiter: a worker's blocked sends usually all wait on the same shutdown signal, hundreds at a time.
+// Waits may name a `share` (the tenant): grants then go round robin between the shares waiting,
+// first come, first served within each (fair share of the rate, as in slots.ts); waits that name
+// none share one queue, first come, first served.
 
 export interface WaiterQueue {
   /** Queues a wait; rejects with signal.reason when `signal` aborts first. */
-  push(signal: AbortSignal): Promise<void>;
-  /** Resolves the oldest waiter; false when there was none. */
+  push(signal: AbortSignal, share?: string): Promise<void>;
+  /** Resolves the oldest waiter of the share whose turn it is; false when there was none. */
   grant(): boolean;
   /** Rejects every waiter with `err`. */
   failAll(err: Error): void;
@@ -14,13 +17,24 @@ export interface WaiterQueue {
 
 interface Waiter {
   signal: AbortSignal;
+  share: string;
   resolve(): void;
   reject(err: Error): void;
 }
 
 /** `onEmptied`: every waiter left by aborting (not by a grant). */
 export function createWaiterQueue(onEmptied: () => void): WaiterQueue {
-  let queue: Waiter[] = [];
+  // By share, in round-robin order: the share served goes to the back.
+  const shares = new Map<string, Waiter[]>();
+  let length = 0;
+  const remove = (gone: Set<Waiter>) => {
+    for (const [share, waiters] of shares) {
+      const kept = waiters.filter((w) => !gone.has(w));
+      length -= waiters.length - kept.length;
+      if (kept.length === 0) shares.delete(share);
+      else shares.set(share, kept);
+    }
+  };
   const watched = new Map<AbortSignal, { waiters: Set<Waiter>; onAbort: () => void }>();
 
   function watch(waiter: Waiter): void {
@@ -30,8 +44,8 @@ export function createWaiterQueue(onEmptied: () => void): WaiterQueue {
       const waiters = new Set<Waiter>();
       const onAbort = () => {
         watched.delete(signal);
-        queue = queue.filter((w) => !waiters.has(w));
-        if (queue.length === 0) onEmptied();
+        remove(waiters);
+        if (length === 0) onEmptied();
         for (const w of waiters) w.reject(signal.reason as Error);
       };
       entry = { waiters, onAbort };
@@ -51,29 +65,40 @@ export function createWaiterQueue(onEmptied: () => void): WaiterQueue {
   }
 
   return {
-    push(signal) {
+    push(signal, share = "") {
       if (signal.aborted) return Promise.reject(signal.reason as Error);
       return new Promise<void>((resolve, reject) => {
-        const waiter: Waiter = { signal, resolve, reject };
+        const waiter: Waiter = { signal, share, resolve, reject };
         watch(waiter);
-        queue.push(waiter);
+        const waiters = shares.get(share);
+        if (waiters) waiters.push(waiter);
+        else shares.set(share, [waiter]);
+        length++;
       });
     },
     grant() {
-      const next = queue.shift();
-      if (!next) return false;
+      const turn = shares.entries().next();
+      if (turn.done) return false;
+      const [share, waiters] = turn.value;
+      const next = waiters.shift()!;
+      length--;
+      shares.delete(share);
+      if (waiters.length > 0) shares.set(share, waiters);
       unwatch(next);
       next.resolve();
       return true;
     },
     failAll(err) {
-      for (const w of queue.splice(0)) {
+      const all = [...shares.values()].flat();
+      shares.clear();
+      length = 0;
+      for (const w of all) {
         unwatch(w);
         w.reject(err);
       }
     },
     get length() {
-      return queue.length;
+      return length;
     },
   };
 }

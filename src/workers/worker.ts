@@ -44,6 +44,14 @@ export interface ChannelWorkerDeps {
   handler: DeliveryHandler;
   /** Records in flight at once, across all partitions this process holds. */
   maxInFlight: number;
+  /** Hand free in-flight slots round robin between the tenants whose records wait (slots.ts). @defaultValue false */
+  fair?: boolean;
+  /**
+   * Records this worker may hold (taken on, not finished) before a batch waits for its partition's
+   * previous batch; 0: every batch waits (at most two batches per partition). Fair delivery reads
+   * ahead so that another tenant's record behind one tenant's backlog is in reach. @defaultValue 0
+   */
+  readAhead?: number;
   /** Carries no notification fields; the handler adds its own per message. */
   log: Logger;
   /** close() lets attempts in flight finish and store their outcomes for this long, then cancels them. @defaultValue 10000 */
@@ -85,7 +93,7 @@ const LONG_POLL_MS = 500;
 const FULL_BATCH_BYTES = 64 * 1024;
 
 export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
-  const { channel, handler, maxInFlight, lane = "main" } = deps;
+  const { channel, handler, maxInFlight, lane = "main", readAhead = 0 } = deps;
   const { drainTimeoutMs = 10_000, progressIntervalMs = 1000, failurePauseMs = 1000, batchLingerMs = 10 } = deps;
   const name = channelName(channel);
   const log = deps.log.child(lane === "main" ? { channel: name } : { channel: name, lane });
@@ -96,7 +104,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
   // provider's request); `maxInFlight` listeners at once is normal, not a leak.
   setMaxListeners(0, stopping.signal, aborting.signal);
   const held = createHeldPartitions({ signals: { stop: stopping.signal, abort: aborting.signal }, log });
-  const runRecord = createRecordRunner({ handler, slots: createSlots(maxInFlight), log, failurePauseMs });
+  const runRecord = createRecordRunner({ handler, slots: createSlots(maxInFlight, { fair: deps.fair }), log, failurePauseMs });
   const records = new Set<Promise<void>>();
   let consumer: KafkaConsumer | undefined;
   let closing: Promise<void> | undefined;
@@ -128,6 +136,16 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
     const previous = p.previous;
     p.previous = Promise.all(settled).then(() => {});
     const lingering = lane === "main" && batchLingerMs > 0 && settled.length > 0 && batchBytes(batch) < FULL_BATCH_BYTES;
+    // Reading ahead: while the worker holds fewer than readAhead records, the next fetch of this
+    // partition follows without waiting for this batch, so a backlog's later records (another
+    // tenant's among them) reach the fair slots instead of waiting in Kafka. Offsets are
+    // unaffected (the commit is still the lowest unfinished record), and memory stays bounded by
+    // readAhead plus one fetch. A small batch still lingers first, so a trickle is fetched in
+    // batches rather than record by record.
+    if (records.size < readAhead) {
+      if (lingering) await sleep(batchLingerMs, p.signals.stop);
+      return;
+    }
     await Promise.all([waitBeating(previous, batch, p.signals.stop, progressIntervalMs), lingering ? sleep(batchLingerMs, p.signals.stop) : undefined]);
   }
 

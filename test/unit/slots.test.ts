@@ -94,3 +94,53 @@ describe("slots", () => {
     expect(() => createSlots(1.5)).toThrow(RangeError);
   });
 });
+
+describe("fair slots", () => {
+  /** Queues waits named `${share}${n}` in the order given; each frees its slot once granted. Returns the order of service. */
+  async function served(slots: ReturnType<typeof createSlots>, waits: Array<[string, string]>): Promise<string[]> {
+    const held = await slots.acquire();
+    const order: string[] = [];
+    const all = waits.map(([share, name]) =>
+      slots.acquire(undefined, { share }).then((release) => {
+        order.push(name);
+        release();
+      }),
+    );
+    held();
+    await Promise.all(all);
+    return order;
+  }
+
+  it("serves the tenants that wait round robin, each first come, first served", async () => {
+    const waits: Array<[string, string]> = [
+      ["a", "a1"], ["a", "a2"], ["a", "a3"], ["a", "a4"], ["b", "b1"], ["a", "a5"], ["b", "b2"], ["c", "c1"],
+    ];
+    expect(await served(createSlots(1, { fair: true }), waits)).toEqual(["a1", "b1", "c1", "a2", "b2", "a3", "a4", "a5"]);
+    // Without `fair`: first come, first served, whoever asks.
+    expect(await served(createSlots(1), waits)).toEqual(["a1", "a2", "a3", "a4", "b1", "a5", "b2", "c1"]);
+  });
+
+  it("still serves waits that go ahead first, and an aborted wait leaves its tenant's turn to the next", async () => {
+    const slots = createSlots(1, { fair: true });
+    const held = await slots.acquire();
+    const order: string[] = [];
+    const run = (name: string, opts: { ahead?: boolean; share?: string }, signal?: AbortSignal) =>
+      slots.acquire(signal, opts).then(
+        (release) => {
+          order.push(name);
+          release();
+        },
+        (err: unknown) => {
+          expect(err).toBeInstanceOf(SlotWaitAbortedError);
+          order.push(`${name} aborted`);
+        },
+      );
+    const gone = new AbortController();
+    const waits = [run("a1", { share: "a" }), run("b1", { share: "b" }, gone.signal), run("a2", { share: "a" }), run("h", { ahead: true, share: "b" })];
+    gone.abort();
+    held();
+    await Promise.all(waits);
+    expect(order).toEqual(["b1 aborted", "h", "a1", "a2"]);
+    expect(slots.inUse).toBe(0);
+  });
+});
