@@ -99,14 +99,21 @@ describe("a 3-broker Kafka cluster", () => {
     expect(errors).toBe(0);
 
     // Every one reaches SENT and the provider saw every one.
+    let where = "";
     await waitFor(
       "every accepted notification SENT",
       async () => {
-        const { rows } = await herald.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM notifications WHERE id = ANY($1::uuid[]) AND status = $2", [ids, Status.SENT]);
-        return rows[0]!.n === ids.length || (false as const);
+        const { rows } = await herald.db.pool.query<{ status: Status; n: number }>(
+          "SELECT status, count(*)::int AS n FROM notifications WHERE id = ANY($1::uuid[]) GROUP BY status ORDER BY status",
+          [ids],
+        );
+        where = rows.map((r) => `${Status[r.status]}: ${r.n}`).join(", ");
+        return (rows.length === 1 && rows[0]!.status === Status.SENT && rows[0]!.n === ids.length) || (false as const);
       },
       { timeoutMs: 240_000, everyMs: 250 },
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; by status: ${where}`, { cause: err });
+    });
     const missing = ids.filter((id) => !delivered.has(id));
     expect(missing).toEqual([]);
   });
