@@ -2,6 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Kafka, Partitioners, logLevel } from "kafkajs";
 import pg from "pg";
 import { uuidv7 } from "uuidv7";
+import { rawUnary } from "./lib/raw-method.js";
 
 // The durable accept ceiling (issue 17): a bare @grpc/grpc-js server whose one unary method does
 // the least a durable accept must. It group-commits the call's row into Herald's notifications
@@ -79,17 +80,7 @@ async function produceLoop(): Promise<void> {
 const server = new grpc.Server();
 const empty = Buffer.alloc(0);
 server.addService(
-  {
-    Create: {
-      path: "/herald.v1.NotificationService/Create",
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b,
-      responseDeserialize: (b: Buffer) => b,
-    },
-  },
+  { Create: rawUnary("/herald.v1.NotificationService/Create") },
   {
     Create: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       waiting.push({ id: uuidv7(), spec: call.request, done: (err) => (err ? cb({ code: grpc.status.UNAVAILABLE, details: err.message }) : cb(null, empty)) });

@@ -1,4 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
+import { rawUnary } from "./lib/raw-method.js";
 
 // The ceiling: a bare @grpc/grpc-js server whose one unary method does
 // nothing. Herald's Create is measured against it in the same run.
@@ -11,17 +12,7 @@ const server = new grpc.Server();
 const empty = Buffer.alloc(0);
 let calls = 0;
 server.addService(
-  {
-    Noop: {
-      path: "/bench.Noop/Noop",
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b,
-      responseDeserialize: (b: Buffer) => b,
-    },
-  },
+  { Noop: rawUnary("/bench.Noop/Noop") },
   {
     Noop: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       calls++;

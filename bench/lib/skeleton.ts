@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { Kafka, Partitioners, logLevel } from "kafkajs";
 import type pg from "pg";
 import { uuidv7 } from "uuidv7";
-import { dispatchBytes, specBytes } from "./bodies.js";
+import { dispatchBytes } from "./bodies.js";
+import { INSERT_NOTIFICATION_ROWS, notificationRowParams } from "./notification-rows.js";
 
 // The least any durable bulk accept-and-publish must do, with nothing of Herald around it: per
 // notification one row INSERTed (in 1000-row unnest statements, each its own transaction and
@@ -35,17 +36,8 @@ export async function insertAndProduceSkeleton(pool: pg.Pool, opts: { seconds: n
   try {
     await admin.createTopics({ topics: [{ topic, numPartitions: 6, replicationFactor: 1 }], waitForLeaders: true });
     for (const p of producers) await p.connect();
-    const spec = specBytes();
-    const hash = randomBytes(32);
     const value = Buffer.from(dispatchBytes());
-    const insert = (ids: string[], i: number) =>
-      pool.query(
-        `INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key, request_hash,
-           correlation_id, local_time, deliver_at, max_attempts, last_sequence, created_at, updated_at)
-         SELECT id, 'skeleton', 1, user_id, 2, spec, 0, '{}', NULL, hash, corr, NULL, now(), 4, 1, now(), now()
-         FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::text[]) AS t(id, user_id, spec, hash, corr)`,
-        [ids, ids.map((_, j) => `user-${(i + j) % 5000}`), ids.map(() => spec), ids.map(() => hash), ids.map(() => uuidv7())],
-      );
+    const insert = (ids: string[], i: number) => pool.query(INSERT_NOTIFICATION_ROWS, notificationRowParams("skeleton", ids, i));
     const produce = (p: (typeof producers)[number], ids: string[]) =>
       p.sendBatch({ acks: -1, timeout: 10_000, topicMessages: [{ topic, messages: ids.map((id) => ({ key: id, value })) }] });
     const measure = async (doInsert: boolean, doProduce: boolean, seconds = opts.seconds): Promise<number> => {

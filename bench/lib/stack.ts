@@ -118,6 +118,12 @@ export async function startStack(opts: { name: string; roles: Role[]; env?: Reco
 }
 
 /** Resident memory of a process in MiB (Linux /proc). */
+/** Outbox rows the relay has not published yet (0: Kafka has acknowledged everything committed). */
+export async function unpublished(stack: Pick<Stack, "pool">): Promise<number> {
+  const { rows } = await stack.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+  return rows[0]!.n;
+}
+
 export async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;

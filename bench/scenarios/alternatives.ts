@@ -1,5 +1,5 @@
 import { cpus } from "node:os";
-import { startStack } from "../lib/stack.js";
+import { startStack, unpublished } from "../lib/stack.js";
 import { startSlowProvider, type SlowProvider } from "../lib/slow-provider.js";
 import { downsample, summarize } from "../lib/stats.js";
 import type { Figure, LatencySeries, Ratio, Scenario, ScenarioResult, TargetCheck, TimeSeries } from "../lib/result.js";
@@ -154,14 +154,12 @@ export const run: Scenario = async (ctx) => {
       step(`herald: Create, ${API_CONCURRENCY} in flight`);
       heraldApi = await apiRun(heraldCreate(stack, "email"), plan, next(1_000_000));
       step(`herald: ${fmt(rps(heraldApi))} Creates/s; draining ${fmt(plan.backlog)}`);
-      const unpublished = async () =>
-        Number((await stack.pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")).rows[0]!.n);
       heraldDrain = await drain(
         provider,
         heraldCreate(stack, "sms"),
         drainPlan(plan),
         next(1_000_000),
-        () => poll("relay publishing the backlog", async () => (await unpublished()) === 0),
+        () => poll("relay publishing the backlog", async () => (await unpublished(stack)) === 0),
         async () => (await stack.start("worker:sms")).proc.pid,
         { server: stack.pid("server"), relay: stack.pid("relay"), scheduler: stack.pid("scheduler") },
       );

@@ -1,11 +1,9 @@
-import { randomBytes } from "node:crypto";
-import { uuidv7 } from "uuidv7";
 import { Channel } from "../../gen/herald/v1/notification_pb.js";
 import { createHeraldClient, type HeraldClient } from "../../src/client/index.js";
-import { specBytes } from "../lib/bodies.js";
+import { INSERT_NOTIFICATION_ROWS, notificationRowParams } from "../lib/notification-rows.js";
 import type { Figure, Ratio, Scenario } from "../lib/result.js";
 import { insertAndProduceSkeleton } from "../lib/skeleton.js";
-import { startStack, type Stack } from "../lib/stack.js";
+import { startStack, unpublished, type Stack } from "../lib/stack.js";
 import { summarize } from "../lib/stats.js";
 
 // Bulk accept (issue 16): CreateBatch's durable accept-and-publish throughput, next to single
@@ -105,25 +103,14 @@ export const run: Scenario = async (ctx) => {
 
 /** Rows/s of 256-row INSERTs into the stack's notifications table, 2 in flight. */
 async function insertCeiling(stack: Stack, seconds: number): Promise<number> {
-  const spec = specBytes();
-  const hash = randomBytes(32);
   const rows = 256;
   let inserted = 0;
   const end = performance.now() + seconds * 1000;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: 2 }, async (_, w) => {
-      let i = w;
-      while (performance.now() < end) {
-        const ids = Array.from({ length: rows }, () => uuidv7());
-        await stack.pool.query(
-          `INSERT INTO notifications (id, tenant, channel, user_id, status, spec, priority, labels, idempotency_key, request_hash,
-             correlation_id, local_time, deliver_at, max_attempts, last_sequence, created_at, updated_at)
-           SELECT id, 'ceiling', 1, user_id, 2, spec, 0, '{}', NULL, hash, corr, NULL, now(), 4, 1, now(), now()
-           FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::text[]) AS t(id, user_id, spec, hash, corr)`,
-          [ids, ids.map((_, j) => `user-${(i + j) % 5000}`), ids.map(() => spec), ids.map(() => hash), ids.map(() => uuidv7())],
-        );
-        i += rows;
+      for (let i = w; performance.now() < end; i += rows) {
+        await stack.pool.query(INSERT_NOTIFICATION_ROWS, notificationRowParams("ceiling", rows, i));
         inserted += rows;
       }
     }),
@@ -166,8 +153,7 @@ async function closedLoop(
 /** When the relay had published every outbox row (polled every 50 ms after `after`). */
 async function drained(stack: Stack, after: number): Promise<number> {
   for (;;) {
-    const { rows } = await stack.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
-    if (rows[0]!.n === 0) return Math.max(performance.now(), after);
+    if ((await unpublished(stack)) === 0) return Math.max(performance.now(), after);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

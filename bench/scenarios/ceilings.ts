@@ -5,6 +5,7 @@ import { uuidv7 } from "uuidv7";
 import { ensureDatabase } from "../../src/store/db.js";
 import { migrate } from "../../src/store/migrate.js";
 import { dispatchBytes, getRequestBytes, specBytes } from "../lib/bodies.js";
+import { INSERT_NOTIFICATION_ROWS, notificationRowParams } from "../lib/notification-rows.js";
 import { GRPC_HEADERS, grpcFrame, h2load, spread } from "../lib/h2load.js";
 import { grpcCall, startNoop, type NoopKind } from "../lib/noop.js";
 import type { Figure, LatencySeries, Scenario, ScenarioContext, TimeSeries } from "../lib/result.js";
@@ -170,18 +171,12 @@ async function postgresCeiling(ctx: ScenarioContext, out: Out): Promise<void> {
     const hash = randomBytes(32);
     const single = `INSERT INTO notifications (${COLUMNS})
       VALUES ($1, 'bench', 1, $2, 2, $3, 0, '{}', NULL, $4, $5, NULL, now(), 4, 1, now(), now())`;
-    const batched = `INSERT INTO notifications (${COLUMNS})
-      SELECT id, 'bench', 1, user_id, 2, spec, 0, '{}', NULL, hash, corr, NULL, now(), 4, 1, now(), now()
-      FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::text[]) AS t(id, user_id, spec, hash, corr)`;
     const oneRow = (i: number): unknown[] => [uuidv7(), `user-${i % 5000}`, spec, hash, uuidv7()];
-    const manyRows = (i: number): unknown[] => {
-      const ids = Array.from({ length: rows }, () => uuidv7());
-      return [ids, ids.map((_, j) => `user-${(i + j) % 5000}`), ids.map(() => spec), ids.map(() => hash), ids.map(() => uuidv7())];
-    };
+    const manyRows = (i: number): unknown[] => notificationRowParams("bench", rows, i);
 
     const cases = [
       ...singleLevels.map((c) => ({ c, perStatement: 1, sql: single, params: oneRow, label: `PostgreSQL single-row INSERT, ${c} in flight` })),
-      ...batchLevels.map((c) => ({ c, perStatement: rows, sql: batched, params: manyRows, label: `PostgreSQL ${rows}-row INSERT (unnest), ${c} in flight` })),
+      ...batchLevels.map((c) => ({ c, perStatement: rows, sql: INSERT_NOTIFICATION_ROWS, params: manyRows, label: `PostgreSQL ${rows}-row INSERT (unnest), ${c} in flight` })),
     ];
     for (const { c, perStatement, sql, params, label } of cases) {
       ctx.progress.step(`${label}: ${seconds}s`);

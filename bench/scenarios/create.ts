@@ -5,7 +5,7 @@ import { cpuExtra, ms3, perCall, withCpu, type CpuUse } from "../lib/machine-cpu
 import { startDurableCeiling } from "../lib/durable-ceiling.js";
 import { grpcCall, startNoop } from "../lib/noop.js";
 import type { Figure, LatencySeries, Ratio, Scenario, ScenarioContext, TargetCheck, TimeSeries } from "../lib/result.js";
-import { startStack, type Stack } from "../lib/stack.js";
+import { startStack, unpublished, type Stack } from "../lib/stack.js";
 import { downsample } from "../lib/stats.js";
 
 // Create throughput and latency, read against a no-op grpc-js server measured in the same run
@@ -273,8 +273,6 @@ export const run: Scenario = async (ctx) => {
 const countStored = async (stack: Stack) =>
   Number((await stack.pool.query<{ n: string }>("SELECT count(*) AS n FROM notifications")).rows[0]!.n);
 
-const unpublished = async (stack: Stack) =>
-  Number((await stack.pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")).rows[0]!.n);
 
 /** Runs one load and counts what it stored: errors are failures plus 2xx answers without a row. */
 async function measured(stack: Stack, load: () => Promise<H2loadResult>): Promise<{ r: H2loadResult; stored: number; errors: number }> {

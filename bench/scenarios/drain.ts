@@ -3,7 +3,7 @@ import { startBullmq } from "../alternatives/systems.js";
 import { ms3, perCall } from "../lib/machine-cpu.js";
 import type { Ratio, Scenario, TimeSeries } from "../lib/result.js";
 import { startSlowProvider } from "../lib/slow-provider.js";
-import { startStack } from "../lib/stack.js";
+import { startStack, unpublished } from "../lib/stack.js";
 
 // Throughput head to head (issue 17): a backlog drained at full speed, not at a slow provider's
 // ceiling. The same provider stand-in answering at once, the same backlog queued through each
@@ -37,13 +37,12 @@ export const run: Scenario = async (ctx) => {
       env: { ...provider.heraldEnv, HERALD_WORKER_CONCURRENCY: String(CONCURRENCY) },
     });
     try {
-      const unpublished = async () => Number((await stack.pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")).rows[0]!.n);
       herald = await drain(
         provider,
         heraldCreate(stack, "sms"),
         plan,
         next(1_000_000),
-        () => poll("relay publishing the backlog", async () => (await unpublished()) === 0, 300_000),
+        () => poll("relay publishing the backlog", async () => (await unpublished(stack)) === 0, 300_000),
         async () => (await stack.start("worker:sms")).proc.pid,
         { server: stack.pid("server"), relay: stack.pid("relay"), scheduler: stack.pid("scheduler") },
       );

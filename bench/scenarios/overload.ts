@@ -3,7 +3,7 @@ import { GRPC_HEADERS, grpcFrame, h2load } from "../lib/h2load.js";
 import { byCode, closedLoop, deadlineCaller, isGood, openLoop, type CallRecord } from "../lib/deadline-load.js";
 import { goodputRate, goodputSeries, normalBound, p99, recoverySeconds } from "../lib/overload-analysis.js";
 import type { Figure, Scenario, TargetCheck, TimeSeries } from "../lib/result.js";
-import { startStack, type Stack } from "../lib/stack.js";
+import { startStack, unpublished, type Stack } from "../lib/stack.js";
 import { quantile, summarize } from "../lib/stats.js";
 
 // Overload: does Herald keep serving at twice what it can sustain, and come back at once when
@@ -194,9 +194,9 @@ function figure(name: string, records: CallRecord[], spanMs: number, extra: Reco
 async function drained(stack: Stack): Promise<void> {
   const deadline = performance.now() + 300_000;
   for (;;) {
-    const r = await stack.pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL");
-    if (Number(r.rows[0]!.n) === 0) return;
-    if (performance.now() > deadline) throw new Error(`${r.rows[0]!.n} outbox rows still unpublished after 300 s`);
+    const left = await unpublished(stack);
+    if (left === 0) return;
+    if (performance.now() > deadline) throw new Error(`${left} outbox rows still unpublished after 300 s`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

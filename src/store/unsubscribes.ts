@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import type { Channel } from "../../gen/herald/v1/notification_pb.js";
-import { channelVerdict, type CategorySetting, type StoredPreferences } from "../domain/preferences.js";
+import { channelVerdict } from "../domain/preferences.js";
 import { createBatchedLookups, type BatchedLookups } from "./batched-lookups.js";
-import type { PreferencesRow } from "./preferences.js";
+import { toCategory, toPreferences, type CategoryRow, type PreferencesRow } from "./preferences.js";
 
 // One-click unsubscribes (migration 015; README "One-click unsubscribe"): the key their links are
 // signed with, the click recorded, and the check the workers make before each send of a category
@@ -78,14 +78,9 @@ export interface CategoryCheck {
   optedOut?: { reason: "opted_out" | "opted_out_by_default"; detail: string };
 }
 
-interface CheckRow {
-  ord: number;
-  clicked_at: Date | null;
-  opted_out_channels: Channel[] | null;
-  categories: PreferencesRow["categories"] | null;
-  required: boolean | null;
-  default_opted_out_channels: Channel[] | null;
-}
+/** One send's row: the click, and the preferences and category rows as preferences.ts reads them (null: none). */
+type CheckRow = { ord: number; clicked_at: Date | null; category_updated_at: Date | null } & Nullable<PreferencesRow> & Nullable<Omit<CategoryRow, "updated_at">>;
+type Nullable<T> = { [K in keyof T]: T[K] | null };
 
 /**
  * The checks of many sends in one statement, in the order asked: the workers' lookups go through
@@ -96,7 +91,9 @@ interface CheckRow {
 export async function checkCategories(db: Queryable, keys: readonly CategoryKey[]): Promise<CategoryCheck[]> {
   if (keys.length === 0) return [];
   const result = await db.query<CheckRow>(
-    `SELECT q.ord::int AS ord, u.created_at AS clicked_at, p.opted_out_channels, p.categories, c.required, c.default_opted_out_channels
+    `SELECT q.ord::int AS ord, u.created_at AS clicked_at,
+            p.opted_out_channels, p.categories, p.quiet_start, p.quiet_end, p.updated_at,
+            c.category, c.required, c.default_opted_out_channels, c.description, c.updated_at AS category_updated_at
        FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS q(tenant, user_id, category, ord)
        LEFT JOIN notification_categories c ON c.tenant = q.tenant AND c.category = q.category
        LEFT JOIN unsubscribes u ON u.tenant = q.tenant AND u.user_id = q.user_id AND u.category = q.category
@@ -115,15 +112,8 @@ export async function checkCategories(db: Queryable, keys: readonly CategoryKey[
       checks[row.ord - 1] = { required, unsubscribed: { via: "link", since: row.clicked_at } };
       continue;
     }
-    const prefs: StoredPreferences | undefined = row.opted_out_channels
-      ? {
-          optedOutChannels: row.opted_out_channels,
-          categories: (row.categories ?? []).map((c) => ({ category: c.category, optedOutChannels: c.opted_out_channels, unsubscribed: c.unsubscribed })),
-        }
-      : undefined;
-    const setting: CategorySetting | undefined = row.default_opted_out_channels
-      ? { category: key.category, required, defaultOptedOutChannels: row.default_opted_out_channels, description: "" }
-      : undefined;
+    const prefs = row.updated_at === null ? undefined : toPreferences(row as PreferencesRow);
+    const setting = row.category === null ? undefined : toCategory({ ...(row as Omit<CategoryRow, "updated_at">), updated_at: row.category_updated_at! });
     const verdict = channelVerdict(prefs, key.category, key.channel, setting);
     checks[row.ord - 1] = verdict.allowed
       ? { required }
