@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Kafka, logLevel, ConfigResourceTypes } from "kafkajs";
-import { Status } from "../src/client/index.js";
-import { startTestHerald, type TestHerald } from "./support/herald.js";
-import { startKafkaCluster, type KafkaCluster } from "./support/kafka-cluster.js";
-import { waitFor } from "./support/wait.js";
-import { createSms } from "./support/watch.js";
+import { Status } from "../../src/client/index.js";
+import { startTestHerald, type TestHerald } from "../support/herald.js";
+import { startKafkaCluster, type KafkaCluster } from "../support/kafka-cluster.js";
+import { waitFor } from "../support/wait.js";
+import { createSms } from "../support/watch.js";
 
 // Herald on a replicated cluster (3 KRaft brokers, replication 3, min.insync.replicas 2, acks=all)
 // loses the broker leading its SMS topic while Creates keep coming: every notification accepted
