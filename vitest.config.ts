@@ -4,8 +4,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     // The container tests build images (minutes on two cores): npm run test:image / test:compose.
-    // The cluster test has an open defect (vitest.cluster.config.ts): npm run test:cluster.
-    exclude: [...configDefaults.exclude, "test/container/**", "test/cluster/**"],
+    exclude: [...configDefaults.exclude, "test/container/**"],
     // Integration tests talk to real PostgreSQL, Redis and Kafka; names are unique
     // per test so files run in parallel, but the machine has 2 cores.
     maxWorkers: 2,

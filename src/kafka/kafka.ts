@@ -105,7 +105,7 @@ export function createKafka(opts: KafkaOptions): Kafka {
         return rows.map((r) => ({ ...r, group: r.group.slice(topicPrefix.length), topic: r.topic.slice(topicPrefix.length) }));
       }),
     producer() {
-      const p = createProducer(client, { topicPrefix, ackTimeoutMs: requestTimeoutMs });
+      const p = createProducer(client, { topicPrefix, ackTimeoutMs: requestTimeoutMs, log });
       return {
         connect: () => classified(() => p.connect()),
         sendBatch: (records) => classified(() => p.sendBatch(records)),

@@ -1,4 +1,6 @@
-import { Partitioners, type Kafka, type Message, type Producer } from "kafkajs";
+import { Partitioners, type Kafka, type Message, type Producer, type RecordMetadata } from "kafkajs";
+import { UnavailableError } from "../errors.js";
+import type { Logger } from "../log.js";
 
 /** One record to publish. `topic` is the logical name (herald.email); the prefix is added here. */
 export interface KafkaRecord {
@@ -24,12 +26,23 @@ export interface ProducerSettings {
   topicPrefix: string;
   /** How long the broker may wait for in-sync replicas before answering a produce. */
   ackTimeoutMs: number;
+  /** Hears of records sent again because kafkajs left them unsent (below). */
+  log?: Pick<Logger, "warn">;
 }
 
 // After these the broker has forgotten or rejected this producer id's sequence state, and
 // kafkajs keeps retrying with the same id forever (it never re-initialises an idempotent
 // producer). The only way out is a new producer id, i.e. a new kafkajs producer.
 const FENCED = new Set(["OUT_OF_ORDER_SEQUENCE_NUMBER", "UNKNOWN_PRODUCER_ID", "INVALID_PRODUCER_EPOCH"]);
+
+// kafkajs 2.2.4 can resolve a send without having sent some of its records (tulios/kafkajs#1303,
+// PR #1798, never released). Its retry keeps each broker's answer from the failed attempt and
+// skips brokers that answered; when a partition's leader died and leadership moved to a broker
+// that had already answered for other partitions, that partition's records are never sent, and
+// the send resolves. So a send is checked here against the acknowledgements: every partition a
+// record went to must have one. The records of a partition without one are sent again (the
+// partition got nothing in the call, so its order holds), a few rounds at most.
+const UNACKED_ROUNDS = 3;
 
 /**
  * An idempotent producer, acks=all, one request in flight, Java-compatible (murmur2) partitioning
@@ -42,6 +55,17 @@ export function createProducer(client: Kafka, settings: ProducerSettings): Kafka
   // kafkajs' idempotent producer corrupts its sequence numbers when sends overlap
   // (tulios/kafkajs#1005), so sends are chained here whatever the caller does.
   let tail: Promise<unknown> = Promise.resolve();
+  // The partition each record of the send in flight went to ("topic|partition"), as the
+  // partitioner chose it. Sends are serialized, so one map serves them all.
+  const placed = new Map<Message, string>();
+  const placing = () => {
+    const partition = Partitioners.DefaultPartitioner();
+    return (args: Parameters<ReturnType<typeof Partitioners.DefaultPartitioner>>[0]) => {
+      const chosen = partition(args);
+      placed.set(args.message, `${args.topic}|${chosen}`);
+      return chosen;
+    };
+  };
 
   const make = () =>
     client.producer({
@@ -49,7 +73,7 @@ export function createProducer(client: Kafka, settings: ProducerSettings): Kafka
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       // Same murmur2 hashing as the Java client; naming it also silences kafkajs' v2 warning.
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: placing,
       // Bounded, unlike kafkajs' idempotent default (retry forever): a send to a broker that is
       // down must fail, so the caller can back off, report and close. A resend after a failure
       // reuses the rolled-back sequence numbers, so the broker still drops exact duplicates.
@@ -76,27 +100,46 @@ export function createProducer(client: Kafka, settings: ProducerSettings): Kafka
   }
 
   async function send(records: readonly KafkaRecord[]): Promise<void> {
+    let pending = records.map((r) => ({ topic: settings.topicPrefix + r.topic, message: toMessage(r) }));
+    for (let round = 1; ; round++) {
+      const acked = await sendOnce(pending);
+      const unacked = pending.filter((p) => !acked.has(placed.get(p.message) ?? ""));
+      const partitions = [...new Set(unacked.map((p) => placed.get(p.message)))];
+      placed.clear();
+      if (unacked.length === 0) return;
+      if (round === UNACKED_ROUNDS) {
+        throw new UnavailableError("kafka", `kafka acknowledged the send without ${unacked.length} of its records ${UNACKED_ROUNDS} times`);
+      }
+      settings.log?.warn({ records: unacked.length, partitions, round }, "kafka acknowledged a send without some of its partitions; sending their records again");
+      pending = unacked;
+    }
+  }
+
+  /** One kafkajs send; returns the partitions acknowledged ("topic|partition"). */
+  async function sendOnce(pending: readonly { topic: string; message: Message }[]): Promise<Set<string>> {
     const byTopic = new Map<string, Message[]>();
-    for (const r of records) {
-      const topic = settings.topicPrefix + r.topic;
+    for (const { topic, message } of pending) {
       let messages = byTopic.get(topic);
       if (!messages) byTopic.set(topic, (messages = []));
-      messages.push({ key: r.key, value: toBuffer(r.value), headers: { ...r.headers } });
+      messages.push(message);
     }
     const producer = await ready();
+    let acked: RecordMetadata[];
     try {
-      await producer.sendBatch({
+      acked = await producer.sendBatch({
         acks: -1,
         timeout: settings.ackTimeoutMs,
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
       });
     } catch (err) {
+      placed.clear();
       if (isFenced(err) && current === producer) {
         current = undefined;
         await producer.disconnect().catch(() => {});
       }
       throw err;
     }
+    return new Set(acked.map((m) => `${m.topicName}|${m.partition}`));
   }
 
   return {
@@ -118,6 +161,10 @@ export function createProducer(client: Kafka, settings: ProducerSettings): Kafka
       await p?.disconnect();
     },
   };
+}
+
+function toMessage(r: KafkaRecord): Message {
+  return { key: r.key, value: toBuffer(r.value), headers: { ...r.headers } };
 }
 
 function toBuffer(value: Uint8Array): Buffer {

@@ -1,14 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Kafka, logLevel, ConfigResourceTypes } from "kafkajs";
-import { Status } from "../../src/client/index.js";
-import { startTestHerald, type TestHerald } from "../support/herald.js";
-import { startKafkaCluster, type KafkaCluster } from "../support/kafka-cluster.js";
-import { waitFor } from "../support/wait.js";
-import { createSms } from "../support/watch.js";
+import { StatusEventSchema } from "../gen/herald/v1/notification_pb.js";
+import { Status } from "../src/client/index.js";
+import { startTestHerald, type TestHerald } from "./support/herald.js";
+import { readTopic } from "./support/kafka-reader.js";
+import { startKafkaCluster, type KafkaCluster } from "./support/kafka-cluster.js";
+import { waitFor } from "./support/wait.js";
+import { createSms } from "./support/watch.js";
 
 // Herald on a replicated cluster (3 KRaft brokers, replication 3, min.insync.replicas 2, acks=all)
 // loses the broker leading its SMS topic while Creates keep coming: every notification accepted
-// before, during and after the loss is delivered, and its topics were made as configured.
+// before, during and after the loss is delivered, every status event stored reaches herald.status,
+// and its topics were made as configured.
 
 const BEFORE = 80;
 const AFTER = 80;
@@ -116,5 +120,28 @@ describe("a 3-broker Kafka cluster", () => {
     });
     const missing = ids.filter((id) => !delivered.has(id));
     expect(missing).toEqual([]);
+
+    // The relay's batches span topics, so a lost partition of a send could as well be a status
+    // event's: every event stored for these notifications is on herald.status (repeats allowed).
+    const { rows: stored } = await herald.db.pool.query<{ notification_id: string; sequence: number }>(
+      "SELECT notification_id, sequence FROM status_events WHERE notification_id = ANY($1::uuid[])",
+      [ids],
+    );
+    const wanted = new Set(stored.map((e) => `${e.notification_id}|${e.sequence}`));
+    expect(wanted.size).toBeGreaterThanOrEqual(ids.length * 3); // QUEUED, SENDING, SENT at least
+    const seen = new Set<string>();
+    await readTopic(herald.topic("herald.status"), {
+      brokers: cluster.brokers,
+      timeoutMs: 120_000,
+      until: (records) => {
+        for (const r of records.splice(0)) {
+          const e = fromBinary(StatusEventSchema, r.value);
+          seen.add(`${e.notificationId}|${e.sequence}`);
+        }
+        return [...wanted].every((k) => seen.has(k));
+      },
+    }).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; not on herald.status: ${[...wanted].filter((k) => !seen.has(k)).slice(0, 10).join(", ")}`, { cause: err });
+    });
   });
 });
