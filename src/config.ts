@@ -67,6 +67,13 @@ export interface Config {
    * in-flight and send slots go round robin between the tenants waiting (src/workers/slots.ts).
    */
   fairDelivery: boolean;
+  /**
+   * Whether SENDING is published to herald.status (HERALD_STREAM_SENDING, on by default). Off, a
+   * claim still stores its SENDING event (history, GetStatus) but puts no record in the outbox:
+   * watchers see QUEUED then the outcome, and each delivery costs one outbox row, one relay
+   * publish and one Kafka record less (README, "Lean status stream").
+   */
+  streamSending: boolean;
   /** Per-tenant accept quotas (config-quotas.ts); off unless HERALD_TENANT_QUOTA(S) is set. */
   quotas: QuotaConfig;
   /** Event-loop lag beyond which Create and Schedule are refused at the door (src/server/admission.ts); 0: off. */
@@ -186,6 +193,7 @@ export function loadConfig(env: Env, mode: Mode): Config {
     admissionMaxLagMs: int(env, "HERALD_ADMISSION_MAX_LAG_MS", 50, 0, 10_000),
     quotas: loadQuotaConfig(env, new Set(apiKeys.values())),
     fairDelivery: onOff(env, "HERALD_FAIR_DELIVERY", true),
+    streamSending: onOff(env, "HERALD_STREAM_SENDING", true),
     relay: {
       batchSize: int(env, "HERALD_RELAY_BATCH", 500, 1, 10_000),
       pollMs: int(env, "HERALD_RELAY_POLL_MS", 500, 10, 60_000),

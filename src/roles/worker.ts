@@ -95,7 +95,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
   const suppressionLookups = createSuppressionLookups({ db: pool });
   const categoryChecks = createCategoryChecks({ db: pool });
   const links = await unsubscribeLinks(rt, opts.channels, log);
-  const store = createDeliveryStore({ pool, leaseMs: delivery.leaseMs });
+  const store = createDeliveryStore({ pool, leaseMs: delivery.leaseMs, streamSending: config.streamSending });
   // A third of the lease: one or two failed renewals (a database blip) still leave claims alive.
   const leases = createLeaseKeeper({ store, intervalMs: Math.max(100, Math.floor(delivery.leaseMs / 3)), log });
   const workers = new Map<ChannelName, ChannelWorker>();

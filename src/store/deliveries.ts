@@ -68,6 +68,8 @@ export interface DeliveryStoreDeps {
    * instead of per message. @defaultValue { maxBatch: 64, maxDelayMs: 1 }
    */
   batch?: { maxBatch: number; maxDelayMs: number };
+  /** Publish each claim's SENDING event to herald.status; false: store it only (config.streamSending). @defaultValue true */
+  streamSending?: boolean;
 }
 
 type ClaimedRow = NotificationRow & { from_status: Status };
@@ -112,7 +114,7 @@ export function unclaimed(row: { status: Status; attempts: number; lease_left_ms
 const closedError = () => databaseUnavailable("delivery store is closed");
 
 export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { close(): Promise<void> } {
-  const { pool, leaseMs } = deps;
+  const { pool, leaseMs, streamSending = true } = deps;
   const { maxBatch, maxDelayMs } = deps.batch ?? { maxBatch: 64, maxDelayMs: 1 };
 
   const claims = createGroupCommit<ClaimInput, ClaimResult>({
@@ -156,7 +158,7 @@ export function createDeliveryStore(deps: DeliveryStoreDeps): DeliveryStore & { 
         const row = byId.get(item.id.toLowerCase());
         if (!row) return [];
         const why = item.detail ?? (row.from_status === Status.SENDING ? "re-claimed after an expired lease" : "claimed");
-        return [transitionWrites(row, { detail: why })];
+        return [transitionWrites(row, { detail: why, publish: streamSending })];
       });
       await writeTransitions(client, writes);
       return byId;

@@ -37,6 +37,8 @@ export function transitionWrites(
     correlationId?: string;
     /** The provider the transition concerns (attempted, accepted, or whose receipt it is). @defaultValue "" */
     provider?: string;
+    /** Whether the event goes to herald.status too; false: stored only (a lean stream's SENDING). @defaultValue true */
+    publish?: boolean;
   },
 ): TransitionWrites {
   const event: StatusEventRow = {
@@ -53,7 +55,7 @@ export function transitionWrites(
   };
   const outbox: OutboxRecord[] = [];
   if (row.status === Status.QUEUED) outbox.push(dispatchRecord(row, row.attempts + 1));
-  outbox.push(statusRecord(toStatusEvent(event), event.tenant, opts.correlationId ?? row.correlation_id, row.traceparent));
+  if (opts.publish ?? true) outbox.push(statusRecord(toStatusEvent(event), event.tenant, opts.correlationId ?? row.correlation_id, row.traceparent));
   return { event, outbox };
 }
 
@@ -107,7 +109,7 @@ export type Alongside = (first: number) => { sql: string; params: unknown[] };
 
 /**
  * Appends the events and outbox rows of many transitions, in the given order, and wakes the
- * relay (on commit), in ONE statement: a claim or outcome batch pays one round trip for them.
+ * relay (on commit) when there are outbox rows, in ONE statement: a claim or outcome batch pays one round trip for them.
  * `alongside`, when given, runs in the same statement (a CTE of its own) and its rows are
  * returned, decoded from JSON (timestamps as ISO strings): a follow-up that must see what
  * committed before the caller's UPDATE took its locks (a fresh statement, as this one is)
@@ -120,10 +122,12 @@ export async function writeTransitions<R = never>(client: pg.ClientBase, writes:
   let next = 1 + events.params.length + records.params.length;
   const extra = alongside?.(next);
   if (extra) next += extra.params.length;
+  // Nothing for the outbox (a lean stream's claims): the relay is not woken for nothing.
+  const wake = writes.some((w) => w.outbox.length > 0);
   const result = await client.query<{ alongside: R[] | null }>(
     `WITH events AS (${events.sql}), records AS (${records.sql})${extra ? `, alongside AS (${extra.sql})` : ""}
-     SELECT pg_notify($${next}, '') AS woke, ${extra ? "(SELECT json_agg(a) FROM alongside a)" : "NULL::json"} AS alongside`,
-    [...events.params, ...records.params, ...(extra?.params ?? []), OUTBOX_CHANNEL],
+     SELECT ${wake ? `pg_notify($${next}, '')` : "NULL"} AS woke, ${extra ? "(SELECT json_agg(a) FROM alongside a)" : "NULL::json"} AS alongside`,
+    [...events.params, ...records.params, ...(extra?.params ?? []), ...(wake ? [OUTBOX_CHANNEL] : [])],
   );
   return result.rows[0]?.alongside ?? [];
 }

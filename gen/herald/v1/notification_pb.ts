@@ -461,7 +461,8 @@ export type StatusEvent = Message<"herald.v1.StatusEvent"> & {
   notificationId: string;
 
   /**
-   * 1 for the first event of a notification, then +1 per transition.
+   * 1 for the first event of a notification, then +1 per transition. A server with
+   * HERALD_STREAM_SENDING=off does not stream SENDING events, so the stream skips their numbers.
    *
    * @generated from field: uint32 sequence = 2;
    */
