@@ -84,6 +84,8 @@ export interface DeliveryConfig {
    * in-flight slots, before fetching waits (src/workers/worker.ts readAhead); 0: no reading ahead.
    */
   readAhead: number;
+  /** How long an idle lane's fetch waits on the broker (src/workers/worker.ts longPollMs). */
+  longPollMs: number;
   /** Attempts in all (1 + retries), per channel. */
   maxAttempts: Record<ChannelName, number>;
   /** Exponential backoff with full jitter: random(0, min(cap, base * 2^(attempt-1))). */
@@ -225,6 +227,9 @@ export function loadDeliveryConfig(env: Env, mode: Mode): DeliveryConfig {
     inFlight: int(env, "HERALD_WORKER_IN_FLIGHT", 4 * concurrency, concurrency, 100_000),
     // A few MB of records: at a provider limit of 100/s, 50 s of another tenant's backlog in reach.
     readAhead: int(env, "HERALD_WORKER_READ_AHEAD", 5000, 0, 1_000_000),
+    // One fetch a second per idle lane; a record is answered at once whatever this is. Shutdown
+    // waits for the fetch in flight, hence the cap.
+    longPollMs: int(env, "HERALD_WORKER_LONG_POLL_MS", 1000, 100, 10_000),
     maxAttempts: perChannel((_, up) => int(env, `HERALD_MAX_ATTEMPTS_${up}`, attempts, 1, 100)),
     backoff: {
       baseMs: int(env, "HERALD_BACKOFF_BASE_MS", 1000, 1, 3_600_000),

@@ -28,7 +28,7 @@ export const knownVariables: ReadonlySet<string> = new Set([
   // config-quotas.ts: per-tenant accept quotas (issue 17)
   "HERALD_TENANT_QUOTA", "HERALD_TENANT_QUOTAS", "HERALD_TENANT_QUOTAS_FILE",
   // config.ts: fair share between tenants at delivery (issue 17)
-  "HERALD_FAIR_DELIVERY", "HERALD_WORKER_READ_AHEAD",
+  "HERALD_FAIR_DELIVERY", "HERALD_WORKER_READ_AHEAD", "HERALD_WORKER_LONG_POLL_MS",
   // config.ts: SENDING on herald.status or only in the history (issue 17)
   "HERALD_STREAM_SENDING",
   "HERALD_RELAY_BATCH", "HERALD_RELAY_POLL_MS", "HERALD_SCHEDULER_BATCH", "HERALD_SCHEDULER_POLL_MS",

@@ -6,12 +6,12 @@ import { metricValue } from "./support/metric-values.js";
 import { waitFor } from "./support/wait.js";
 
 // An idle worker long-polls: the broker holds each fetch of an empty topic for the fetch wait
-// (500 ms) and answers it as soon as a record arrives. So, with nothing to deliver, a lane's
+// (HERALD_WORKER_LONG_POLL_MS, 1000 ms by default) and answers it as soon as a record arrives. So, with nothing to deliver, a lane's
 // consumer makes at most one fetch per wait that passed (a 10 ms wait made fifty times as many),
 // and a notification sent to an idle worker is still delivered.
 
-/** The broker holds an empty fetch this long (src/workers/worker.ts LONG_POLL_MS). */
-const LONG_POLL_MS = 500;
+/** The broker holds an empty fetch this long (HERALD_WORKER_LONG_POLL_MS's default). */
+const LONG_POLL_MS = 1000;
 
 const sent: string[] = [];
 const provider: Provider = {

@@ -150,6 +150,7 @@ export async function startWorkerRole(rt: Runtime, opts: WorkerRoleOptions): Pro
             fair: config.fairDelivery,
             // Without fair slots reading ahead would only queue more records first come, first served.
             readAhead: config.fairDelivery ? delivery.readAhead : 0,
+            longPollMs: delivery.longPollMs,
             group: config.kafka.group,
             log,
             metrics,

@@ -66,6 +66,12 @@ export interface ChannelWorkerDeps {
    * arrives in that wait). @defaultValue 10
    */
   batchLingerMs?: number;
+  /**
+   * How long the broker holds a fetch while the topic is empty (a long poll: it answers as soon as
+   * a record is there): an idle lane fetches this often. close() waits for the fetch in flight,
+   * so it also bounds how much longer a shutdown takes. @defaultValue 1000
+   */
+  longPollMs?: number;
   /** Session, heartbeat and rebalance timeouts of the consumer group. @defaultValue kafkajs' */
   group?: GroupTiming;
   /** Counts the records taken on (herald_worker_records_total). */
@@ -84,17 +90,12 @@ export interface ChannelWorker {
   readonly counters: DeliveryCounters;
 }
 
-/**
- * How long the broker holds a fetch while the topic is empty (a long poll: it answers as soon as
- * a record is there). close() waits for the fetch in flight, so this bounds a shutdown too.
- */
-const LONG_POLL_MS = 500;
 /** A main-lane batch this large means records are waiting: fetch again at once. */
 const FULL_BATCH_BYTES = 64 * 1024;
 
 export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
   const { channel, handler, maxInFlight, lane = "main", readAhead = 0 } = deps;
-  const { drainTimeoutMs = 10_000, progressIntervalMs = 1000, failurePauseMs = 1000, batchLingerMs = 10 } = deps;
+  const { drainTimeoutMs = 10_000, progressIntervalMs = 1000, failurePauseMs = 1000, batchLingerMs = 10, longPollMs = 1000 } = deps;
   const name = channelName(channel);
   const log = deps.log.child(lane === "main" ? { channel: name } : { channel: name, lane });
   const lanes = createKeyLanes();
@@ -162,8 +163,8 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         // batch, so a handful at once keeps every partition's lane fed.
         partitionsConcurrently: Math.max(1, Math.min(maxInFlight, 64)),
         // Both lanes long-poll: the broker answers a fetch as soon as one record is
-        // there and otherwise holds it for half a second, so an idle worker makes
-        // two fetches a second per lane. (A 10 ms wait on an empty topic was a
+        // there and otherwise holds it for `longPollMs`, so an idle worker makes one
+        // fetch a second per lane by default. (A 10 ms wait on an empty topic was a
         // hundred empty fetches a second, in this process and on the broker.)
         // Main lane under load: a batch returns at once when its partition's previous
         // one is done, so without a pause every fetch would carry a record or two, and
@@ -172,7 +173,7 @@ export function createChannelWorker(deps: ChannelWorkerDeps): ChannelWorker {
         // `batchLingerMs` (onBatch), and the records of that time come in one fetch.
         // High lane: few records, each wanted at once: no pause.
         fetchMinBytes: 1,
-        fetchMaxWaitMs: LONG_POLL_MS,
+        fetchMaxWaitMs: longPollMs,
         onAssigned: (assigned) => held.onAssigned(assigned),
         onGroupJoin: deps.onGroupJoin,
         onFetch: deps.onFetch,
