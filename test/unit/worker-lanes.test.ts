@@ -21,7 +21,7 @@ interface Started {
   handled: string[];
 }
 
-async function startLane(lane: "main" | "high", batchLingerMs?: number): Promise<Started> {
+async function startLane(lane: "main" | "high", batchLingerMs?: number, longPollMs?: number): Promise<Started> {
   let opts: ConsumerOptions | undefined;
   let eachBatch: Started["eachBatch"] | undefined;
   const handled: string[] = [];
@@ -40,6 +40,7 @@ async function startLane(lane: "main" | "high", batchLingerMs?: number): Promise
     maxInFlight: 4,
     log: pino({ level: "silent" }),
     ...(batchLingerMs === undefined ? {} : { batchLingerMs }),
+    ...(longPollMs === undefined ? {} : { longPollMs }),
   });
   await worker.start();
   return { opts: opts!, worker, eachBatch: eachBatch!, handled };
@@ -64,13 +65,14 @@ describe("a lane's consumer", () => {
   it("main: herald.sms in group herald-worker-sms, a long poll answered by the first record", async () => {
     const { opts, worker } = await startLane("main");
     await worker.close();
-    expect(opts).toMatchObject({ groupId: "herald-worker-sms", topics: ["herald.sms"], fetchMinBytes: 1, fetchMaxWaitMs: 500 });
+    expect(opts).toMatchObject({ groupId: "herald-worker-sms", topics: ["herald.sms"], fetchMinBytes: 1, fetchMaxWaitMs: 1000 });
   });
 
   it("high: herald.sms.high in group herald-worker-sms-high, a long poll answered by the first record", async () => {
-    const { opts, worker } = await startLane("high");
+    const { opts, worker } = await startLane("high", undefined, 2500);
     await worker.close();
-    expect(opts).toMatchObject({ groupId: "herald-worker-sms-high", topics: ["herald.sms.high"], fetchMinBytes: 1, fetchMaxWaitMs: 500 });
+    // The wait is HERALD_WORKER_LONG_POLL_MS's, passed in as longPollMs.
+    expect(opts).toMatchObject({ groupId: "herald-worker-sms-high", topics: ["herald.sms.high"], fetchMinBytes: 1, fetchMaxWaitMs: 2500 });
   });
 
   it("main: after a small batch, holds the next fetch for batchLingerMs, or until close", async () => {
