@@ -71,7 +71,8 @@ export interface Config {
    * Whether SENDING is published to herald.status (HERALD_STREAM_SENDING, on by default). Off, a
    * claim still stores its SENDING event (history, GetStatus) but puts no record in the outbox:
    * watchers see QUEUED then the outcome, and each delivery costs one outbox row, one relay
-   * publish and one Kafka record less (README, "Lean status stream").
+   * publish and one Kafka record less (README, "Draining a backlog at full speed, and a lean status
+   * stream").
    */
   streamSending: boolean;
   /** Per-tenant accept quotas (config-quotas.ts); off unless HERALD_TENANT_QUOTA(S) is set. */

@@ -130,12 +130,13 @@ describe("a 3-broker Kafka cluster", () => {
     const wanted = new Set(stored.map((e) => `${e.notification_id}|${e.sequence}`));
     expect(wanted.size).toBeGreaterThanOrEqual(ids.length * 3); // QUEUED, SENDING, SENT at least
     const seen = new Set<string>();
+    let decoded = 0;
     await readTopic(herald.topic("herald.status"), {
       brokers: cluster.brokers,
       timeoutMs: 120_000,
       until: (records) => {
-        for (const r of records.splice(0)) {
-          const e = fromBinary(StatusEventSchema, r.value);
+        for (; decoded < records.length; decoded++) {
+          const e = fromBinary(StatusEventSchema, records[decoded]!.value);
           seen.add(`${e.notificationId}|${e.sequence}`);
         }
         return [...wanted].every((k) => seen.has(k));

@@ -1,4 +1,4 @@
-import { Partitioners, type Kafka, type Message, type Producer, type RecordMetadata } from "kafkajs";
+import { Partitioners, type Kafka, type Message, type Producer } from "kafkajs";
 import { UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -100,12 +100,9 @@ export function createProducer(client: Kafka, settings: ProducerSettings): Kafka
   }
 
   async function send(records: readonly KafkaRecord[]): Promise<void> {
-    let pending = records.map((r) => ({ topic: settings.topicPrefix + r.topic, message: toMessage(r) }));
+    let pending: Pending[] = records.map((r) => ({ topic: settings.topicPrefix + r.topic, message: toMessage(r) }));
     for (let round = 1; ; round++) {
-      const acked = await sendOnce(pending);
-      const unacked = pending.filter((p) => !acked.has(placed.get(p.message) ?? ""));
-      const partitions = [...new Set(unacked.map((p) => placed.get(p.message)))];
-      placed.clear();
+      const { unacked, partitions } = await sendOnce(pending);
       if (unacked.length === 0) return;
       if (round === UNACKED_ROUNDS) {
         throw new UnavailableError("kafka", `kafka acknowledged the send without ${unacked.length} of its records ${UNACKED_ROUNDS} times`);
@@ -115,8 +112,8 @@ export function createProducer(client: Kafka, settings: ProducerSettings): Kafka
     }
   }
 
-  /** One kafkajs send; returns the partitions acknowledged ("topic|partition"). */
-  async function sendOnce(pending: readonly { topic: string; message: Message }[]): Promise<Set<string>> {
+  /** One kafkajs send; returns the records whose partition has no acknowledgement, and those partitions ("topic|partition"). */
+  async function sendOnce(pending: Pending[]): Promise<{ unacked: Pending[]; partitions: string[] }> {
     const byTopic = new Map<string, Message[]>();
     for (const { topic, message } of pending) {
       let messages = byTopic.get(topic);
@@ -124,22 +121,24 @@ export function createProducer(client: Kafka, settings: ProducerSettings): Kafka
       messages.push(message);
     }
     const producer = await ready();
-    let acked: RecordMetadata[];
     try {
-      acked = await producer.sendBatch({
+      const acked = await producer.sendBatch({
         acks: -1,
         timeout: settings.ackTimeoutMs,
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
       });
+      const answered = new Set(acked.map((m) => `${m.topicName}|${m.partition}`));
+      const unacked = pending.filter((p) => !answered.has(placed.get(p.message) ?? ""));
+      return { unacked, partitions: [...new Set(unacked.map((p) => placed.get(p.message) ?? "?"))] };
     } catch (err) {
-      placed.clear();
       if (isFenced(err) && current === producer) {
         current = undefined;
         await producer.disconnect().catch(() => {});
       }
       throw err;
+    } finally {
+      placed.clear();
     }
-    return new Set(acked.map((m) => `${m.topicName}|${m.partition}`));
   }
 
   return {
@@ -161,6 +160,12 @@ export function createProducer(client: Kafka, settings: ProducerSettings): Kafka
       await p?.disconnect();
     },
   };
+}
+
+/** A record as kafkajs takes it, with its prefixed topic. */
+interface Pending {
+  topic: string;
+  message: Message;
 }
 
 function toMessage(r: KafkaRecord): Message {

@@ -109,7 +109,8 @@ export type Alongside = (first: number) => { sql: string; params: unknown[] };
 
 /**
  * Appends the events and outbox rows of many transitions, in the given order, and wakes the
- * relay (on commit) when there are outbox rows, in ONE statement: a claim or outcome batch pays one round trip for them.
+ * relay (on commit) when there are outbox rows, in ONE statement: a claim or outcome batch pays
+ * one round trip for them.
  * `alongside`, when given, runs in the same statement (a CTE of its own) and its rows are
  * returned, decoded from JSON (timestamps as ISO strings): a follow-up that must see what
  * committed before the caller's UPDATE took its locks (a fresh statement, as this one is)
