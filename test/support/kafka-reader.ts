@@ -42,12 +42,33 @@ export async function readTopic(
       },
     });
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    await waitFor(`the records wanted from ${topic} (${records.length} read)`, () => opts.until(records), { timeoutMs, everyMs: 50 });
+    try {
+      await waitFor(`the records wanted from ${topic}`, () => opts.until(records), { timeoutMs, everyMs: 50 });
+    } catch (err) {
+      // Say whether the records were in Kafka at all: a writer that never published them, or
+      // this reader that never got them, are different bugs.
+      throw new Error(`${(err as Error).message}; read ${records.length}, the topic's partitions end at ${await describeEnds(topic, opts.brokers)}`, {
+        cause: err,
+      });
+    }
     const ends = await endOffsets([topic], opts.brokers);
     await waitFor(`${topic} read to its end offsets`, () => reached(ends, readTo), { timeoutMs, everyMs: 50 });
     return records;
   } finally {
     await consumer.disconnect();
+  }
+}
+
+/** The end offsets of `topic`'s partitions that hold records, for an error message; never throws. */
+async function describeEnds(topic: string, brokers?: string[]): Promise<string> {
+  try {
+    const ends = await Promise.race([
+      endOffsets([topic], brokers),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer in 5 s")), 5000).unref()),
+    ]);
+    return ends.size === 0 ? "0 (the topic is empty)" : [...ends].map(([p, end]) => `${p}:${end}`).join(", ");
+  } catch (err) {
+    return `unknown (${(err as Error).message})`;
   }
 }
 
