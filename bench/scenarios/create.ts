@@ -110,18 +110,10 @@ export const run: Scenario = async (ctx) => {
   let notStored = 0;
   try {
     const auth = { authorization: `Bearer ${stack.apiKey}` };
-    const redact = { authorization: "Bearer $HERALD_API_KEY" };
     const message = createRequestBytes();
-    const grpcOpts = (inFlight: number): Omit<H2loadOptions, "seconds"> => ({
-      url: `http://${stack.grpcAddress}${CREATE_PATH}`,
-      body: grpcFrame(message),
-      headers: { ...GRPC_HEADERS, ...auth },
-      redact,
-      ...spread(inFlight),
-    });
     if ((await grpcCall(stack.grpcAddress, CREATE_PATH, message, auth)) !== 0) throw new Error("Create through grpc-js did not return OK");
     ctx.progress.step("Create warm-up");
-    await h2load({ ...grpcOpts(levels.at(-1)!), seconds: ctx.quick ? 1 : 3 });
+    await h2load({ ...createLoad(stack, levels.at(-1)!), seconds: ctx.quick ? 1 : 3 });
     await drained(ctx, stack, "warm-up");
 
     let best = { rps: 0, inFlight: 0 };
@@ -130,7 +122,7 @@ export const run: Scenario = async (ctx) => {
       ctx.progress.step(`Create over grpc-js, ${inFlight} in flight: ${seconds}s`);
       // The CPU of the load and of publishing all of it: what each Create costs the machine.
       const { result, cpu } = await withCpu(herald, async () => {
-        const m = await measured(stack, () => h2load({ ...grpcOpts(inFlight), seconds }));
+        const m = await measured(stack, () => h2load({ ...createLoad(stack, inFlight), seconds }));
         return { m, publishSeconds: await drained(ctx, stack, `${inFlight} in flight`) };
       });
       const { m, publishSeconds } = result;
@@ -170,7 +162,7 @@ export const run: Scenario = async (ctx) => {
         url: `${stack.httpUrl}${CREATE_PATH}`,
         body: message,
         headers: { "content-type": "application/proto", "connect-protocol-version": "1", ...auth },
-        redact,
+        redact: REDACT,
         ...spread(connectLevel),
         seconds,
       }),
@@ -190,7 +182,7 @@ export const run: Scenario = async (ctx) => {
     const streams = 250;
     ctx.progress.step(`Create at ${OFFERED_RPS} req/s offered: ${openSeconds}s`);
     const o = await measured(stack, () =>
-      h2load({ ...grpcOpts(streams * connections), connections, streams, rpsPerConnection: OFFERED_RPS / connections, seconds: openSeconds }),
+      h2load({ ...createLoad(stack, streams * connections), connections, streams, rpsPerConnection: OFFERED_RPS / connections, seconds: openSeconds }),
     );
     const openPublish = await drained(ctx, stack, "open loop");
     notStored += o.errors;
@@ -271,14 +263,7 @@ export const run: Scenario = async (ctx) => {
   ctx.progress.step(`Create, server alone (no relay), ${top} in flight: ${seconds}s`);
   const alone = await startStack({ name: "createalone", roles: ["server"] });
   try {
-    const message = createRequestBytes();
-    const opts = {
-      url: `http://${alone.grpcAddress}${CREATE_PATH}`,
-      body: grpcFrame(message),
-      headers: { ...GRPC_HEADERS, authorization: `Bearer ${alone.apiKey}` },
-      redact: { authorization: "Bearer $HERALD_API_KEY" },
-      ...spread(top),
-    };
+    const opts = createLoad(alone, top);
     await h2load({ ...opts, seconds: ctx.quick ? 1 : 3 });
     const { result: m, cpu } = await withCpu({ server: alone.pid("server") }, () => measured(alone, () => h2load({ ...opts, seconds })));
     record(`Create, server alone (no relay: nothing published), ${top} in flight`, m.r, m.errors, {
@@ -320,6 +305,20 @@ export const run: Scenario = async (ctx) => {
     notes,
   };
 };
+
+/** What h2load's command line shows instead of the API key. */
+const REDACT = { authorization: "Bearer $HERALD_API_KEY" };
+
+/** h2load options for gRPC Creates against a stack's server, `inFlight` at once. */
+function createLoad(stack: Pick<Stack, "grpcAddress" | "apiKey">, inFlight: number): Omit<H2loadOptions, "seconds"> {
+  return {
+    url: `http://${stack.grpcAddress}${CREATE_PATH}`,
+    body: grpcFrame(createRequestBytes()),
+    headers: { ...GRPC_HEADERS, authorization: `Bearer ${stack.apiKey}` },
+    redact: REDACT,
+    ...spread(inFlight),
+  };
+}
 
 const countStored = async (stack: Stack) =>
   Number((await stack.pool.query<{ n: string }>("SELECT count(*) AS n FROM notifications")).rows[0]!.n);
